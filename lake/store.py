@@ -1,0 +1,191 @@
+"""The lake on disk: creation, the writer lock, the commit point and rollback.
+
+Commit protocol. The root ``zarr.json`` carries *consolidated metadata* for the
+whole hierarchy, and that document is the commit record: readers (plain
+``xr.open_zarr`` and ``zarr.open_group``) use it by default, so they see exactly the
+shapes of the last commit. A writer grows arrays and writes chunks freely (every
+file write is an atomic rename in zarr's LocalStore), then commits by rewriting the
+root document atomically with ``zarr.consolidate_metadata``. A writer that dies
+leaves live metadata ahead of the commit; the next writer rolls every node back to
+the committed document before it starts (``restore``), so rows of a killed run are
+never visible and never duplicated.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import LakeLockedError, NotALakeError, SchemaVersionError
+from .schema import SCHEMA_ATTR, SCHEMA_VERSION
+
+LOCK_FILE = ".dmd2viz.lock"
+META = "zarr.json"
+
+
+def lake_path(path: str | os.PathLike[str]) -> Path:
+    """Normalise a lake location. Only local directories are supported for now."""
+    text = os.fspath(path)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    if "://" in text:
+        raise NotALakeError(f"{text}: only local lake directories are supported in this version")
+    return Path(text).expanduser()
+
+
+def read_root_document(path: Path) -> dict[str, Any] | None:
+    """The root group's metadata document, or None when the path holds no Zarr root."""
+    try:
+        return json.loads((path / META).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise NotALakeError(f"{path}: unreadable {META} ({exc}); this is not a DMD2 Visualizer lake") from exc
+
+
+def check_lake(path: Path) -> dict[str, Any]:
+    """Validate that `path` is a lake of a schema this code understands; return its root document."""
+    if not path.exists():
+        raise NotALakeError(f"{path}: no lake here; create one with `python -m ingest npz ... --lake {path}`")
+    doc = read_root_document(path)
+    version = None if doc is None else doc.get("attributes", {}).get(SCHEMA_ATTR)
+    if doc is None or doc.get("node_type") != "group" or version is None:
+        raise NotALakeError(f"{path}: exists but is not a DMD2 Visualizer lake (no {META} with {SCHEMA_ATTR}); choose an empty or new directory")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: lake schema version {version} is newer than this tool's ({SCHEMA_VERSION}); upgrade dmd2-visualizer"
+        )
+    return doc
+
+
+def committed_nodes(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Metadata of every committed node, keyed by path relative to the root.
+
+    Child groups appear with an empty ``consolidated_metadata`` field in the root
+    document; on disk they carry none (only the root is the commit record), so it is
+    dropped here to compare like with like.
+    """
+    consolidated = doc.get("consolidated_metadata") or {}
+    return {
+        rel: {k: v for k, v in meta.items() if k != "consolidated_metadata"}
+        for rel, meta in (consolidated.get("metadata") or {}).items()
+    }
+
+
+def create_lake(path: Path, attributes: dict[str, Any]) -> None:
+    """Create an empty, committed lake at `path` (which must be missing or an empty directory)."""
+    import zarr
+
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise NotALakeError(f"{path}: exists but is not a DMD2 Visualizer lake; choose an empty or new directory")
+    path.mkdir(parents=True, exist_ok=True)
+    zarr.open_group(str(path), mode="w", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION, **attributes})
+    commit(path)
+
+
+def commit(path: Path) -> None:
+    """Make everything written so far visible to readers, atomically."""
+    import zarr
+
+    with warnings.catch_warnings():
+        # zarr warns that consolidated metadata is not yet in the v3 spec; it is
+        # what xarray reads by default, and our commit point.
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(path))
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold the lake's exclusive writer lock (released by the OS even on kill -9)."""
+    lock_path = path / LOCK_FILE
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LakeLockedError(f"{path}: is being written by {holder}; wait for it to finish, then run again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def live_nodes(path: Path) -> dict[str, dict[str, Any]]:
+    """Metadata of every node on disk now (which may be ahead of the last commit)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for directory, subdirs, files in os.walk(path):
+        rel = os.path.relpath(directory, path)
+        if META in files and rel != ".":
+            meta = json.loads((Path(directory) / META).read_text())
+            nodes[rel.replace(os.sep, "/")] = meta
+            if meta.get("node_type") == "array":
+                subdirs[:] = []  # chunk directories hold no nodes
+    return nodes
+
+
+def restore(path: Path, doc: dict[str, Any]) -> bool:
+    """Roll every node back to the state recorded in root document `doc`. Returns True if anything changed."""
+    committed = committed_nodes(doc)
+    changed = False
+    for rel in live_nodes(path):
+        if rel not in committed:
+            shutil.rmtree(path / rel, ignore_errors=True)
+            changed = True
+    for rel, meta in committed.items():
+        node_dir = path / rel
+        live_file = node_dir / META
+        live = json.loads(live_file.read_text()) if live_file.exists() else None
+        if live == meta:
+            continue
+        if live is not None and meta.get("node_type") == "array" and live.get("node_type") == "array":
+            _delete_chunks_outside(node_dir, meta)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(live_file, meta)
+        changed = True
+    if read_root_document(path) != doc:
+        _write_json_atomic(path / META, doc)
+        changed = True
+    return changed
+
+
+def _delete_chunks_outside(node_dir: Path, meta: dict[str, Any]) -> None:
+    """Remove chunk files that lie outside the committed shape of an array."""
+    shape = meta["shape"]
+    chunk_shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    n_chunks = [math.ceil(s / c) if s else 0 for s, c in zip(shape, chunk_shape)]
+
+    def prune(directory: Path, axis: int) -> None:
+        if axis >= len(n_chunks) or not directory.is_dir():
+            return
+        for entry in directory.iterdir():
+            if entry.name.endswith(".partial"):
+                entry.unlink(missing_ok=True)
+                continue
+            if not entry.name.isdigit():
+                continue
+            if int(entry.name) >= n_chunks[axis]:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            elif entry.is_dir():
+                prune(entry, axis + 1)
+
+    prune(node_dir / "c", 0)
+
+
+def _write_json_atomic(target: Path, document: dict[str, Any]) -> None:
+    tmp = target.with_name(target.name + f".{os.getpid()}.partial")
+    tmp.write_text(json.dumps(document, indent=2))
+    os.replace(tmp, target)

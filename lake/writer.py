@@ -1,0 +1,165 @@
+"""Writing to a lake: a locked, crash-safe session with append-only tables.
+
+    with LakeWriter.open(path, Provenance(job="ingest npz")) as writer:
+        table = writer.table(SAMPLES)
+        for batch in batches:
+            table.append(batch)
+            writer.commit()          # rows become visible, survive kill -9
+
+Leaving the block with an exception restores the lake to how it was when the
+session opened (earlier commits of *this* session included), so bad input never
+leaves half a job behind; a killed process keeps everything it committed.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from .provenance import Provenance
+from .schema import PROVENANCE_GROUP, STRING, ColumnSpec, TableSpec
+from .store import check_lake, commit, create_lake, lake_path, read_root_document, restore, writer_lock
+
+
+def _zarr_dtype(column: ColumnSpec) -> Any:
+    if column.dtype == STRING:
+        from zarr.core.dtype import VariableLengthUTF8
+
+        return VariableLengthUTF8()
+    return np.dtype(column.dtype)
+
+
+@dataclass
+class Table:
+    """An append-only, row-aligned group of arrays inside an open writer session."""
+
+    group: Any  # zarr.Group, opened on live (uncommitted) metadata
+    spec: TableSpec
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.group[self.spec.key_column].shape[0])
+
+    def keys(self) -> np.ndarray:
+        """Every value of the key column (e.g. all sample ids), in row order."""
+        return np.asarray(self.group[self.spec.key_column][:], dtype=object)
+
+    def column(self, name: str) -> Any:
+        """The live zarr array of a column (for reads and region writes inside the session)."""
+        return self.group[name]
+
+    def append(self, columns: Mapping[str, np.ndarray]) -> slice:
+        """Append rows given as one array per column (every column of the spec, same length)."""
+        missing = [c.name for c in self.spec.columns if c.name not in columns]
+        if missing:
+            raise ValueError(f"append to {self.spec.path} lacks columns {missing}")
+        lengths = {len(columns[c.name]) for c in self.spec.columns}
+        if len(lengths) != 1:
+            raise ValueError(f"append to {self.spec.path}: columns differ in length {sorted(lengths)}")
+        count = lengths.pop()
+        start = self.num_rows
+        for column in self.spec.columns:
+            array = self.group[column.name]
+            array.resize((start + count, *array.shape[1:]))
+            values = columns[column.name]
+            if column.dtype == STRING:
+                values = np.asarray(values, dtype=object)
+            array[start : start + count] = values
+        return slice(start, start + count)
+
+
+class LakeWriter:
+    """An exclusive, crash-safe writing session on one lake."""
+
+    def __init__(self, path: Path, provenance: Provenance, create: bool = True):
+        self.path = path
+        self.provenance = provenance
+        self._create = create
+        self._lock = writer_lock(path)
+        self._start_document: dict[str, Any] | None = None
+        self._root: Any = None
+        self.rows_added: dict[str, int] = {}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], provenance: Provenance, create: bool = True) -> "LakeWriter":
+        return cls(lake_path(path), provenance, create)
+
+    def __enter__(self) -> "LakeWriter":
+        import zarr
+
+        if self._create and (not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))):
+            create_lake(self.path, {})
+        check_lake(self.path)
+        self._lock.__enter__()
+        try:
+            doc = read_root_document(self.path)
+            assert doc is not None
+            restore(self.path, doc)  # undo whatever a killed writer left uncommitted
+            self._start_document = doc
+            self._root = zarr.open_group(str(self.path), mode="r+", use_consolidated=False)
+            record = self.provenance.to_attrs() | {"status": "running", "rows_added": {}}
+            self._root.require_group(PROVENANCE_GROUP).create_group(self.provenance.run_id, attributes=record)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def table(self, spec: TableSpec) -> Table:
+        """Open (creating if needed) a table; its arrays are created empty with the spec's chunking."""
+        group = self._root.require_group(spec.path)
+        if spec.attrs:
+            group.attrs.update(spec.attrs)
+        existing = set(group.array_keys())
+        coords = " ".join(spec.coord_names)
+        for column in spec.columns:
+            if column.name in existing:
+                continue
+            attrs = dict(column.attrs)
+            if not column.coord:
+                attrs["coordinates"] = coords  # CF: lets xarray label data variables
+            group.create_array(
+                column.name,
+                shape=(0, *column.inner_shape),
+                chunks=(column.rows_per_chunk, *column.inner_shape),
+                dtype=_zarr_dtype(column),
+                compressors=[column.codec] if column.codec else "auto",
+                fill_value=column.fill_value(),
+                dimension_names=(spec.row_dim, *column.inner_dims),
+                attributes=attrs,
+            )
+        for name, values in spec.fixed_coords.items():
+            if name not in existing:
+                group.create_array(name, data=np.asarray(values), dimension_names=(name,))
+        return Table(group, spec)
+
+    def group(self, path: str) -> Any:
+        """A live zarr group for results that are not append-only tables (written inside this session)."""
+        return self._root.require_group(path)
+
+    def note_rows(self, table: str, count: int) -> None:
+        self.rows_added[table] = self.rows_added.get(table, 0) + count
+
+    def commit(self, status: str = "running") -> None:
+        """Make all writes so far visible to readers and durable across kill -9."""
+        record = self._root[f"{PROVENANCE_GROUP}/{self.provenance.run_id}"]
+        record.attrs.update({"status": status, "rows_added": dict(self.rows_added)})
+        commit(self.path)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if exc_type is None:
+                self.commit(status="complete")
+            else:
+                # Bad input or an error mid-job: put the lake back exactly as it was.
+                assert self._start_document is not None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    restore(self.path, self._start_document)
+        finally:
+            self._lock.__exit__(None, None, None)
