@@ -67,7 +67,6 @@ class SampleSink:
             return 0
         self.table.append(batch.columns())
         self.existing.update(batch.sample_ids)
-        self.writer.note_rows(SAMPLES.path, len(batch))
         self.writer.commit()
         return len(batch)
 

@@ -151,10 +151,13 @@ def restore(path: Path, doc: dict[str, Any]) -> bool:
         live = json.loads(live_file.read_text()) if live_file.exists() else None
         if live == meta:
             continue
-        if live is not None and meta.get("node_type") == "array" and live.get("node_type") == "array":
+        shrunk = live is not None and meta.get("node_type") == "array" and live.get("node_type") == "array"
+        if shrunk:
             _delete_chunks_outside(node_dir, meta)
         node_dir.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(live_file, meta)
+        if shrunk:
+            _rewrite_boundary_chunk(path, node_dir, meta)
         changed = True
     if read_root_document(path) != doc:
         _write_json_atomic(path / META, doc)
@@ -183,6 +186,37 @@ def _delete_chunks_outside(node_dir: Path, meta: dict[str, Any]) -> None:
                 prune(entry, axis + 1)
 
     prune(node_dir / "c", 0)
+
+
+def _rewrite_boundary_chunk(lake: Path, node_dir: Path, meta: dict[str, Any]) -> None:
+    """Re-encode the last, partly filled chunk row so it holds committed rows and fill values only.
+
+    An aborted append leaves rows beyond the committed shape inside the boundary chunk.
+    Readers never see them, but the chunk's bytes would differ from an uninterrupted
+    run's. The clean chunk is encoded in a scratch array with the same metadata and
+    moved in by atomic rename, so a kill during the rewrite cannot lose committed rows.
+    """
+    import zarr
+
+    rows, chunk_rows = meta["shape"][0], meta["chunk_grid"]["configuration"]["chunk_shape"][0]
+    start = (rows // chunk_rows) * chunk_rows
+    if rows == start:
+        return
+    index = start // chunk_rows
+    values = zarr.open_array(str(node_dir), mode="r")[start:rows]
+    scratch = lake / f".dmd2viz-restore-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        _write_json_atomic(scratch / META, {**meta, "shape": [rows - start, *meta["shape"][1:]]})
+        zarr.open_array(str(scratch), mode="r+")[:] = values
+        for chunk in (scratch / "c" / "0").rglob("*") if (scratch / "c" / "0").is_dir() else [scratch / "c" / "0"]:
+            if chunk.is_file():
+                target = node_dir / "c" / str(index) / chunk.relative_to(scratch / "c" / "0")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(chunk, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _write_json_atomic(target: Path, document: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ class Table:
 
     group: Any  # zarr.Group, opened on live (uncommitted) metadata
     spec: TableSpec
+    writer: "LakeWriter | None" = None  # counts appended rows for provenance
 
     @property
     def num_rows(self) -> int:
@@ -71,6 +72,8 @@ class Table:
             if column.dtype == STRING:
                 values = np.asarray(values, dtype=object)
             array[start : start + count] = values
+        if self.writer is not None:
+            self.writer.rows_added[self.spec.path] = self.writer.rows_added.get(self.spec.path, 0) + count
         return slice(start, start + count)
 
 
@@ -136,14 +139,11 @@ class LakeWriter:
         for name, values in spec.fixed_coords.items():
             if name not in existing:
                 group.create_array(name, data=np.asarray(values), dimension_names=(name,))
-        return Table(group, spec)
+        return Table(group, spec, self)
 
     def group(self, path: str) -> Any:
         """A live zarr group for results that are not append-only tables (written inside this session)."""
         return self._root.require_group(path)
-
-    def note_rows(self, table: str, count: int) -> None:
-        self.rows_added[table] = self.rows_added.get(table, 0) + count
 
     def commit(self, status: str = "running") -> None:
         """Make all writes so far visible to readers and durable across kill -9."""

@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from lake.classes import imagenet_classes
+
+
+def test_imagenet64_labels_convert_through_wnid():
+    table = imagenet_classes()
+    # ImageNet64 label 1 is kit fox (n02119789), standard class 278.
+    assert table.class_ids_from_imagenet64(np.array([1])).tolist() == [278]
+    assert table.wnids[278] == "n02119789"
+    # Every ImageNet64 label maps to a distinct standard id.
+    ids = table.class_ids_from_imagenet64(np.arange(1, 1001))
+    assert sorted(ids.tolist()) == list(range(1000))
+
+
+@pytest.mark.parametrize("bad", [0, 1001, -3])
+def test_out_of_range_label_is_an_error(bad):
+    with pytest.raises(ValueError, match=str(bad)):
+        imagenet_classes().class_ids_from_imagenet64(np.array([5, bad]))
+
+
+def test_labels_and_lookup():
+    table = imagenet_classes()
+    assert table.label(1) == "1: goldfish"
+    assert table.resolve("goldfish") == table.resolve("n01443537") == table.resolve("1") == 1
+    assert 1 in table.search("gold")
+    with pytest.raises(ValueError, match="unknown class"):
+        table.resolve("not-a-class")

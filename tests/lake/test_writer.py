@@ -1,0 +1,110 @@
+"""The commit protocol: readers see only commits, errors restore, a killed writer is rolled back."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from lake import SAMPLES, LakeLockedError, LakeWriter, NotALakeError, Provenance, SchemaVersionError, open_lake
+from lake.schema import SCHEMA_ATTR
+from tests.conftest import REPO, tree_digest
+
+
+def batch(tag: int, n: int) -> dict:
+    return {
+        "image": np.full((n, 64, 64, 3), tag, np.uint8),
+        "sample_id": [f"t{tag}/{i}" for i in range(n)],
+        "source": ["real"] * n,
+        "split": ["train"] * n,
+        "class_id": np.full(n, tag, np.int16),
+        "wnid": ["n01440764"] * n,
+        "class_name": ["tench"] * n,
+        "origin": ["test"] * n,
+        "seed": np.full(n, -1),
+        "model_id": [""] * n,
+    }
+
+
+def test_plain_xarray_reads_labelled_samples(tmp_path):
+    lake = tmp_path / "lake"
+    with LakeWriter.open(lake, Provenance(job="test")) as writer:
+        writer.table(SAMPLES).append(batch(3, 300))
+    ds = xr.open_zarr(lake, group="samples")
+    assert ds.sizes["sample"] == 300
+    assert ds.image.dims == ("sample", "y", "x", "channel") and ds.image.dtype == np.uint8
+    assert {"sample_id", "source", "split", "class_id", "wnid", "class_name", "origin"} <= set(ds.coords)
+    assert ds.sample_id.values[299] == "t3/299"
+    assert int(ds.image[5].max()) == 3
+    [record] = open_lake(lake).provenance()
+    assert record["job"] == "test" and record["status"] == "complete" and record["rows_added"] == {"samples": 300}
+
+
+def test_uncommitted_rows_are_invisible_and_errors_restore_the_lake(tmp_path):
+    lake = tmp_path / "lake"
+    with LakeWriter.open(lake, Provenance(job="first")) as writer:
+        writer.table(SAMPLES).append(batch(1, 10))
+    before = tree_digest(lake)
+    with pytest.raises(RuntimeError):
+        with LakeWriter.open(lake, Provenance(job="second")) as writer:
+            table = writer.table(SAMPLES)
+            table.append(batch(2, 7))
+            writer.commit()
+            table.append(batch(3, 5))
+            assert open_lake(lake).num_samples == 17  # committed rows visible, the rest not
+            raise RuntimeError("bad input discovered mid-job")
+    assert tree_digest(lake) == before
+    assert open_lake(lake).num_samples == 10
+
+
+def test_killed_writer_is_rolled_back_on_next_open(tmp_path):
+    lake = tmp_path / "lake"
+    script = textwrap.dedent(
+        f"""
+        import os, numpy as np
+        from lake import LakeWriter, Provenance, SAMPLES
+        from tests.lake.test_writer import batch
+        with LakeWriter.open({str(lake)!r}, Provenance(job="killed")) as writer:
+            table = writer.table(SAMPLES)
+            table.append(batch(1, 20)); writer.commit()
+            table.append(batch(2, 300))
+            os.kill(os.getpid(), 9)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=False)
+    assert open_lake(lake).num_samples == 20
+    with LakeWriter.open(lake, Provenance(job="next")) as writer:
+        table = writer.table(SAMPLES)
+        assert table.num_rows == 20  # the uncommitted 300 rows were rolled back
+        table.append(batch(4, 3))
+    ds = xr.open_zarr(lake, group="samples")
+    assert ds.sample_id.values.tolist() == [f"t1/{i}" for i in range(20)] + [f"t4/{i}" for i in range(3)]
+    assert int(ds.image[21].max()) == 4
+
+
+def test_second_writer_is_refused(tmp_path):
+    lake = tmp_path / "lake"
+    with LakeWriter.open(lake, Provenance(job="a")):
+        with pytest.raises(LakeLockedError, match="being written"):
+            with LakeWriter.open(lake, Provenance(job="b")):
+                pass
+
+
+def test_not_a_lake_and_newer_schema_are_refused(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("hello")
+    with pytest.raises(NotALakeError, match="not a DMD2 Visualizer lake"):
+        LakeWriter.open(other, Provenance(job="x")).__enter__()
+    lake = tmp_path / "lake"
+    with LakeWriter.open(lake, Provenance(job="a")):
+        pass
+    doc = json.loads((lake / "zarr.json").read_text())
+    doc["attributes"][SCHEMA_ATTR] = 99
+    (lake / "zarr.json").write_text(json.dumps(doc))
+    with pytest.raises(SchemaVersionError, match="newer"):
+        open_lake(lake)
