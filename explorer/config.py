@@ -1,0 +1,77 @@
+"""The explorer's command line: `streamlit run explorer/app.py -- --lake LAKE [...]`."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+LAKE_ENV = "DMD2VIZ_LAKE"
+THUMB_HOST_ENV = "DMD2VIZ_THUMB_HOST"
+THUMB_PORT_ENV = "DMD2VIZ_THUMB_PORT"
+DEFAULT_LAKE = "demo_lake"
+
+
+@dataclass(frozen=True)
+class ExplorerConfig:
+    """Where the lake is and how thumbnails are served."""
+
+    lake: Path
+    thumb_host: str = "127.0.0.1"
+    thumb_port: int = 0
+    thumb_public_host: str | None = None
+
+
+def _env_int(name: str) -> int:
+    text = os.environ.get(name, "").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamlit run explorer/app.py --",
+        description="Interactive explorer of a DMD2 Visualizer lake (read-only).",
+        exit_on_error=False,
+    )
+    parser.add_argument(
+        "--lake",
+        default=os.environ.get(LAKE_ENV, DEFAULT_LAKE),
+        help=f"lake directory to explore (default: ${LAKE_ENV}, else ./{DEFAULT_LAKE})",
+    )
+    parser.add_argument(
+        "--thumb-host",
+        default=os.environ.get(THUMB_HOST_ENV, "127.0.0.1"),
+        help=f"address the thumbnail server binds to (default: ${THUMB_HOST_ENV}, else 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--thumb-port",
+        type=int,
+        default=_env_int(THUMB_PORT_ENV),
+        help=f"port of the thumbnail server (default: ${THUMB_PORT_ENV}, else a free port)",
+    )
+    parser.add_argument(
+        "--thumb-public-host",
+        default=None,
+        help="host name the browser uses to reach the thumbnail server (default: the bind address)",
+    )
+    return parser
+
+
+def parse_args(argv: list[str]) -> tuple[ExplorerConfig, list[str]]:
+    """The config, plus one-line problems with the arguments (unknown or malformed ones are ignored)."""
+    parser = build_parser()
+    problems: list[str] = []
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except (argparse.ArgumentError, ValueError) as exc:
+        problems.append(f"ignoring the explorer arguments: {exc}")
+        args, unknown = parser.parse_known_args([]), []
+    if unknown:
+        problems.append(f"ignoring unknown arguments: {' '.join(unknown)}")
+    config = ExplorerConfig(
+        lake=Path(args.lake).expanduser(),
+        thumb_host=args.thumb_host,
+        thumb_port=max(0, args.thumb_port),
+        thumb_public_host=args.thumb_public_host,
+    )
+    return config, problems

@@ -1,0 +1,518 @@
+"""Reading what the explorer needs from a lake, lazily and in bounded memory.
+
+The explorer holds, per embedding, only small per-sample vectors (coordinates, class
+codes, a 64-bit hash of each id, the row of each sample in the samples table) and the
+ids themselves; images, activations, PCA scores and k-NN rows are read on demand, a
+few rows at a time. Everything here is plain Python + numpy so it is testable without
+Streamlit; the app caches one `LakeSession` per (lake, commit).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EMBEDDINGS_PREFIX = "analysis/embeddings"
+KNN_PREFIX = "analysis/knn"
+PCA_PREFIX = "analysis/pca"
+COMPARE_PREFIX = "analysis/compare"
+SAMPLES_GROUP = "samples"
+
+# Low-cardinality string columns with more distinct values than this are factorised
+# with pandas instead of by repeated vectorised comparison.
+_MAX_SCAN_CATEGORIES = 32
+
+
+class LakeState(Enum):
+    """What the explorer found at the lake path."""
+
+    MISSING = "missing"
+    NOT_A_LAKE = "not_a_lake"
+    EMPTY = "empty"
+    NO_EMBEDDINGS = "no_embeddings"
+    READY = "ready"
+
+
+@dataclass(frozen=True)
+class LakeDiagnosis:
+    """The lake's state plus a friendly message and the command that fixes it."""
+
+    state: LakeState
+    message: str
+    command: str = ""
+
+
+def diagnose_lake(path: str | os.PathLike[str]) -> LakeDiagnosis:
+    """Decide whether the explorer can show anything, and if not, what to run."""
+    from lake import open_lake
+    from lake.errors import LakeError
+
+    text = os.fspath(path)
+    if not Path(text).exists():
+        return LakeDiagnosis(
+            LakeState.MISSING,
+            f"There is no lake at `{text}` yet.",
+            f"make demo    # or: python -m ingest npz ... --lake {text} && python -m analysis run --lake {text}",
+        )
+    try:
+        lake = open_lake(text)
+    except LakeError as exc:
+        return LakeDiagnosis(LakeState.NOT_A_LAKE, str(exc), "make demo    # builds demo_lake/")
+    except Exception as exc:  # an unreadable directory must still give a page, not a traceback
+        return LakeDiagnosis(LakeState.NOT_A_LAKE, f"{text}: cannot be read ({exc})", "make demo")
+    if lake.num_samples == 0:
+        return LakeDiagnosis(
+            LakeState.EMPTY,
+            f"The lake at `{text}` holds no samples yet.",
+            f"python -m ingest npz ... --lake {text}    # or: make demo",
+        )
+    if not list_embeddings(lake):
+        return LakeDiagnosis(
+            LakeState.NO_EMBEDDINGS,
+            f"The lake at `{text}` has {lake.num_samples:,} samples but no embeddings yet.",
+            f"python -m analysis run --lake {text}",
+        )
+    return LakeDiagnosis(LakeState.READY, "")
+
+
+def lake_version(path: str | os.PathLike[str]) -> str:
+    """A token that changes with every commit (the root document is rewritten by each one)."""
+    try:
+        st = (Path(path) / "zarr.json").stat()
+    except OSError:
+        return "absent"
+    return f"{st.st_mtime_ns}-{st.st_size}"
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    """One stored embedding: `analysis/embeddings/<key>/<name>`."""
+
+    path: str
+    key: str
+    name: str
+    dims: int
+    rows: int
+    attrs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def ref(self) -> str:
+        """The short reference used in URLs: `<key>/<name>`."""
+        return f"{self.key}/{self.name}"
+
+    @property
+    def layer(self) -> str:
+        return self.key.split("@sigma")[0]
+
+    @property
+    def sigma(self) -> str:
+        return self.key.split("@sigma")[1] if "@sigma" in self.key else ""
+
+    def label(self) -> str:
+        trust = self.attrs.get("trustworthiness")
+        trust_text = f", trustworthiness {float(trust):.3f}" if isinstance(trust, (int, float)) else ""
+        return f"{self.layer} · sigma {self.sigma or '?'} · {self.dims}D · {self.name}{trust_text}"
+
+
+def list_embeddings(lake: Any) -> list[EmbeddingInfo]:
+    """Every committed embedding in the lake, sorted by layer, sigma and name."""
+    found = []
+    for group in lake.groups(EMBEDDINGS_PREFIX):
+        if not lake.has(f"{group}/embedding"):
+            continue
+        rel = group[len(EMBEDDINGS_PREFIX) + 1 :]
+        key, _, name = rel.rpartition("/")
+        array = lake.root[f"{group}/embedding"]
+        if array.ndim != 2 or array.shape[1] not in (2, 3):
+            continue
+        found.append(
+            EmbeddingInfo(
+                path=group,
+                key=key or rel,
+                name=name,
+                dims=int(array.shape[1]),
+                rows=int(array.shape[0]),
+                attrs=dict(lake.root[group].attrs),
+            )
+        )
+    return sorted(found, key=lambda e: (e.layer, _sigma_sort_key(e.sigma), e.name))
+
+
+def _sigma_sort_key(sigma: str) -> float:
+    try:
+        return float(sigma)
+    except ValueError:
+        return float("inf")
+
+
+def hash_ids(ids: np.ndarray) -> np.ndarray:
+    """A stable 64-bit hash per id string (FNV-style mix of 8-byte words + splitmix64 finaliser).
+
+    Vectorised over fixed-width bytes: 1.28M ids hash in ~0.2 s, ~15x faster than
+    `pandas.util.hash_array` on the same strings, and identical on every platform and run.
+    """
+    ids = np.asarray(ids)
+    if ids.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if ids.dtype.kind not in "SU" and ids.dtype.kind != "T":
+        ids = ids.astype(str)
+    encoded = ids if ids.dtype.kind == "S" else _utf8(ids.astype(np.dtypes.StringDType(), copy=False))
+    width = max(8, -(-encoded.dtype.itemsize // 8) * 8)
+    padded = encoded if encoded.dtype.itemsize == width else encoded.astype(f"S{width}")
+    words = np.frombuffer(padded.tobytes(), dtype="<u8").reshape(len(encoded), -1)
+    lengths = np.strings.str_len(encoded).astype(np.uint64)
+    n_words = (lengths + np.uint64(7)) // np.uint64(8)
+    # Seeded with the length and mixing only each id's own words, so the hash of an id
+    # does not depend on the longest id in the batch.
+    h = np.uint64(0xCBF29CE484222325) ^ lengths
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            mixed = (h ^ words[:, j]) * np.uint64(0x100000001B3)
+            mixed ^= mixed >> np.uint64(29)
+            h = np.where(n_words > j, mixed, h)
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _utf8(ids: np.ndarray) -> np.ndarray:
+    """UTF-8 bytes of each id: a plain cast for ASCII ids (~10x faster than `np.strings.encode`)."""
+    try:
+        return ids.astype(f"S{max(int(np.strings.str_len(ids).max()), 1)}")
+    except UnicodeEncodeError:
+        return np.strings.encode(ids, "utf-8")
+
+
+def unit_interval(hashes: np.ndarray) -> np.ndarray:
+    """Map 64-bit hashes to [0, 1) floats (the top 53 bits), for hash-threshold sampling."""
+    return (hashes >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes and categories of a (usually low-cardinality) string column.
+
+    One vectorised comparison per category beats a hash-table factorisation by ~10x for
+    columns like `source` and `split`; high-cardinality columns fall back to pandas.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "O":
+        values = values.astype(np.dtypes.StringDType())
+    codes = np.full(len(values), -1, dtype=np.int32)
+    categories: list[str] = []
+    unassigned = np.arange(len(values))
+    while unassigned.size and len(categories) < _MAX_SCAN_CATEGORIES:
+        value = str(values[unassigned[0]])
+        hit = values[unassigned] == value
+        codes[unassigned[hit]] = len(categories)
+        categories.append(value)
+        unassigned = unassigned[~hit]
+    if unassigned.size:
+        import pandas as pd
+
+        extra_codes, extra = pd.factorize(np.asarray(values[unassigned], dtype=object))
+        codes[unassigned] = extra_codes + len(categories)
+        categories.extend(str(v) for v in extra)
+    order = np.argsort(categories, kind="stable")  # stable, alphabetical categories
+    remap = np.empty(len(categories), dtype=np.int32)
+    remap[order] = np.arange(len(categories), dtype=np.int32)
+    return remap[codes] if categories else codes, tuple(categories[i] for i in order)
+
+
+def align_rows(target_ids: np.ndarray, source_ids: np.ndarray, source_hash: np.ndarray | None = None) -> np.ndarray:
+    """For each target id, its row in `source_ids` (-1 when absent).
+
+    Tables written by the same job share row order, so the common case is a prefix
+    match checked in one vectorised comparison; otherwise a sorted-hash join.
+    """
+    n = len(target_ids)
+    if n <= len(source_ids) and np.array_equal(np.asarray(source_ids[:n]), np.asarray(target_ids)):
+        return np.arange(n, dtype=np.int64)
+    source_hash = hash_ids(source_ids) if source_hash is None else source_hash
+    return lookup_hashed(hash_ids(target_ids), np.asarray(target_ids), source_hash, np.asarray(source_ids))
+
+
+def lookup_hashed(query_hash: np.ndarray, query_ids: np.ndarray, table_hash: np.ndarray, table_ids: np.ndarray) -> np.ndarray:
+    """Rows of `query_ids` in a table given by ids and their hashes (-1 when absent); ids are verified."""
+    order = np.argsort(table_hash, kind="stable")
+    sorted_hash = table_hash[order]
+    pos = np.clip(np.searchsorted(sorted_hash, query_hash), 0, max(len(sorted_hash) - 1, 0))
+    if len(sorted_hash) == 0:
+        return np.full(len(query_hash), -1, dtype=np.int64)
+    rows = order[pos].astype(np.int64)
+    found = sorted_hash[pos] == query_hash
+    found &= np.asarray(table_ids[rows] == query_ids, dtype=bool)
+    return np.where(found, rows, -1)
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A per-sample column the points can be coloured by."""
+
+    ref: str  # "<table>.<name>", e.g. "samples.seed" or "compare.real_fraction"
+    group: str
+    name: str
+    numeric: bool
+
+    @property
+    def label(self) -> str:
+        table, _, name = self.ref.partition(".")
+        return f"{name} ({table})"
+
+
+@dataclass
+class EmbeddingFrame:
+    """The per-sample vectors of one embedding, aligned by embedding row."""
+
+    info: EmbeddingInfo
+    coords: np.ndarray  # (n, dims) float32
+    sample_id: np.ndarray  # (n,) strings
+    id_hash: np.ndarray  # (n,) uint64
+    class_id: np.ndarray  # (n,) int16
+    source_code: np.ndarray  # (n,) int32 into `sources`
+    sources: tuple[str, ...]
+    split_code: np.ndarray  # (n,) int32 into `splits`
+    splits: tuple[str, ...]
+    sample_row: np.ndarray  # (n,) int64 row in `samples` (-1: not in the samples table)
+    _sorted: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.coords)
+
+    def rows_of(self, ids: list[str] | np.ndarray) -> np.ndarray:
+        """Embedding rows of the given sample ids (-1 where absent)."""
+        ids = np.asarray(list(ids), dtype=np.dtypes.StringDType())
+        if ids.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self._sorted is None:
+            order = np.argsort(self.id_hash, kind="stable")
+            self._sorted = (order, self.id_hash[order])
+        order, sorted_hash = self._sorted
+        query = hash_ids(ids)
+        pos = np.clip(np.searchsorted(sorted_hash, query), 0, len(sorted_hash) - 1)
+        rows = order[pos].astype(np.int64)
+        ok = (sorted_hash[pos] == query) & np.asarray(self.sample_id[rows] == ids, dtype=bool)
+        return np.where(ok, rows, -1)
+
+    def source_is(self, name: str) -> np.ndarray:
+        code = self.sources.index(name) if name in self.sources else -2
+        return self.source_code == code
+
+
+def _read(lake: Any, path: str, selection: Any = slice(None)) -> np.ndarray:
+    return np.asarray(lake.root[path][selection])
+
+
+class LakeSession:
+    """A read-only, lazily-filled view of one commit of a lake, shared by all app sessions.
+
+    Thread-safe: Streamlit runs sessions in threads, so each memoised item is computed
+    once under a lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        from lake import imagenet_classes, open_lake
+
+        self.path = Path(path)
+        self.lake = open_lake(path)
+        self.classes = imagenet_classes()
+        self.embeddings = list_embeddings(self.lake)
+        self._memo: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = {}
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()` once per key for the life of this session (i.e. of this commit of the lake)."""
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                value = compute()
+                with self._lock:
+                    self._memo[key] = value
+        return self._memo[key]
+
+    # --- embeddings -------------------------------------------------------------
+    def embedding(self, ref: str) -> EmbeddingInfo:
+        for info in self.embeddings:
+            if info.ref == ref:
+                return info
+        raise KeyError(ref)
+
+    def frame(self, ref: str) -> EmbeddingFrame:
+        return self.memo(("frame", ref), lambda: self._load_frame(self.embedding(ref)))
+
+    def _samples_ids(self) -> np.ndarray:
+        return self.memo("samples_ids", lambda: _read(self.lake, f"{SAMPLES_GROUP}/sample_id"))
+
+    def _samples_hash(self) -> np.ndarray:
+        return self.memo("samples_hash", lambda: hash_ids(self._samples_ids()))
+
+    def _load_frame(self, info: EmbeddingInfo) -> EmbeddingFrame:
+        group = info.path
+        coords = _read(self.lake, f"{group}/embedding").astype(np.float32, copy=False)
+        ids = _read(self.lake, f"{group}/sample_id")
+        id_hash = hash_ids(ids)
+        sample_row = self._align_to_samples(ids, id_hash)
+
+        def label_column(name: str) -> np.ndarray | None:
+            if self.lake.has(f"{group}/{name}"):
+                return _read(self.lake, f"{group}/{name}")
+            if self.lake.has(f"{SAMPLES_GROUP}/{name}"):
+                column = _read(self.lake, f"{SAMPLES_GROUP}/{name}")
+                return _take(column, sample_row)
+            return None
+
+        class_id = label_column("class_id")
+        if class_id is None:
+            class_id = np.full(len(ids), -1, np.int16)
+        elif class_id.dtype.kind == "f":  # some ids were missing from the samples table
+            class_id = np.where(np.isnan(class_id), -1, class_id).astype(np.int16)
+        else:
+            class_id = class_id.astype(np.int16)
+        source_codes, sources = factorize(_or_unknown(label_column("source"), len(ids)))
+        split_codes, splits = factorize(_or_unknown(label_column("split"), len(ids)))
+        return EmbeddingFrame(info, coords, ids, id_hash, class_id, source_codes, sources, split_codes, splits, sample_row)
+
+    def _align_to_samples(self, ids: np.ndarray, id_hash: np.ndarray) -> np.ndarray:
+        samples = self._samples_ids()
+        n = len(ids)
+        if n <= len(samples) and np.array_equal(samples[:n], ids):
+            return np.arange(n, dtype=np.int64)
+        return lookup_hashed(id_hash, ids, self._samples_hash(), samples)
+
+    # --- per-sample columns -----------------------------------------------------
+    def columns(self, ref: str) -> list[ColumnInfo]:
+        """Per-sample columns for colouring: samples labels, the embedding's, and the compare metrics."""
+        info = self.embedding(ref)
+        found: list[ColumnInfo] = []
+        tables = [("samples", SAMPLES_GROUP), ("compare", f"{COMPARE_PREFIX}/{info.key}")]
+        for table, group in tables:
+            if not self.lake.has(group):
+                continue
+            zgroup = self.lake.root[group]
+            for name, array in sorted(zgroup.arrays(), key=lambda item: item[0]):
+                dims = tuple(array.metadata.dimension_names or ())
+                if array.ndim != 1 or (dims and dims[0] != "sample") or name == "sample_id":
+                    continue
+                numeric = array.dtype.kind in "iufb"
+                found.append(ColumnInfo(f"{table}.{name}", group, name, numeric))
+        return found
+
+    def column_values(self, ref: str, column_ref: str) -> np.ndarray:
+        """A per-sample column aligned to the embedding's rows (NaN / '' where missing)."""
+        return self.memo(("column", ref, column_ref), lambda: self._load_column(ref, column_ref))
+
+    def _load_column(self, ref: str, column_ref: str) -> np.ndarray:
+        frame = self.frame(ref)
+        column = next((c for c in self.columns(ref) if c.ref == column_ref), None)
+        if column is None:
+            raise KeyError(column_ref)
+        values = _read(self.lake, f"{column.group}/{column.name}")
+        if column.group == SAMPLES_GROUP:
+            rows = frame.sample_row
+        else:
+            rows = self.memo(("align", column.group, ref), lambda: align_rows(frame.sample_id, _read(self.lake, f"{column.group}/sample_id")))
+        return _take(values, rows)
+
+    # --- analysis groups ----------------------------------------------------------
+    def group_for(self, prefix: str, key: str) -> str | None:
+        path = f"{prefix}/{key}"
+        return path if self.lake.has(path) else None
+
+    def table_rows(self, group: str, ref: str) -> np.ndarray:
+        """Row of each embedding sample in an analysis table (knn, pca) of the same key."""
+        frame = self.frame(ref)
+        return self.memo(("align", group, ref), lambda: align_rows(frame.sample_id, _read(self.lake, f"{group}/sample_id")))
+
+    def table_to_embedding(self, group: str, ref: str) -> np.ndarray:
+        """Inverse of `table_rows`: the embedding row of each row of the table (-1 where absent)."""
+
+        def compute() -> np.ndarray:
+            rows = self.table_rows(group, ref)
+            n = int(self.lake.root[f"{group}/sample_id"].shape[0])
+            inverse = np.full(n, -1, dtype=np.int64)
+            ok = rows >= 0
+            inverse[rows[ok]] = np.flatnonzero(ok)
+            return inverse
+
+        return self.memo(("inverse", group, ref), compute)
+
+    def images(self, sample_rows: np.ndarray) -> np.ndarray:
+        return self.lake.images(np.asarray(sample_rows, dtype=np.int64))
+
+    def sample_record(self, sample_row: int) -> dict[str, Any]:
+        """Every scalar column of one sample (provenance: origin, seed, model, split...)."""
+        record: dict[str, Any] = {}
+        group = self.lake.root[SAMPLES_GROUP]
+        for name, array in sorted(group.arrays(), key=lambda item: item[0]):
+            if array.ndim == 1:
+                value = array[sample_row]
+                record[name] = value.item() if hasattr(value, "item") else str(value)
+        return record
+
+    def compare_summary(self, key: str) -> tuple[dict[str, Any], Any]:
+        """Overall metrics (attributes) and the per-class metrics table of `analysis/compare/<key>`."""
+        return self.memo(("compare", key), lambda: _compare_summary(self, key))
+
+
+def _compare_summary(session: LakeSession, key: str) -> tuple[dict[str, Any], Any]:
+    import pandas as pd
+
+    group = session.group_for(COMPARE_PREFIX, key)
+    if group is None:
+        return {}, pd.DataFrame()
+    zgroup = session.lake.root[group]
+    overall = {k: v for k, v in dict(zgroup.attrs).items() if isinstance(v, (int, float, str, bool))}
+    columns: dict[str, np.ndarray] = {}
+    for name, array in sorted(zgroup.arrays(), key=lambda item: item[0]):
+        dims = tuple(array.metadata.dimension_names or ())
+        if array.ndim == 1 and dims and dims[0] == "class":
+            columns[name] = np.asarray(array[:])
+    if not columns:
+        return overall, pd.DataFrame()
+    table = pd.DataFrame(columns)
+    id_column = next((c for c in ("class", "class_id") if c in table), None)
+    if id_column is not None:
+        ids = table.pop(id_column).astype(int)
+        table.insert(0, "class", [session.classes.label(int(i)) if 0 <= i < 1000 else str(i) for i in ids])
+        table.insert(0, "class_id", ids)
+    return overall, table
+
+
+def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[rows] with NaN / '' / -1 where rows is -1."""
+    safe = np.clip(rows, 0, max(len(values) - 1, 0))
+    if len(values) == 0:
+        out = np.zeros(len(rows), dtype=values.dtype if values.dtype.kind != "T" else object)
+    else:
+        out = values[safe]
+    missing = rows < 0
+    if missing.any():
+        if out.dtype.kind == "f":
+            out = out.copy()
+            out[missing] = np.nan
+        elif out.dtype.kind in "iub":
+            out = out.astype(np.float64)
+            out[missing] = np.nan
+        else:
+            out = out.copy()
+            out[missing] = ""
+    return out
+
+
+def _or_unknown(values: np.ndarray | None, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, "unknown", dtype=np.dtypes.StringDType())
+    return values

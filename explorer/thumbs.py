@@ -1,0 +1,163 @@
+"""A tiny read-only HTTP server for sample thumbnails: `GET /thumb/<row>.png`.
+
+Vega-Lite tooltips show an image when the tooltip field is named `image` and holds a
+URL, so hover thumbnails need images served by URL (never data URIs per point: 50,000
+points would mean megabytes of base64 per rerun). The app starts one server per
+process (a Streamlit cached resource), bound to 127.0.0.1 on a free port by default.
+
+Safety: the only thing a request can name is an integer row; it is validated against
+the committed sample count, and images are read through the lake API
+(`open_lake(path).images([row])`), so no part of a request ever reaches the file system.
+"""
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import lake_version
+
+_THUMB_PATH = re.compile(r"^/thumb/(\d{1,12})\.png$")
+_SIZES = (64, 96, 128, 192, 256)  # allowed ?size= values; 64 is the native resolution
+_CACHE_ENTRIES = 4096  # ~10 KiB per 64 px PNG: ~40 MiB at most
+
+
+def parse_thumb_request(path: str, num_samples: int) -> tuple[int, int] | None:
+    """(row, size) for a valid `/thumb/<row>.png[?size=N]` request, else None."""
+    route, _, query = path.partition("?")
+    match = _THUMB_PATH.match(route)
+    if not match:
+        return None
+    row = int(match.group(1))
+    if not 0 <= row < num_samples:
+        return None
+    size = 64
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name == "size":
+            if not value.isdigit() or int(value) not in _SIZES:
+                return None
+            size = int(value)
+    return row, size
+
+
+def encode_png(image: np.ndarray, size: int = 64) -> bytes:
+    """PNG bytes of one HWC uint8 image, upscaled with nearest-neighbour (pixels stay honest)."""
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+    if size != picture.width:
+        picture = picture.resize((size, size), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+@dataclass
+class ThumbnailSource:
+    """Reads and PNG-encodes thumbnails of one lake, following its commits."""
+
+    lake_path: Path
+    _lake: Any = None
+    _version: str = ""
+    _cache: OrderedDict[tuple[str, int, int], bytes] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _current(self) -> tuple[Any, str]:
+        from lake import open_lake
+
+        version = lake_version(self.lake_path)
+        with self._lock:
+            if self._lake is None or version != self._version:
+                self._lake, self._version = open_lake(self.lake_path), version
+                self._cache.clear()
+            return self._lake, self._version
+
+    def num_samples(self) -> int:
+        return int(self._current()[0].num_samples)
+
+    def png(self, row: int, size: int) -> bytes:
+        lake, version = self._current()
+        key = (version, row, size)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        data = encode_png(lake.images([row])[0], size)
+        with self._lock:
+            self._cache[key] = data
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return data
+
+
+def _handler(source: ThumbnailSource) -> type[BaseHTTPRequestHandler]:
+    class ThumbHandler(BaseHTTPRequestHandler):
+        server_version = "dmd2viz-thumbs"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            request = parse_thumb_request(self.path, source.num_samples())
+            if request is None:
+                self.send_error(404, "not a thumbnail")
+                return
+            try:
+                body = source.png(*request)
+            except Exception:
+                self.send_error(500, "could not read the image")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            # Rows are append-only: an image at a committed row never changes.
+            self.send_header("Cache-Control", "public, max-age=86400, immutable")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # silence per-request logging
+            return
+
+    return ThumbHandler
+
+
+@dataclass
+class ThumbnailServer:
+    """A running server; `url(row)` gives a thumbnail's address."""
+
+    httpd: ThreadingHTTPServer
+    thread: threading.Thread
+    public_host: str
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.public_host}:{self.port}/thumb/"
+
+    def url(self, row: int, size: int = 64) -> str:
+        suffix = "" if size == 64 else f"?size={size}"
+        return f"{self.base_url}{int(row)}.png{suffix}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_thumbnail_server(lake_path: str | Path, host: str = "127.0.0.1", port: int = 0, public_host: str | None = None) -> ThumbnailServer:
+    """Serve thumbnails of the lake at `lake_path` from a daemon thread (port 0: a free port)."""
+    source = ThumbnailSource(Path(lake_path))
+    httpd = ThreadingHTTPServer((host, port), _handler(source))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, name="dmd2viz-thumbs", daemon=True)
+    thread.start()
+    shown = public_host or ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    return ThumbnailServer(httpd, thread, shown)

@@ -1,0 +1,87 @@
+import numpy as np
+
+from conftest import KEY, NAME_2D, NAME_3D
+from explorer.data import LakeSession, LakeState, align_rows, diagnose_lake, factorize, hash_ids
+from lake import LakeWriter, Provenance
+
+
+def test_diagnosis_of_missing_foreign_empty_samples_only_and_ready_lakes(tmp_path, small_lake, samples_only_lake):
+    missing = diagnose_lake(tmp_path / "nowhere")
+    assert missing.state is LakeState.MISSING and "make demo" in missing.command
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("hello")
+    assert diagnose_lake(foreign).state is LakeState.NOT_A_LAKE
+    empty = tmp_path / "empty"
+    with LakeWriter.open(empty, Provenance(job="create")):
+        pass
+    assert diagnose_lake(empty).state is LakeState.EMPTY
+    no_embeddings = diagnose_lake(samples_only_lake.path)
+    assert no_embeddings.state is LakeState.NO_EMBEDDINGS
+    assert no_embeddings.command == f"python -m analysis run --lake {samples_only_lake.path}"
+    assert diagnose_lake(small_lake.path).state is LakeState.READY
+
+
+def test_embeddings_are_listed_with_their_parameters(small_lake):
+    session = LakeSession(small_lake.path)
+    assert [(e.key, e.name, e.dims) for e in session.embeddings] == [(KEY, NAME_2D, 2), (KEY, NAME_3D, 3)]
+    info = session.embeddings[0]
+    assert info.layer == "enc.8x8_block2" and info.sigma == "2" and info.rows == len(small_lake.sample_ids)
+    assert "trustworthiness 0.910" in info.label()
+
+
+def test_frame_aligns_a_shuffled_embedding_to_the_samples_table(shuffled_lake):
+    session = LakeSession(shuffled_lake.path)
+    frame = session.frame(f"{KEY}/{NAME_2D}")
+    order = shuffled_lake.analysis_order
+    assert not np.array_equal(order, np.arange(len(order)))
+    assert np.array_equal(frame.sample_row, order)
+    assert np.array_equal(frame.class_id, shuffled_lake.class_ids[order])
+    sources = np.array(frame.sources)[frame.source_code]
+    assert np.array_equal(sources, shuffled_lake.sources[order])
+    assert frame.rows_of([shuffled_lake.sample_ids[order[5]], "no/such/id"]).tolist() == [5, -1]
+    # a samples-table column is reordered to the embedding; compare metrics come aligned by id
+    seeds = session.column_values(frame.info.ref, "samples.seed")
+    assert np.array_equal(seeds, session.lake.column("samples", "seed")[order])
+
+
+def test_compare_columns_and_summary(small_lake):
+    session = LakeSession(small_lake.path)
+    refs = [c.ref for c in session.columns(f"{KEY}/{NAME_2D}")]
+    assert "compare.real_fraction" in refs and "samples.seed" in refs and "samples.sample_id" not in refs
+    values = session.column_values(f"{KEY}/{NAME_2D}", "compare.real_fraction")
+    assert values.shape == (len(small_lake.sample_ids),) and ((values >= 0) & (values <= 1)).all()
+    overall, per_class = session.compare_summary(KEY)
+    assert "mean_real_fraction_of_generated" in overall
+    assert per_class["class"].tolist()[0] == "1: goldfish"
+    assert {"class_id", "n_real", "mean_real_fraction"} <= set(per_class.columns)
+
+
+def test_hash_ids_is_stable_and_distinct():
+    ids = np.array([f"in64/train_data_batch_1/{i}" for i in range(5000)] + ["gen/é/s1/0"], dtype=object)
+    h = hash_ids(ids)
+    assert len(np.unique(h)) == len(ids)
+    assert np.array_equal(h, hash_ids(ids.astype(np.dtypes.StringDType())))
+    assert hash_ids(np.array(["abc"]))[0] == np.uint64(hash_ids(np.array(["abc"], dtype=object))[0])
+    assert hash_ids(np.array(["abc"]))[0] != hash_ids(np.array(["abd"]))[0]
+
+
+def test_factorize_gives_sorted_categories():
+    codes, cats = factorize(np.array(["real", "generated", "real", "val"], dtype=object))
+    assert cats == ("generated", "real", "val")
+    assert codes.tolist() == [1, 0, 1, 2]
+    many = np.array([f"c{i % 50}" for i in range(200)], dtype=object)
+    codes, cats = factorize(many)
+    assert len(cats) == 50 and np.array_equal(np.array(cats)[codes], many)
+
+
+def test_align_rows_prefix_and_permutation():
+    source = np.array(["a", "b", "c", "d"], dtype=object)
+    assert align_rows(np.array(["a", "b"], dtype=object), source).tolist() == [0, 1]
+    assert align_rows(np.array(["d", "x", "b"], dtype=object), source).tolist() == [3, -1, 1]
+
+
+def test_hash_of_an_id_does_not_depend_on_the_batch():
+    alone = hash_ids(np.array(["in64/a/1"], dtype=object))[0]
+    batched = hash_ids(np.array(["x" * 70, "in64/a/1"], dtype=object))[1]
+    assert alone == batched
