@@ -55,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default=None,
                         help="split label to record (default: 'val' for val_data*.npz, 'train' for train_data_batch_*.npz)")
     add_selection_flags(parser)
-    add_run_flags(parser, default_batch=1024)
+    add_run_flags(parser, default_batch=2048)
     parser.set_defaults(run=run)
 
 

@@ -25,11 +25,17 @@ IMAGE_SIZE = 64
 # dominated by codec throughput, small enough that fetching one thumbnail decodes
 # only 3 MiB. See README "Chunking" for the measurement.
 IMAGES_PER_CHUNK = 256
-# Zstd level 1: photographs compress only ~10-20%, so a fast level buys almost all
-# of the saving; higher levels cost 3-5x the time for a few percent.
-IMAGE_CODEC: dict[str, Any] = {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
-# String/int columns are tiny; bigger chunks mean fewer files.
-ROWS_PER_COLUMN_CHUNK = 16384
+# Blosc-LZ4 without shuffle: photographs compress only 10-25% whatever the codec, and
+# LZ4 encodes 2-3x faster than zstd level 1 (benchmarks/bench_image_codec.py; README
+# "Chunking"), which keeps ingest as fast as decompressing its input.
+IMAGE_CODEC: dict[str, Any] = {
+    "name": "blosc",
+    "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "noshuffle", "typesize": 1, "blocksize": 0},
+}
+# Label columns: 4096 rows per chunk. An append rewrites the partly filled last chunk
+# (decode + encode of variable-length strings), so chunks a small multiple of the
+# ingest batch keep that cost low while 1.28M rows stay at ~300 files per column.
+ROWS_PER_COLUMN_CHUNK = 4096
 
 STRING = "string"  # variable-length UTF-8
 
