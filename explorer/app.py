@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 try:
@@ -315,7 +316,8 @@ def _scatter_points(session: LakeSession, frame: EmbeddingFrame, view: ViewState
     table["x"], table["y"] = xy[rows, 0], xy[rows, 1]
     table.insert(0, "row", rows)
     table["thumb"] = frame.sample_row[rows]
-    table["role"] = [roles.get(int(r), "point") for r in rows]
+    table["role"] = pd.Series(rows).map(roles).fillna("point").to_numpy() if roles else "point"
+    table["role_rank"] = table["role"].map({role: i for i, role in enumerate(charts.ROLES)}).astype(np.int8)
     spec, columns = _colour(session, frame, view, rows, visible_classes)
     for name, values in columns.items():
         if values is not None:
@@ -346,13 +348,21 @@ def explore_page(session: LakeSession, config: ExplorerConfig, frame: EmbeddingF
         status = f"{visible:,} of {total:,} filtered points in view"
         status += f" · drawing a stratified sample of {len(rows):,} over a density map" if sampled else f" · drawing all {len(rows):,}"
         st.caption(status)
-        background = views.density_grid(xy, in_window, shown_extent, bins=90).cells() if sampled else None
-        chart = charts.scatter_chart(points, colour, shown_extent, thumbs.base_url, background=background)
-        st.altair_chart(chart, on_select="rerun", selection_mode=[charts.PICK], key=f"scatter-{st.session_state[NONCE]}", width="stretch")
-        overview = views.density_grid(xy, mask, extent, bins=72)
+        datasets = {"points": points}
+        if sampled:
+            datasets["cells"] = charts.cells_frame(views.density_grid(xy, in_window, shown_extent, bins=90).cells())
+        spec = charts.scatter_spec(colour, shown_extent, thumbs.base_url, sampled, charts.renderer_for(len(points)))
+        st.vega_lite_chart(
+            spec=charts.with_datasets(spec, **datasets),
+            on_select="rerun",
+            selection_mode=[charts.PICK],
+            key=f"scatter-{st.session_state[NONCE]}",
+            width="stretch",
+        )
+        overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
         with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None or sampled):
-            st.altair_chart(
-                charts.overview_chart(overview.cells(), extent, view.window),
+            st.vega_lite_chart(
+                spec=charts.with_datasets(charts.overview_spec(extent, view.window, charts.renderer_for(len(overview))), cells=overview),
                 on_select="rerun",
                 selection_mode=[charts.ZOOM],
                 key=f"overview-{st.session_state[ZOOM_NONCE]}",
@@ -508,7 +518,10 @@ def compare_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, x
         strata = session.memo(("strata", view.embedding), lambda: views.strata_codes(frame.class_id, frame.source_code, len(frame.sources)))
         rows = views.stratified_sample(mask, strata, session.memo(("uniform", view.embedding), lambda: _uniform(frame)), min(view.max_points, 20_000))
         points = export.points_frame(frame, rows, session.classes).assign(x=xy[rows, 0], y=xy[rows, 1])
-        st.altair_chart(charts.difference_chart(views.difference_cells(grid), extent, points, frame.sources), width="stretch", key="difference")
+        cells = views.difference_cells(grid)
+        peak = float(np.abs(cells[4]).max()) if len(cells[4]) else 1.0
+        spec = charts.difference_spec(extent, peak, frame.sources, charts.renderer_for(len(points)))
+        st.vega_lite_chart(spec=charts.with_datasets(spec, cells=charts.cells_frame(cells, "difference"), points=points), width="stretch", key="difference")
     with right:
         st.subheader("Comparison metrics")
         if not overall and per_class.empty:

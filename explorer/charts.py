@@ -7,7 +7,9 @@ with the chart.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -50,11 +52,20 @@ def renderer_for(points: int) -> str:
     return "svg" if points <= SVG_POINT_LIMIT else "canvas"
 
 
-def _cells_frame(cells: tuple[np.ndarray, ...], value: str) -> Any:
+def cells_frame(cells: tuple[np.ndarray, ...], value: str = "count") -> Any:
+    """Grid cells (x0, x1, y0, y1, value) as the frame the heatmap layers read."""
     import pandas as pd
 
     x0, x1, y0, y1, v = cells
     return pd.DataFrame({"x": x0, "x2": x1, "y": y0, "y2": y1, value: v})
+
+
+def with_datasets(spec: dict[str, Any], **datasets: Any) -> dict[str, Any]:
+    """A copy of a cached spec with its named datasets attached (Streamlit ships them as Arrow).
+
+    Deep-copied because Streamlit edits the spec it is given (theme, config) in place.
+    """
+    return {**copy.deepcopy(spec), "datasets": datasets}
 
 
 def _axes(extent: Window) -> tuple[Any, Any]:
@@ -66,13 +77,13 @@ def _axes(extent: Window) -> tuple[Any, Any]:
     return x, y
 
 
-def density_layer(cells: tuple[np.ndarray, ...], extent: Window, opacity: float = 0.55, scheme: str = "greys") -> Any:
-    """Binned counts as a heatmap (log colour), the overview for points too many to draw."""
+def _density_layer(extent: Window, opacity: float, scheme: str) -> Any:
+    """Binned counts (dataset `cells`) as a heatmap with a log colour scale."""
     import altair as alt
 
     x, y = _axes(extent)
     return (
-        alt.Chart(_cells_frame(cells, "count"))
+        alt.Chart(alt.Data(name="cells"))
         .mark_rect(opacity=opacity)
         .encode(
             x=x,
@@ -85,43 +96,40 @@ def density_layer(cells: tuple[np.ndarray, ...], extent: Window, opacity: float 
     )
 
 
-def scatter_chart(
-    points: Any,
-    color: ColorSpec,
-    extent: Window,
-    thumb_base: str,
-    background: tuple[np.ndarray, ...] | None = None,
-    height: int = 560,
-) -> Any:
-    """Points with hover thumbnails and a click selection; highlighted roles drawn on top.
+# Specs are built once per set of parameters and cached: Altair's schema validation and
+# object construction cost ~0.3 s per chart, far more than the numpy work of a rerun.
+# Data never enters the cache; it is attached per rerun as named datasets.
+@lru_cache(maxsize=64)
+def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: bool, renderer: str, height: int = 560) -> dict[str, Any]:
+    """Points (dataset `points`) with hover thumbnails and a click selection; optional density underlay (`cells`).
 
-    `points` needs columns row, thumb, x, y, sample_id, class, source, role and the
-    colour field. Highlights are encoded with fixed values (not new scale categories),
-    so the legend never grows when points are clicked.
+    `points` needs columns row, thumb, x, y, sample_id, class, source, role, role_rank and
+    the colour field. Highlights are encoded with fixed values (not new scale
+    categories), so the legend never grows when points are clicked.
     """
     import altair as alt
 
     x, y = _axes(extent)
     pick = alt.selection_point(name=PICK, fields=["sample_id"], on="click", clear=False, toggle=False)
-    role_rank = {role: i for i, role in enumerate(ROLES)}
     fill_field = alt.Color(
         f"{color.field}:{'N' if color.nominal else 'Q'}",
         title=color.title,
         scale=color.scale(),
         legend=alt.Legend(symbolLimit=24, labelLimit=220) if color.legend else None,
     )
-    chart = (
-        alt.Chart(points.assign(role_rank=points["role"].map(role_rank).astype(int)))
+    roles = list(ROLES)
+    points = (
+        alt.Chart(alt.Data(name="points"))
         .transform_calculate(image=f"datum.thumb >= 0 ? '{thumb_base}' + datum.thumb + '.png' : null")
-        .mark_circle()
+        .mark_circle(clip=True)
         .encode(
             x=x,
             y=y,
             color=alt.condition("datum.role == 'selected'", alt.value(SELECTED_FILL), fill_field),
-            size=alt.Size("role:N", scale=alt.Scale(domain=list(ROLES), range=[28, 60, 60, 320]), legend=None),
-            stroke=alt.Stroke("role:N", scale=alt.Scale(domain=list(ROLES), range=["#ffffff", RING, RING, "#0b1f66"]), legend=None),
-            strokeWidth=alt.StrokeWidth("role:N", scale=alt.Scale(domain=list(ROLES), range=[0, 1.5, 3.5, 1.5]), legend=None),
-            opacity=alt.Opacity("role:N", scale=alt.Scale(domain=list(ROLES), range=[0.75, 1, 1, 1]), legend=None),
+            size=alt.Size("role:N", scale=alt.Scale(domain=roles, range=[28, 70, 70, 320]), legend=None),
+            stroke=alt.Stroke("role:N", scale=alt.Scale(domain=roles, range=["#ffffff", RING, RING, "#0b1f66"]), legend=None),
+            strokeWidth=alt.StrokeWidth("role:N", scale=alt.Scale(domain=roles, range=[0, 1.5, 3.5, 1.5]), legend=None),
+            opacity=alt.Opacity("role:N", scale=alt.Scale(domain=roles, range=[0.75, 1, 1, 1]), legend=None),
             order=alt.Order("role_rank:Q"),
             tooltip=[
                 alt.Tooltip("image:N", title="image"),
@@ -132,42 +140,35 @@ def scatter_chart(
         )
         .add_params(pick)
     )
-    layers = [chart] if background is None else [density_layer(background, extent, opacity=0.35), chart]
-    return (
-        alt.layer(*layers)
-        .properties(height=height, usermeta={"embedOptions": {"renderer": renderer_for(len(points))}})
-        .configure_view(strokeWidth=0)
-    )
+    layers = [_density_layer(extent, 0.35, "greys"), points] if background else [points]
+    chart = alt.layer(*layers).properties(height=height, usermeta={"embedOptions": {"renderer": renderer}}).configure_view(strokeWidth=0)
+    return chart.to_dict(validate=False)
 
 
-def overview_chart(cells: tuple[np.ndarray, ...], extent: Window, window: Window | None, height: int = 240) -> Any:
-    """The density of every filtered point; drag a box on it to zoom the main plot."""
+@lru_cache(maxsize=64)
+def overview_spec(extent: Window, window: Window | None, renderer: str, height: int = 240) -> dict[str, Any]:
+    """The density (`cells`) of every filtered point; drag a box on it to zoom the main plot."""
     import altair as alt
-    import pandas as pd
 
     zoom = alt.selection_interval(name=ZOOM, encodings=["x", "y"])
-    heat = density_layer(cells, extent, opacity=1.0, scheme="viridis").add_params(zoom)
-    layers = [heat]
+    layers = [_density_layer(extent, 1.0, "viridis").add_params(zoom)]
     if window is not None:
         x, y = _axes(extent)
-        box = pd.DataFrame({"x": [window[0]], "x2": [window[1]], "y": [window[2]], "y2": [window[3]]})
+        box = alt.Data(values=[{"x": window[0], "x2": window[1], "y": window[2], "y2": window[3]}])
         layers.append(alt.Chart(box).mark_rect(fill=None, stroke=RING, strokeWidth=2).encode(x=x, x2="x2:Q", y=y, y2="y2:Q"))
-    return (
-        alt.layer(*layers)
-        .properties(height=height, usermeta={"embedOptions": {"renderer": "svg"}})
-        .configure_view(strokeWidth=0)
-    )
+    chart = alt.layer(*layers).properties(height=height, usermeta={"embedOptions": {"renderer": renderer}}).configure_view(strokeWidth=0)
+    return chart.to_dict(validate=False)
 
 
-def difference_chart(cells: tuple[np.ndarray, ...], extent: Window, points: Any | None, source_domain: tuple[str, ...], height: int = 480) -> Any:
-    """Generated-minus-real density (diverging, colour-blind safe) with points coloured by source on top."""
+@lru_cache(maxsize=16)
+def difference_spec(extent: Window, peak: float, source_domain: tuple[str, ...], renderer: str, height: int = 480) -> dict[str, Any]:
+    """Generated-minus-real density (`cells`, diverging and colour-blind safe) under points by source (`points`)."""
     import altair as alt
 
     x, y = _axes(extent)
-    values = cells[4]
-    peak = float(np.abs(values).max()) if len(values) else 1.0
+    peak = peak if peak > 0 else 1.0
     heat = (
-        alt.Chart(_cells_frame(cells, "difference"))
+        alt.Chart(alt.Data(name="cells"))
         .mark_rect()
         .encode(
             x=x,
@@ -182,21 +183,18 @@ def difference_chart(cells: tuple[np.ndarray, ...], extent: Window, points: Any 
             tooltip=[alt.Tooltip("difference:Q", format=".2e")],
         )
     )
-    layers = [heat]
-    if points is not None and len(points):
-        layers.append(
-            alt.Chart(points)
-            .mark_circle(size=12, opacity=0.6)
-            .encode(
-                x=x,
-                y=y,
-                color=alt.Color("source:N", scale=alt.Scale(domain=list(source_domain), range=["#0072B2", "#D55E00", "#999999"]), title="source"),
-                tooltip=["class:N", "source:N", "sample_id:N"],
-            )
+    points = (
+        alt.Chart(alt.Data(name="points"))
+        .mark_circle(size=12, opacity=0.6, clip=True)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("source:N", scale=alt.Scale(domain=list(source_domain), range=["#0072B2", "#D55E00", "#999999"]), title="source"),
+            tooltip=[alt.Tooltip("class:N"), alt.Tooltip("source:N"), alt.Tooltip("sample_id:N")],
         )
-    return alt.layer(*layers).resolve_scale(color="independent").properties(
-        height=height, usermeta={"embedOptions": {"renderer": renderer_for(0 if points is None else len(points))}}
     )
+    chart = alt.layer(heat, points).resolve_scale(color="independent").properties(height=height, usermeta={"embedOptions": {"renderer": renderer}})
+    return chart.to_dict(validate=False)
 
 
 def hex_to_rgb(color: str) -> list[int]:
