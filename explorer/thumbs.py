@@ -117,7 +117,6 @@ def _handler(source: ThumbnailSource) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             # Rows are append-only: an image at a committed row never changes.
             self.send_header("Cache-Control", "public, max-age=86400, immutable")
-            self.send_header("Access-Control-Allow-Origin", "*")
             self.end_headers()
             self.wfile.write(body)
 
