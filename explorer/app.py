@@ -98,6 +98,7 @@ def run(config: ExplorerConfig) -> None:
     view: ViewState = st.session_state[VIEW]
     view = _sidebar(session, view, refs)
     frame = _frame(session, view.embedding)
+    session.warm(view.embedding)
     view = _apply_chart_events(view)
     st.session_state[VIEW] = view
 
@@ -328,7 +329,7 @@ def _scatter_points(session: LakeSession, frame: EmbeddingFrame, view: ViewState
 # --- explore -----------------------------------------------------------------------------
 def explore_page(session: LakeSession, config: ExplorerConfig, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
     thumbs = _thumbs(str(config.lake), config.thumb_host, config.thumb_port, config.thumb_public_host)
-    extent = views.data_extent(xy)
+    extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
     shown_extent = view.window or extent
     in_window = mask & views.window_mask(xy, view.window)
     total, visible = int(mask.sum()), int(in_window.sum())
@@ -385,7 +386,8 @@ def _neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, ro
         return None
     if view.neighbour_space == "projection":
         return queries.projection_neighbours(frame, row, view.k)
-    return queries.activation_neighbours(session, view.embedding, row, view.k)
+    # Memoised: a brute-force query over PCA scores must not rerun on every rerun.
+    return session.memo(("neighbours", view.embedding, row, view.k), lambda: queries.activation_neighbours(session, view.embedding, row, view.k))
 
 
 def _upscale(image: np.ndarray, factor: int) -> np.ndarray:
