@@ -1,0 +1,277 @@
+"""`python -m analysis <command> --lake LAKE ...`: the command-line face of analysis.commands.
+
+Errors a user can fix print one line (``error: ...``) and exit with status 2, leaving the
+lake unchanged. Only argparse and the standard library are imported before a command runs,
+so ``--help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EPILOG = """examples:
+  python -m analysis run --lake demo_lake --layer bottleneck --sigma 2
+  python -m analysis umap --lake demo_lake --layer enc.8x8_block2 --sigma 2 --components 3
+  python -m analysis query --lake demo_lake --layer bottleneck --sigma 2 --sample-id in64/val_data/12
+  python -m analysis list --lake demo_lake
+layer aliases: bottleneck = enc.8x8_block2, mid = dec.8x8_in0; any activations/<layer> group works.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True) -> None:
+    parser.add_argument("--lake", required=True, help="lake directory (created by `python -m ingest`)")
+    if table:
+        parser.add_argument(
+            "--layer",
+            help="activation table: a layer with an activations/<layer> group, or an alias "
+            "(bottleneck, mid); default: the only/first layer in the lake",
+        )
+        parser.add_argument("--sigma", type=_non_negative_float, help="noise level of the table (as stored, e.g. 2); default: the first one")
+    if compute:
+        parser.add_argument(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="where Dask work runs: threads (default), processes, synchronous, or a dask.distributed "
+            "scheduler address such as tcp://head:8786 (workers must see the lake at the same path)",
+        )
+        parser.add_argument("--force", action="store_true", help="recompute even if a result with the same parameters is stored")
+        parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
+
+
+def _add_pca_dim(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pca-dim", type=_positive_int, default=50, help="PCA components to compute/use (default 50, fewer if there are fewer channels)")
+
+
+def _add_umap(parser: argparse.ArgumentParser, components: bool = True) -> None:
+    parser.add_argument("--n-neighbors", type=_positive_int, default=15, help="UMAP neighbourhood size (default 15)")
+    parser.add_argument("--min-dist", type=_non_negative_float, default=0.1, help="UMAP minimum distance in the embedding (default 0.1)")
+    parser.add_argument("--metric", default="euclidean", help="UMAP input metric on the PCA scores (default euclidean)")
+    if components:
+        parser.add_argument("--components", type=int, choices=(2, 3), default=2, help="embedding dimensions, 2 or 3 (default 2)")
+    parser.add_argument("--seed", type=int, default=42, help="seed for UMAP, the fit sample, NN-descent and subsamples (default 42)")
+    parser.add_argument(
+        "--fit-size",
+        type=_positive_int,
+        default=20000,
+        help="above this many rows, fit UMAP on a balanced (source x class) sample of this size and transform the rest (default 20000)",
+    )
+    parser.add_argument("--full-fit", action="store_true", help="fit UMAP on every row, however many")
+
+
+def _add_knn(parser: argparse.ArgumentParser, flag: str = "--k") -> None:
+    parser.add_argument(flag, type=_positive_int, default=10, dest="k", help="neighbours per sample in the k-NN graph (default 10)")
+    parser.add_argument("--exact", action="store_true", help="exact (brute-force) k-NN graph even for large tables")
+    parser.add_argument("--exact-below", type=_positive_int, default=20000, help="tables with fewer rows get the exact graph (default 20000)")
+
+
+def _add_compare(parser: argparse.ArgumentParser, flag: str = "--k") -> None:
+    parser.add_argument(flag, type=_positive_int, default=5, dest="compare_k", help="k of the k-NN balls for precision/recall/density/coverage and real_fraction (default 5)")
+    parser.add_argument("--max-per-set", type=_positive_int, default=10000, help="precision/recall/density/coverage use at most this many rows per source (default 10000)")
+    parser.add_argument("--max-classes", type=int, default=20, help="classes to print, largest Frechet distance first (default 20; all with --json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="PCA, UMAP, k-NN graphs and real-vs-generated metrics of activation tables in a DMD2 Visualizer lake.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("pca", help="standardise + PCA one (layer, sigma) table out of core (Dask)", description="Standardise and PCA one (layer, sigma) activation table out of core; store scores and the transform in analysis/pca/<key>.")
+    _add_common(p)
+    _add_pca_dim(p)
+    p.add_argument("--block-rows", type=_positive_int, help="rows per Dask block (default: whole storage chunks, about 64 MB)")
+
+    p = sub.add_parser("umap", help="UMAP embedding (2D or 3D) of the PCA scores", description="UMAP of one key's PCA scores into analysis/embeddings/<key>/<name>.")
+    _add_common(p)
+    _add_umap(p)
+    _add_pca_dim(p)
+
+    p = sub.add_parser("knn", help="k-nearest-neighbour graph in PCA space", description="k-NN graph of one key's PCA scores (exact below --exact-below rows, NN-descent above) into analysis/knn/<key>.")
+    _add_common(p)
+    _add_knn(p)
+    p.add_argument("--seed", type=int, default=42, help="NN-descent seed (default 42)")
+    _add_pca_dim(p)
+
+    p = sub.add_parser("compare", help="real vs generated: Frechet distance, precision/recall/density/coverage, memorisation", description="Real vs generated in PCA space, overall and per class, into analysis/compare/<key>; prints a table.")
+    _add_common(p)
+    _add_compare(p)
+    p.add_argument("--seed", type=int, default=42, help="seed of the per-set subsample (default 42)")
+    p.add_argument("--exact-below", type=_positive_int, default=20000, help="exact neighbour search below this many rows (default 20000)")
+    _add_pca_dim(p)
+
+    p = sub.add_parser("run", help="pca + umap 2D + umap 3D + knn + compare for one (layer, sigma)", description="Everything for one (layer, sigma): pca, umap 2D and 3D, knn, compare. Stored results with the same parameters are reused unless --force.")
+    _add_common(p)
+    _add_umap(p, components=False)
+    _add_pca_dim(p)
+    _add_knn(p, "--k")
+    _add_compare(p, "--compare-k")
+
+    p = sub.add_parser("query", help="print the nearest neighbours of sample ids", description="Nearest neighbours of sample ids in one key's PCA space (stored graph when deep enough, else exact).")
+    _add_common(p, compute=False)
+    p.add_argument("--sample-id", nargs="+", required=True, help="one or more sample ids")
+    p.add_argument("--k", type=_positive_int, default=10, help="neighbours to print (default 10)")
+
+    p = sub.add_parser("list", help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
+    _add_common(p, table=False, compute=False)
+    return parser
+
+
+def _umap_params(args: argparse.Namespace, components: int) -> Any:
+    from .embedding import UMAPParams
+
+    return UMAPParams(
+        n_components=components,
+        n_neighbors=args.n_neighbors,
+        min_dist=args.min_dist,
+        metric=args.metric,
+        seed=args.seed,
+        pca_dim=args.pca_dim,
+        fit_size=args.fit_size,
+        full_fit=args.full_fit,
+    )
+
+
+def _compare_config(args: argparse.Namespace) -> Any:
+    from .commands import CompareConfig
+
+    return CompareConfig(k=args.compare_k, max_per_set=args.max_per_set, seed=args.seed, pca_dim=args.pca_dim, exact_below=args.exact_below)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4g}"
+    return str(value)
+
+
+def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+def _print_compare(report: dict[str, Any], max_classes: int) -> None:
+    overall = report["overall"]
+    print(f"{report['key']}: {overall['n_real']} real, {overall['n_generated']} generated, k={overall['k']}, {report['space']}")
+    columns = ["scope", "n_real", "n_generated", "frechet_distance", "precision", "recall", "density", "coverage"]
+    rows = [{"scope": "overall", **overall}]
+    ranked = sorted(report["classes"], key=lambda r: -(r["frechet_distance"] if r["frechet_distance"] is not None else -1.0))
+    rows += [{"scope": r["class_label"], **r} for r in ranked[: max(0, max_classes)]]
+    print_table(rows, columns)
+    if len(ranked) > max_classes:
+        print(f"... {len(ranked) - max_classes} more classes (--max-classes N, or --json for all)")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import commands
+    from .report import compare_report
+
+    progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    log = commands._stderr
+    common = {"scheduler": getattr(args, "scheduler", None), "force": getattr(args, "force", False), "log": log, "progress": progress}
+    if args.command == "pca":
+        outcome = commands.run_pca(args.lake, args.layer, args.sigma, pca_dim=args.pca_dim, block_rows=args.block_rows, **common)
+        outcomes = [outcome]
+    elif args.command == "umap":
+        outcomes = [commands.run_umap(args.lake, args.layer, args.sigma, _umap_params(args, args.components), **common)]
+    elif args.command == "knn":
+        outcomes = [
+            commands.run_knn(
+                args.lake, args.layer, args.sigma, k=args.k, exact=True if args.exact else None, exact_below=args.exact_below, seed=args.seed, pca_dim=args.pca_dim, **common
+            )
+        ]
+    elif args.command == "compare":
+        outcome = commands.run_compare(args.lake, args.layer, args.sigma, _compare_config(args), **common)
+        report = compare_report(args.lake, outcome.key)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_compare(report, args.max_classes)
+        return 0
+    elif args.command == "run":
+        outcomes = commands.run_all(
+            args.lake,
+            args.layer,
+            args.sigma,
+            umap_params=_umap_params(args, 2),
+            k=args.k,
+            compare=_compare_config(args),
+            exact=True if args.exact else None,
+            **common,
+        )
+    elif args.command == "query":
+        neighbours = commands.query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=log)
+        records = [vars(n) for n in neighbours]
+        if args.json:
+            print(json.dumps(records, indent=2))
+        else:
+            print_table(records, ["query", "rank", "sample_id", "source", "class_id", "distance"])
+        return 0
+    elif args.command == "list":
+        listing = commands.list_analyses(args.lake)
+        if args.json:
+            print(json.dumps(listing, indent=2))
+        else:
+            print(f"{listing['lake']}: activation tables")
+            print_table(listing["activations"], ["layer", "sigmas", "rows"])
+            print("analyses")
+            if listing["analyses"]:
+                print_table(listing["analyses"], ["kind", "group", "stale", "created"])
+            else:
+                print("  (none; try `python -m analysis run --lake LAKE`)")
+        return 0
+    else:  # pragma: no cover - argparse enforces the choices
+        raise AssertionError(args.command)
+    if args.json:
+        print(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    else:
+        columns = ["analysis", "group", "reused"]
+        print_table([{**o.as_dict(), "reused": "reused" if o.reused else "computed"} for o in outcomes], columns)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from lake import LakeError
+
+    from .errors import AnalysisError
+
+    try:
+        return _dispatch(args)
+    except (AnalysisError, LakeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the lake is unchanged", file=sys.stderr)
+        return 130

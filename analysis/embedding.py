@@ -1,0 +1,103 @@
+"""UMAP embeddings of PCA scores: fit (on everything or a balanced sample), chunked transform, quality.
+
+Determinism: umap-learn with `random_state` runs single-threaded and reproducibly; the
+fit sample is chosen by a seeded hash of the sample ids; the rest is transformed in
+fixed row chunks (each chunk's result depends only on the model and that chunk), so
+the same inputs and seed give the same coordinates on any scheduler.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import AnalysisError
+
+# Rows per transform task. Kept at 10,000: umap-learn picks 100 optimisation epochs for a
+# transform of at most 10,000 rows (30 above), so every chunk gets the same treatment.
+TRANSFORM_ROWS = 10000
+TRUSTWORTHINESS_SAMPLE = 2000
+TRUSTWORTHINESS_NEIGHBORS = 10
+MIN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class UMAPParams:
+    """Everything that determines an embedding (and its name in the lake)."""
+
+    n_components: int = 2
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "euclidean"
+    seed: int = 42
+    pca_dim: int = 50
+    fit_size: int = 20000
+    full_fit: bool = False
+
+    @property
+    def name(self) -> str:
+        """E.g. ``umap2d-n15-d0.1-euclidean-s42``; non-default PCA dim / fit settings are appended."""
+        name = f"umap{self.n_components}d-n{self.n_neighbors}-d{self.min_dist:g}-{self.metric}-s{self.seed}"
+        defaults = UMAPParams()
+        if self.pca_dim != defaults.pca_dim:
+            name += f"-pca{self.pca_dim}"
+        if self.full_fit:
+            name += "-full"
+        elif self.fit_size != defaults.fit_size:
+            name += f"-fit{self.fit_size}"
+        return name
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_umap(params: UMAPParams, n_rows: int) -> Any:
+    import umap
+
+    if n_rows < MIN_ROWS:
+        raise AnalysisError(f"UMAP needs at least {MIN_ROWS} rows; the table has {n_rows}")
+    return umap.UMAP(
+        n_components=params.n_components,
+        n_neighbors=min(params.n_neighbors, n_rows - 1),
+        min_dist=params.min_dist,
+        metric=params.metric,
+        random_state=params.seed,
+        transform_seed=params.seed,
+        n_jobs=1,  # what random_state implies anyway; saying so silences umap's warning
+        verbose=False,
+    )
+
+
+def fit_umap(scores: np.ndarray, params: UMAPParams) -> Any:
+    """A UMAP model fitted on `scores` (its `embedding_` holds their coordinates)."""
+    model = make_umap(params, len(scores))
+    with warnings.catch_warnings():
+        # Disconnected components in small or clustered data are expected; spectral
+        # initialisation handles them, so the warning adds nothing for our users.
+        warnings.filterwarnings("ignore", message=".*not fully connected.*")
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        model.fit(np.ascontiguousarray(scores, dtype=np.float32))
+    return model
+
+
+def transform_rows(model: Any, scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Embed the rows of one chunk selected by `keep` with a fitted model (a Dask task)."""
+    rows = np.ascontiguousarray(np.asarray(scores)[keep], dtype=np.float32)
+    if len(rows) == 0:
+        return np.zeros((0, model.n_components), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(model.transform(rows), dtype=np.float32)
+
+
+def trustworthiness(original: np.ndarray, embedded: np.ndarray, n_neighbors: int = TRUSTWORTHINESS_NEIGHBORS) -> float:
+    """sklearn's trustworthiness (1 = local neighbourhoods fully preserved)."""
+    from sklearn.manifold import trustworthiness as sk_trustworthiness
+
+    n = len(original)
+    k = min(n_neighbors, max(1, (n - 1) // 2))
+    if n < 4:
+        return float("nan")
+    return float(sk_trustworthiness(original, embedded, n_neighbors=k))

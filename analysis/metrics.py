@@ -1,0 +1,114 @@
+"""Distances between the real and generated activation distributions (pure functions).
+
+- Frechet distance between Gaussians fitted to the two sets (the FID formula), in a
+  stable eigen-based form: Tr((S1^1/2 S2 S1^1/2)^1/2) from the eigenvalues of a
+  symmetric PSD matrix, so it is real and never NaN for singular covariances.
+- Precision, recall, density and coverage with k-NN balls (Naeem et al. 2020,
+  "Reliable Fidelity and Diversity Metrics for Generative Models"), with their strict
+  inequalities, computed in bounded memory with sklearn's chunked pairwise distances.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def gaussian_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance of the rows of x (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    if len(x) < 2:
+        return mean, np.zeros((x.shape[1], x.shape[1]))
+    return mean, np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> float:
+    """||m1 - m2||^2 + Tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2), the Frechet distance of two Gaussians."""
+    root1 = _psd_sqrt(np.asarray(cov1, dtype=np.float64))
+    middle = root1 @ np.asarray(cov2, dtype=np.float64) @ root1
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+    diff = np.asarray(mean1, dtype=np.float64) - np.asarray(mean2, dtype=np.float64)
+    value = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
+    return max(value, 0.0)
+
+
+def frechet_distance_of(real: np.ndarray, generated: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two sets of rows."""
+    return frechet_distance(*gaussian_stats(real), *gaussian_stats(generated))
+
+
+def kth_neighbor_radii(x: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its k-th nearest other row (the radius of its k-NN ball)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, _ = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(x)
+    return distances[:, k]
+
+
+@dataclass(frozen=True)
+class PRDC:
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+
+
+def prdc(real: np.ndarray, generated: np.ndarray, k: int = 5) -> PRDC:
+    """Precision, recall, density and coverage of `generated` against `real` (Naeem et al. 2020).
+
+    precision: share of generated points inside some real point's k-NN ball;
+    recall: share of real points inside some generated point's k-NN ball;
+    density: mean number of real balls holding a generated point, divided by k;
+    coverage: share of real balls holding at least one generated point.
+    Needs more than k rows in each set.
+    """
+    from sklearn.metrics import pairwise_distances_chunked
+
+    real = np.asarray(real, dtype=np.float64)
+    generated = np.asarray(generated, dtype=np.float64)
+    if len(real) <= k or len(generated) <= k:
+        raise ValueError(f"PRDC with k={k} needs more than {k} rows in each set (real {len(real)}, generated {len(generated)})")
+    real_radii = kth_neighbor_radii(real, k)
+    generated_radii = kth_neighbor_radii(generated, k)
+
+    inside_counts = np.empty(len(generated), dtype=np.int64)  # real balls holding each generated point
+    position = 0
+    for block in pairwise_distances_chunked(generated, real):
+        inside_counts[position : position + len(block)] = (block < real_radii[None, :]).sum(axis=1)
+        position += len(block)
+
+    recalled = np.empty(len(real), dtype=bool)
+    nearest_generated = np.empty(len(real))
+    position = 0
+    for block in pairwise_distances_chunked(real, generated):
+        recalled[position : position + len(block)] = (block < generated_radii[None, :]).any(axis=1)
+        nearest_generated[position : position + len(block)] = block.min(axis=1)
+        position += len(block)
+
+    return PRDC(
+        precision=float((inside_counts > 0).mean()),
+        recall=float(recalled.mean()),
+        density=float(inside_counts.sum() / (k * len(generated))),
+        coverage=float((nearest_generated < real_radii).mean()),
+    )
+
+
+def real_fraction(neighbor_rows: np.ndarray, is_real: np.ndarray) -> np.ndarray:
+    """Per row: the share of its listed neighbours that are real samples."""
+    return is_real[neighbor_rows].mean(axis=1).astype(np.float32)
+
+
+def first_real_distance(neighbor_rows: np.ndarray, distances: np.ndarray, is_real: np.ndarray) -> np.ndarray:
+    """Per row: distance to the first real neighbour in its list (NaN when the list has none)."""
+    real = is_real[neighbor_rows]
+    first = np.argmax(real, axis=1)
+    out = distances[np.arange(len(distances)), first].astype(np.float32)
+    out[~real.any(axis=1)] = np.nan
+    return out
