@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data")
+JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data", "ingest.generate", "ingest.activations")
 
 
 def build_parser() -> argparse.ArgumentParser:

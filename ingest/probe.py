@@ -1,0 +1,207 @@
+"""The network side of `ingest generate` and `ingest activations`: load a generator, run it
+in fixed blocks, and reduce captured block outputs to what the lake stores.
+
+Determinism. On CPU (oneDNN) and GPU (cuDNN) a sample's output depends in its low bits
+on the *other* samples in the same forward call. So the network only ever runs on
+fixed *compute blocks*, whose membership is a function of the data alone (generated
+indices k*B .. k*B+B-1; rows k*B .. of the samples table when probing), never of
+--batch-size, resumption or the number of processes. The same block always produces
+the same bits on the same device type and thread count.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+# Samples per network call, by device type. Small on CPU (little to gain from more,
+# and padding a partial block costs whole forwards); larger on accelerators, where
+# a call must carry enough work to keep the device busy.
+COMPUTE_BLOCK = {"cpu": 8, "cuda": 32, "mps": 16}
+
+
+def compute_block(device: Any) -> int:
+    """Samples per network call on `device` (a torch.device or its type name)."""
+    return COMPUTE_BLOCK.get(getattr(device, "type", str(device)), 8)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """--preset, --checkpoint, --device, --dtype: which network, with which weights, where."""
+    parser.add_argument("--preset", default="dmd2-imagenet64",
+                        help="network architecture: dmd2-imagenet64 (the released model) or tiny (1/6 width, "
+                        "same layer names; for tests and CPU demos). Default dmd2-imagenet64")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="generator weights (.bin/.pt/.pth/.safetensors, or the DMD2 release directory). "
+                        "Without it the network has seeded random weights, recorded as weights=random everywhere")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; under `accelerate launch` "
+                        "each process uses its own accelerator")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
+                        help="compute precision: fp32 (default) or bf16 (CUDA only); stored activations are float32 either way")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What the lake records about the network that produced a result."""
+
+    model_id: str
+    preset: str
+    weights: str  # "random" or "checkpoint"
+    checkpoint_name: str | None
+    checkpoint_sha256: str | None
+    dtype: str
+
+    def attrs(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "preset": self.preset, "weights": self.weights,
+                "checkpoint": self.checkpoint_name or "", "checkpoint_sha256": self.checkpoint_sha256 or ""}
+
+
+def load_model(args: argparse.Namespace, device: Any = None) -> tuple[Any, ModelIdentity]:
+    """Load the generator named by the model flags; every failure is an InputError naming the flag."""
+    import models
+
+    requested = args.device if device is None else device
+    try:
+        models.get_preset(args.preset)
+    except ValueError as exc:
+        raise InputError(f"--preset: {exc}") from None
+    try:
+        torch_device = models.pick_device(None if requested == "auto" else str(requested))
+    except ValueError as exc:
+        raise InputError(f"--device: {exc}") from None
+    try:
+        models.pick_dtype(args.dtype, torch_device)
+    except ValueError as exc:
+        raise InputError(f"--dtype: {exc}") from None
+    try:
+        loaded = models.load_generator(args.preset, checkpoint=args.checkpoint, device=str(torch_device), dtype=args.dtype)
+    except (FileNotFoundError, ValueError) as exc:  # CheckpointError and CheckpointMismatchError are ValueErrors
+        raise InputError(f"--checkpoint {args.checkpoint}: {exc}") from None
+    identity = ModelIdentity(
+        model_id=loaded.model_id, preset=loaded.preset, weights=loaded.weights,
+        checkpoint_name=loaded.checkpoint_name, checkpoint_sha256=loaded.checkpoint_sha256, dtype=args.dtype,
+    )
+    return loaded, identity
+
+
+def random_weights_note(identity: ModelIdentity) -> str | None:
+    """A one-line warning when the network is untrained, so nobody mistakes it for DMD2."""
+    if identity.weights != "random":
+        return None
+    return (f"note: no --checkpoint: {identity.preset} runs with seeded random weights "
+            f"(model_id {identity.model_id}); everything written records weights=random")
+
+
+def resolve_layer_flag(text: str | None, module: Any, flag: str = "--layers") -> list[str]:
+    """Canonical layer names from a comma-separated flag (aliases allowed), in the order given."""
+    import models
+
+    names = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if not names:
+        return []
+    try:
+        return models.resolve_layers(names, module)
+    except ValueError as exc:
+        raise InputError(f"{flag}: {exc}") from None
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the deepest wanted layer has run: the rest of the pass is waste."""
+
+
+@contextmanager
+def stop_after(module: Any, layer: str | None) -> Iterator[None]:
+    """Abort forward passes of `module` right after block `layer` (no-op for None).
+
+    Probing the bottleneck needs only the encoder; skipping the decoder (most of the
+    FLOPs, at the highest resolutions) makes probes several times cheaper without
+    changing any value computed before the stop.
+    """
+    if layer is None:
+        yield
+        return
+
+    def hook(_module: Any, _inputs: Any, _output: Any) -> None:
+        raise _StopForward
+
+    handle = module.get_submodule(f"model.{layer}").register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def deepest_layer(module: Any, layers: Sequence[str]) -> str | None:
+    """The last of `layers` in forward order, or None when the whole pass is needed anyway."""
+    import models
+
+    order = models.layer_names(module)
+    last = max(layers, key=order.index)
+    return None if last == order[-1] else last
+
+
+@dataclass
+class BlockOutput:
+    """One compute block's results, still on the network's device (so blocks queue up without syncing)."""
+
+    means: dict[str, Any]  # layer -> (n, C) float32 tensor
+    spatial: dict[str, Any]  # layer -> (n, C, H, W) float16 tensor (only when asked for)
+    images: Any = None  # (n, 64, 64, 3) uint8 tensor, generation only
+
+
+def _reduce(acts: dict[str, Any], layers: Sequence[str], keep_spatial: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    import torch
+
+    means = {name: acts[name].to(torch.float32).mean(dim=(2, 3)) for name in layers}
+    spatial = {name: acts[name].to(torch.float16) for name in layers} if keep_spatial else {}
+    return means, spatial
+
+
+def generate_block(module: Any, noise: Any, class_ids: Any, layers: Sequence[str]) -> BlockOutput:
+    """One-step generation of a block (models.one_step_generate), capturing `layers`."""
+    import models
+    import torch
+
+    with torch.inference_mode(), (models.capture(module, layers) if layers else nullcontext({})) as acts:
+        images = models.one_step_generate(module, noise, class_ids)
+        means, _ = _reduce(acts, layers, keep_spatial=False)
+    return BlockOutput(means=means, spatial={}, images=images)
+
+
+def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, layers: Sequence[str],
+                stop: str | None, keep_spatial: bool) -> BlockOutput:
+    """Run a block through the network as a denoiser at noise level `sigma`: D(x0 + sigma*eps, sigma, onehot(class)).
+
+    `x0` and `eps` are (n, 3, 64, 64) float32 on the module's device; `stop` is where
+    the pass may end (see `deepest_layer`).
+    """
+    import models
+    import torch
+    from torch.nn import functional as F
+
+    n = x0.shape[0]
+    labels = F.one_hot(class_ids.to(x0.device), module.label_dim).to(torch.float32)
+    sigmas = torch.full((n,), float(sigma), dtype=torch.float32, device=x0.device)
+    with torch.inference_mode(), models.capture(module, layers) as acts, stop_after(module, stop):
+        try:
+            module(x0 + float(sigma) * eps, sigmas, labels)
+        except _StopForward:
+            pass
+        means, spatial = _reduce(acts, layers, keep_spatial)
+    return BlockOutput(means=means, spatial=spatial)
+
+
+def layer_shapes(module: Any, layers: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """(channels, height, width) of each layer's output, from one single-image forward pass."""
+    import torch
+
+    device = next(module.parameters()).device
+    size = module.img_resolution
+    zeros = torch.zeros(1, module.in_channels, size, size, device=device)
+    out = probe_block(module, zeros, zeros, 1.0, torch.zeros(1, dtype=torch.int64), layers,
+                      deepest_layer(module, layers), keep_spatial=True)
+    return {name: tuple(int(s) for s in out.spatial[name].shape[1:]) for name in layers}  # type: ignore[misc]
