@@ -223,7 +223,7 @@ class DhariwalUNet(nn.Module):
         emb = F.silu(emb)
 
         skips = []
-        for name, block in self.enc.items():
+        for block in self.enc.values():
             x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
             skips.append(x)
         for block in self.dec.values():
@@ -298,18 +298,15 @@ def init_weights(module: nn.Module, seed: int) -> None:
     non-trivial activation, which is what the random-weights mode exists for.
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-
-    def uniform_(t: torch.Tensor, bound: float) -> None:
-        t.copy_((torch.rand(t.shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound)
-
     for m in module.modules():
         if isinstance(m, (Linear, Conv2d)):
             if m.weight is None:
                 continue
             fan_in = m.weight[0].numel()
-            uniform_(m.weight, math.sqrt(3 / fan_in))
+            bound = math.sqrt(3 / fan_in)
+            m.weight.uniform_(-bound, bound, generator=gen)
             if m.bias is not None:
-                uniform_(m.bias, 1 / math.sqrt(fan_in))
+                m.bias.uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), generator=gen)
         elif isinstance(m, GroupNorm):
             m.weight.fill_(1)
             m.bias.zero_()

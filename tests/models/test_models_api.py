@@ -83,16 +83,20 @@ def test_pick_dtype():
     assert pick_dtype("bf16", torch.device("cuda")) == torch.bfloat16
 
 
-def test_bf16_module_takes_and_returns_fp32(tiny_generator):
-    # The CUDA bf16 path, exercised on the CPU: parameters in bf16, fp32 in and out.
-    gen = build_generator("tiny", seed=0).to(torch.bfloat16)
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 80
-    onehot = torch.nn.functional.one_hot(torch.tensor([1, 2]), 1000).float()
+def test_bf16_module_takes_and_returns_fp32():
+    # The CUDA bf16 path, exercised on the CPU (where bf16 convolutions are very slow,
+    # hence a miniature network): parameters in bf16, fp32 in and out.
+    config = dict(img_resolution=16, label_dim=10, model_channels=16, channel_mult=(1, 2),
+                  num_blocks=1, attn_resolutions=(8,), channels_per_head=16)
+    G32 = EDMPrecond(**config, init_seed=0).eval()
+    G16 = EDMPrecond(**config, init_seed=0).eval().to(torch.bfloat16)
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 80
+    onehot = torch.nn.functional.one_hot(torch.tensor([1, 2]), 10).float()
     sigma = torch.full((2,), 80.0)
     with torch.no_grad():
-        D16, D32 = gen(x, sigma, onehot), tiny_generator(x, sigma, onehot)
+        D16, D32 = G16(x, sigma, onehot), G32(x, sigma, onehot)
     assert D16.dtype == torch.float32
-    assert (D16 - D32).abs().max() < 0.1
+    assert 0 < (D16 - D32).abs().max() < 0.1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
