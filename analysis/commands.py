@@ -337,7 +337,7 @@ def run_umap(
                 ColumnSpec("embedding", "float32", (params.n_components,), ("axis",), coord=False, attrs={"description": "UMAP coordinates"}),
                 *label_column_specs(),
             ),
-            fixed_coords={"axis": np.array(axes)},
+            fixed_coords={"axis": np.array(axes, dtype=np.dtypes.StringDType())},
             attrs=attrs,
         )
         _write_rows(staged.table(spec), labels, {"embedding": embedding})

@@ -5,7 +5,10 @@
   symmetric PSD matrix, so it is real and never NaN for singular covariances.
 - Precision, recall, density and coverage with k-NN balls (Naeem et al. 2020,
   "Reliable Fidelity and Diversity Metrics for Generative Models"), with their strict
-  inequalities, computed in bounded memory with sklearn's chunked pairwise distances.
+  inequalities, computed in bounded memory in row blocks with scipy's `cdist`. cdist
+  computes each pair's distance on its own (no |x|^2 - 2xy + |y|^2 expansion), so a
+  point's distance to a ball's centre is the same number whichever call computes it;
+  that keeps the strict inequalities exact on ties (identical sets give density 1).
 """
 from __future__ import annotations
 
@@ -44,12 +47,25 @@ def frechet_distance_of(real: np.ndarray, generated: np.ndarray) -> float:
     return frechet_distance(*gaussian_stats(real), *gaussian_stats(generated))
 
 
+BLOCK_BYTES = 64 << 20
+
+
+def pairwise_blocks(a: np.ndarray, b: np.ndarray):
+    """Yield (start, distances of rows a[start:start+m] to every row of b), ~64 MB at a time."""
+    from scipy.spatial.distance import cdist
+
+    rows = max(1, BLOCK_BYTES // (8 * max(1, len(b))))
+    for start in range(0, len(a), rows):
+        yield start, cdist(a[start : start + rows], b, "euclidean")
+
+
 def kth_neighbor_radii(x: np.ndarray, k: int) -> np.ndarray:
     """Distance from each row to its k-th nearest other row (the radius of its k-NN ball)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    distances, _ = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(x)
-    return distances[:, k]
+    radii = np.empty(len(x))
+    for start, block in pairwise_blocks(x, x):
+        # Column 0 of the sorted row is the point itself (distance 0).
+        radii[start : start + len(block)] = np.partition(block, k, axis=1)[:, k]
+    return radii
 
 
 @dataclass(frozen=True)
@@ -69,8 +85,6 @@ def prdc(real: np.ndarray, generated: np.ndarray, k: int = 5) -> PRDC:
     coverage: share of real balls holding at least one generated point.
     Needs more than k rows in each set.
     """
-    from sklearn.metrics import pairwise_distances_chunked
-
     real = np.asarray(real, dtype=np.float64)
     generated = np.asarray(generated, dtype=np.float64)
     if len(real) <= k or len(generated) <= k:
@@ -79,18 +93,14 @@ def prdc(real: np.ndarray, generated: np.ndarray, k: int = 5) -> PRDC:
     generated_radii = kth_neighbor_radii(generated, k)
 
     inside_counts = np.empty(len(generated), dtype=np.int64)  # real balls holding each generated point
-    position = 0
-    for block in pairwise_distances_chunked(generated, real):
-        inside_counts[position : position + len(block)] = (block < real_radii[None, :]).sum(axis=1)
-        position += len(block)
+    for start, block in pairwise_blocks(generated, real):
+        inside_counts[start : start + len(block)] = (block < real_radii[None, :]).sum(axis=1)
 
     recalled = np.empty(len(real), dtype=bool)
     nearest_generated = np.empty(len(real))
-    position = 0
-    for block in pairwise_distances_chunked(real, generated):
-        recalled[position : position + len(block)] = (block < generated_radii[None, :]).any(axis=1)
-        nearest_generated[position : position + len(block)] = block.min(axis=1)
-        position += len(block)
+    for start, block in pairwise_blocks(real, generated):
+        recalled[start : start + len(block)] = (block < generated_radii[None, :]).any(axis=1)
+        nearest_generated[start : start + len(block)] = block.min(axis=1)
 
     return PRDC(
         precision=float((inside_counts > 0).mean()),

@@ -75,4 +75,4 @@ def balanced_subsample(sample_ids: np.ndarray, groups: np.ndarray, size: int, se
 
 def group_labels(source: np.ndarray, class_id: np.ndarray) -> np.ndarray:
     """One label per row combining source and class, for balancing."""
-    return np.char.add(np.char.add(np.asarray(source, dtype=str), "/"), np.asarray(class_id).astype(str))
+    return np.array([f"{s}/{int(c)}" for s, c in zip(np.asarray(source, dtype=object), np.asarray(class_id))], dtype=object)
