@@ -288,7 +288,7 @@ def run_umap(
             )
             log(f"UMAP {params.name} of {key.name}: fitting on a balanced sample of {len(fit_rows)} of {n} rows, then transforming the rest on {where}")
             scores = pca_scores(lake, key, dims)
-            model = fit_umap(np.asarray(scores[fit_rows].compute(), dtype=np.float32), params)
+            model = fit_umap(np.asarray(scores[fit_rows].compute(), dtype=np.float32), params, will_transform=True)
             embedding = np.full((n, params.n_components), np.nan, dtype=np.float32)
             embedding[fit_rows] = model.embedding_
             rest = np.ones(n, dtype=bool)

@@ -37,7 +37,12 @@ def dask_scheduler(spec: str | None = None) -> Iterator[str]:
                 yield f"local process pool ({os.cpu_count()} processes)"
         return
     if spec in LOCAL_SCHEDULERS:
-        with dask.config.set(scheduler=spec):
+        from threadpoolctl import threadpool_limits
+
+        # Dask already runs one task per core; BLAS threads inside each task would
+        # oversubscribe the cores (dask.distributed workers do the same by default).
+        limits = 1 if spec == "threads" else None
+        with dask.config.set(scheduler=spec), threadpool_limits(limits=limits, user_api="blas"):
             yield f"local {spec}"
         return
     try:

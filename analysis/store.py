@@ -54,8 +54,9 @@ def project(lake: Any, key: Any, activations: np.ndarray) -> np.ndarray:
     return load_pca_model(lake, key).transform(activations)
 
 
-def pca_scores(lake: Any, key: AnalysisKey, components: int | None = None, block_rows: int | None = None) -> Any:
+def pca_scores(lake: Any, key: AnalysisKey | str, components: int | None = None, block_rows: int | None = None) -> Any:
     """The stored scores as a lazy (rows, component) dask array."""
+    key = as_key(key)
     require_pca(lake, key)
     scores = lake.dataset(key.pca_group)["scores"].data
     if components is not None:
@@ -65,8 +66,9 @@ def pca_scores(lake: Any, key: AnalysisKey, components: int | None = None, block
     return scores
 
 
-def load_scores(lake: Any, key: AnalysisKey, components: int | None = None) -> np.ndarray:
+def load_scores(lake: Any, key: AnalysisKey | str, components: int | None = None) -> np.ndarray:
     """The stored scores read whole, float32 (n x components; 1.28M x 50 is 256 MB)."""
+    key = as_key(key)
     require_pca(lake, key)
     array = lake.root[f"{key.pca_group}/scores"]
     stop = array.shape[1] if components is None else min(components, array.shape[1])
