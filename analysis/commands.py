@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from .embedding import TRANSFORM_ROWS, TRUSTWORTHINESS_SAMPLE, UMAPParams, fit_umap, transform_rows, trustworthiness
+from .embedding import (
+    TRANSFORM_ROWS,
+    TRUSTWORTHINESS_SAMPLE,
+    UMAPParams,
+    check_metric,
+    fit_umap,
+    prepare_for_transform,
+    transform_rows,
+    trustworthiness,
+)
 from .errors import AnalysisError
 from .inputs import SampleLookup, open_activations
 from .keys import (
@@ -260,6 +269,7 @@ def run_umap(
     transforms the rest in parallel chunks on the Dask scheduler.
     """
     lake, key = _resolve(lake, layer, sigma, log)
+    check_metric(params.metric)
     lake = ensure_pca(lake, key, params.pca_dim, scheduler, log, progress)
     group_path = key.embedding_group(params.name)
     if not force and is_current(lake, group_path, key) and group_attrs(lake, group_path).get("parameters") == to_attr(params.as_dict()):
@@ -291,6 +301,7 @@ def run_umap(
             model = fit_umap(np.asarray(scores[fit_rows].compute(), dtype=np.float32), params, will_transform=True)
             embedding = np.full((n, params.n_components), np.nan, dtype=np.float32)
             embedding[fit_rows] = model.embedding_
+            prepare_for_transform(model)
             rest = np.ones(n, dtype=bool)
             rest[fit_rows] = False
             shared_model = dask.delayed(model, pure=True, traverse=False)

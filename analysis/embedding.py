@@ -89,6 +89,22 @@ def fit_umap(scores: np.ndarray, params: UMAPParams, will_transform: bool = Fals
     return model
 
 
+def check_metric(metric: str) -> None:
+    """Raise AnalysisError unless umap-learn knows the metric by name."""
+    from umap.distances import named_distances
+
+    if metric not in named_distances:
+        known = ", ".join(sorted(m for m in named_distances if "_" not in m)[:12])
+        raise AnalysisError(f"--metric {metric!r}: not a UMAP metric; e.g. {known}")
+
+
+def prepare_for_transform(model: Any) -> None:
+    """Build the search index's query structures once, before tasks share the model across threads."""
+    index = getattr(model, "_knn_search_index", None)
+    if index is not None and hasattr(index, "prepare"):
+        index.prepare()
+
+
 def transform_rows(model: Any, scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Embed the rows of one chunk selected by `keep` with a fitted model (a Dask task)."""
     rows = np.ascontiguousarray(np.asarray(scores)[keep], dtype=np.float32)

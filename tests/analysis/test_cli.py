@@ -62,6 +62,8 @@ def test_errors_are_one_line_exit_2_and_leave_the_lake_unchanged(lake: Path) -> 
     assert result.returncode == 2 and "no lake here" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("analysis", "umap", "--lake", str(lake), "--components", "4")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+    result = run_cli("analysis", "umap", "--lake", str(lake), "--metric", "nope")
+    assert result.returncode == 2 and "--metric 'nope': not a UMAP metric" in result.stderr
     assert tree_digest(lake) == before
 
 
