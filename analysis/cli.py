@@ -243,10 +243,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(json.dumps(listing, indent=2))
         else:
             print(f"{listing['lake']}: activation tables")
-            print_table(listing["activations"], ["layer", "sigmas", "rows"])
+            print_table([{**t, "sigmas": ", ".join(t["sigmas"])} for t in listing["activations"]], ["layer", "sigmas", "rows"])
             print("analyses")
             if listing["analyses"]:
-                print_table(listing["analyses"], ["kind", "group", "stale", "created"])
+                print_table(listing["analyses"], ["kind", "group", "n_rows", "stale", "created"])
             else:
                 print("  (none; try `python -m analysis run --lake LAKE`)")
         return 0
