@@ -30,7 +30,7 @@ from .embedding import (
     trustworthiness,
 )
 from .errors import AnalysisError
-from .inputs import SampleLookup, open_activations
+from .inputs import SampleLookup, open_activations, probed_count
 from .keys import (
     COMPARE_PREFIX,
     EMBEDDINGS_PREFIX,
@@ -144,13 +144,15 @@ def run_pca(
     if pca_dim < 1:
         raise AnalysisError(f"--pca-dim {pca_dim}: must be at least 1")
     table = open_activations(lake, key, block_rows)
+    probed = probed_count(lake, key)
     existing = group_attrs(lake, key.pca_group)
     if (
         not force
         and existing.get("parameters", {}).get("pca_dim") == pca_dim
         and existing.get("source_rows") == table.num_rows
+        and existing.get("source_probed") == probed
     ):
-        log(f"reusing {key.pca_group} (same parameters and {table.num_rows} input rows; --force recomputes)")
+        log(f"reusing {key.pca_group} (same parameters and input rows; --force recomputes)")
         return Outcome("pca", key.name, key.pca_group, True, _pca_summary(existing))
 
     with dask_scheduler(scheduler) as where:
@@ -171,6 +173,7 @@ def run_pca(
             parameters,
             method="standardise (population std), covariance by Dask reductions, np.linalg.eigh",
             source_rows=table.num_rows,
+            source_probed=probed,
             n_rows=moments.count,
             excluded_rows=table.num_rows - moments.count,
             n_components=model.n_components,

@@ -78,6 +78,23 @@ def open_activations(lake: Any, key: AnalysisKey, block_rows: int | None = None)
     return ActivationTable(key=key, values=values, dataset=ds, channel=channel, attrs=dict(ds.attrs))
 
 
+def probed_count(lake: Any, key: AnalysisKey) -> int | None:
+    """How many rows have `probed` set at this sigma (None when the table has no `probed` column).
+
+    Together with the row count it tells whether the table changed since a PCA was made
+    (ingest can fill in cells of existing rows without adding rows).
+    """
+    group = key.activations_group
+    if not lake.has(f"{group}/probed"):
+        return None
+    index = sigma_index(available_sigmas(lake, key.layer), key.sigma)
+    array = lake.root[f"{group}/probed"]
+    total, step = 0, 1 << 20
+    for start in range(0, int(array.shape[0]), step):
+        total += int(np.count_nonzero(array[start : start + step, index]))
+    return total
+
+
 @dataclass
 class SampleLookup:
     """Join from sample ids to the samples table: its row and `split` (absent samples tolerated)."""

@@ -1,5 +1,7 @@
 """Small real lakes for the analysis tests, written through the lake API.
 
+Layout as README "activations/<layer>": `mean` (NaN where not probed), `probed`, labels.
+
 `write_activations` builds an ``activations/<layer>`` table exactly as README schema v1
 describes it (the ingest job writes the same layout); `write_samples` adds the matching
 rows of the samples table; `synthetic_table` makes clustered activations with a known
@@ -24,6 +26,7 @@ def activation_spec(layer: str, sigmas: np.ndarray, n_channel: int, rows_per_chu
         row_dim="sample",
         columns=(
             ColumnSpec("mean", "float32", (n_sigma, n_channel), ("sigma", "channel"), rows_per_chunk=rows_per_chunk, coord=False),
+            ColumnSpec("probed", "bool", (n_sigma,), ("sigma",), rows_per_chunk=rows_per_chunk, coord=False),
             ColumnSpec("sample_id", STRING),
             ColumnSpec("source", STRING),
             ColumnSpec("class_id", "int16"),
@@ -53,6 +56,7 @@ def write_activations(
             table.append(
                 {
                     "mean": values[start:stop].astype(np.float32),
+                    "probed": ~np.isnan(values[start:stop]).any(axis=2),
                     "sample_id": np.asarray(sample_ids[start:stop], dtype=object),
                     "source": np.asarray(source[start:stop], dtype=object),
                     "class_id": np.asarray(class_id[start:stop], dtype=np.int16),

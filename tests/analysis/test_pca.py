@@ -117,6 +117,20 @@ def test_rerun_reuses_unless_forced_and_force_replaces(lake: Path) -> None:
     assert not (lake / ".dmd2viz-trash").exists()
 
 
+def test_filling_in_unprobed_cells_makes_the_pca_recompute(lake: Path, table) -> None:
+    from lake import LakeWriter, Provenance
+
+    run_pca(lake, "bottleneck", 2, pca_dim=4, **QUIET)
+    assert run_pca(lake, "bottleneck", 2, pca_dim=4, **QUIET).reused
+    missing = int(np.flatnonzero(np.isnan(table.values[:, 1, :]).any(axis=1))[0])
+    with LakeWriter.open(lake, Provenance(job="test probe"), create=False) as writer:  # what ingest does
+        group = writer.group("activations/enc.8x8_block2")
+        group["mean"][missing, 1] = np.ones(table.values.shape[2], dtype=np.float32)
+        group["probed"][missing, 1] = True
+    again = run_pca(lake, "bottleneck", 2, pca_dim=4, **QUIET)
+    assert not again.reused and again.summary["excluded_rows"] == int(np.isnan(table.values[:, 1, :]).any(axis=1).sum()) - 1
+
+
 def test_a_failed_run_leaves_the_lake_unchanged(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_pca(lake, "bottleneck", 2, pca_dim=4, **QUIET)
     before = json.loads((lake / "zarr.json").read_text())
