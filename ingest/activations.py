@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -225,7 +226,7 @@ def write_batch(target: LayerTarget, layer: str, batch: ProbedBatch, sigmas: lis
         added = table.table.append(columns)
         target.act_row[batch.rows[fresh]] = np.arange(added.start, added.stop)
 
-    existing = (act_rows >= 0) & ~np.isin(np.arange(len(act_rows)), fresh)
+    existing = act_rows >= 0  # taken before the append: rows appended just now are complete
     for j, a in enumerate(axis):
         pick = np.flatnonzero(existing & need[:, j])
         if not len(pick):
@@ -246,7 +247,8 @@ def run(args: argparse.Namespace) -> None:
     from lake import LakeWriter, Provenance, open_lake
 
     from .activation_store import LayerShape, open_activation_table
-    from .pipeline import prefetch, progress_bar
+    from .overlap import write_behind
+    from .pipeline import progress_bar
     from .probe import compute_block, deepest_layer, layer_shapes, load_model, random_weights_note, resolve_layer_flag
 
     positive(args.batch_size, "--batch-size")
@@ -262,12 +264,6 @@ def run(args: argparse.Namespace) -> None:
     job = ProbeJob(module=loaded.module, device=loaded.device, layers=layers, stop=deepest_layer(loaded.module, layers),
                    sigmas=sigmas, noise_seed=args.noise_seed, keep_spatial=args.keep_spatial,
                    block=compute_block(loaded.device), shapes=shapes)
-    note = random_weights_note(identity)
-    if note:
-        import sys
-
-        print(note, file=sys.stderr)
-
     provenance = Provenance(
         job="ingest activations",
         parameters={"layers": layers, "sigmas": sigmas, "source": args.source, "noise_seed": args.noise_seed,
@@ -291,12 +287,18 @@ def run(args: argparse.Namespace) -> None:
         need = np.logical_or.reduce([t.need for t in targets.values()])
         writer.commit()  # new groups and sigma axes are visible from the start
         steps = plan_steps(need, job.block, args.batch_size)
+        note = random_weights_note(identity)  # once the job is sure to run: errors stay one line
+        if note:
+            print(note, file=sys.stderr)
         with progress_bar(int(need.sum()), "ingest activations", disable=args.no_progress) as bar:
             bar.unit = "probe"
-            for batch in prefetch(compute_steps(job, lake, steps, sample_ids, class_ids)):
+
+            def write(batch: ProbedBatch) -> None:
                 done = need[batch.rows] & batch.computed
                 for layer, target in targets.items():
                     write_batch(target, layer, batch, sigmas, sample_ids, sources, class_ids, args.keep_spatial)
                 writer.commit()
-                need[batch.rows] &= ~done
                 bar.update(int(done.sum()))
+
+            # This thread reads images and computes; batch k is written while k+1 is probed.
+            write_behind(compute_steps(job, lake, steps, sample_ids, class_ids), write)

@@ -265,12 +265,10 @@ def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shap
     from lake import InputFile, LakeWriter, Provenance
 
     from .activation_store import LayerShape, open_generation_table
-    from .pipeline import SampleBatch, SampleSink, prefetch, progress_bar
+    from .overlap import write_behind
+    from .pipeline import SampleBatch, SampleSink, progress_bar
     from .probe import random_weights_note
 
-    note = random_weights_note(identity)
-    if note:
-        print(note, file=sys.stderr)
     inputs = []
     if args.checkpoint:
         from models.checkpoint import resolve_checkpoint
@@ -300,12 +298,13 @@ def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shap
             needed = np.flatnonzero(missing)
             ranks.broadcast(needed)
             planned = True
+            note = random_weights_note(identity)  # once the job is sure to run: errors stay one line
+            if note:
+                print(note, file=sys.stderr)
 
             with progress_bar(len(needed), "ingest generate", disable=args.no_progress) as bar:
-                steps = compute_steps(job, needed, ranks)
-                # One process: compute the next batch while this one is written. Several: rank 0's
-                # compute must stay in this thread, where a failed write cannot strand a collective.
-                for batch in prefetch(steps) if ranks.count == 1 else steps:
+
+                def write(batch: GeneratedBatch) -> None:
                     ids = [f"{prefix}{i}" for i in batch.indices.tolist()]
                     for layer, table in tables.items():
                         rows = [k for k, sample_id in enumerate(ids) if sample_id not in layer_ids[layer]]
@@ -322,6 +321,9 @@ def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shap
                     if not added:
                         writer.commit()  # activations-only batch (samples made by an earlier run without --layers)
                     bar.update(len(ids))
+
+                # This thread computes (and joins the other ranks' gathers); batch k is written while k+1 is made.
+                write_behind(compute_steps(job, needed, ranks), write)
     except BaseException:
         if not planned:
             ranks.broadcast(Failure())

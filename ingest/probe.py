@@ -196,12 +196,17 @@ def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, la
 
 
 def layer_shapes(module: Any, layers: Sequence[str]) -> dict[str, tuple[int, int, int]]:
-    """(channels, height, width) of each layer's output, from one single-image forward pass."""
-    import torch
+    """(channels, height, width) of each layer's output, read off the network without running it.
 
-    device = next(module.parameters()).device
-    size = module.img_resolution
-    zeros = torch.zeros(1, module.in_channels, size, size, device=device)
-    out = probe_block(module, zeros, zeros, 1.0, torch.zeros(1, dtype=torch.int64), layers,
-                      deepest_layer(module, layers), keep_spatial=True)
-    return {name: tuple(int(s) for s in out.spatial[name].shape[1:]) for name in layers}  # type: ignore[misc]
+    Every block knows its output channels; its resolution is in its name
+    (``enc.8x8_block2``), and the output convolution works at full resolution.
+    """
+    import re
+
+    shapes = {}
+    for name in layers:
+        block = module.get_submodule(f"model.{name}")
+        match = re.search(r"(\d+)x(\d+)", name)
+        height, width = (int(match.group(1)), int(match.group(2))) if match else (module.img_resolution,) * 2
+        shapes[name] = (int(block.out_channels), height, width)
+    return shapes

@@ -1,0 +1,197 @@
+"""Benchmark: `ingest generate` and `ingest activations` against the bare network in the same run.
+
+Baselines, on the same device, preset and compute blocks as the jobs:
+- generation: `models.one_step_generate` on pre-drawn noise, block after block, no
+  hooks, no lake;
+- probing: the denoiser forward on the same images at the same sigmas, cut after the
+  deepest requested layer exactly as the job cuts it, no capture, no lake.
+Then the real jobs (in-process `python -m ingest generate|activations`, fresh lake in a
+temporary directory) make the same number of images/probes. A ratio of 1.10 means
+the lake, the hooks and the bookkeeping cost 10% over the bare forward passes. FLOPs
+per image are counted with torch's FlopCounterMode; the fraction of peak divides the
+achieved FLOP rate by --peak-flops (default: H100 SXM dense bf16). Prints JSON.
+
+    python benchmarks/bench_generate.py                      # tiny preset, CPU
+    python benchmarks/bench_generate.py --preset dmd2-imagenet64 --dtype bf16 --device cuda --num-images 2048
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def synchronize(device) -> None:  # noqa: ANN001 - torch.device
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def count_flops(fn) -> float:  # noqa: ANN001 - a zero-argument callable
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def bare_generation(module, device, indices: np.ndarray, block: int, seed: int) -> float:  # noqa: ANN001
+    """Seconds for one_step_generate over `indices` in compute blocks (noise drawn beforehand)."""
+    import torch
+
+    import models
+
+    blocks = []
+    for start in range(0, len(indices), block):
+        part = indices[start : start + block]
+        noise, classes = models.sample_batch(seed, part.tolist())
+        blocks.append((noise.to(device), classes))
+    synchronize(device)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        outputs = [models.one_step_generate(module, noise, classes) for noise, classes in blocks]
+    synchronize(device)
+    del outputs
+    return time.perf_counter() - began
+
+
+def bare_probe(module, device, images: np.ndarray, class_ids: np.ndarray, sigmas: list[float],  # noqa: ANN001
+               block: int, stop: str | None) -> float:
+    """Seconds for the cut denoiser forward of every (image, sigma), in compute blocks."""
+    import torch
+    from torch.nn import functional as F
+
+    from ingest.probe import _StopForward, stop_after
+
+    x0 = torch.from_numpy(images).permute(0, 3, 1, 2).to(device, torch.float32) / 127.5 - 1
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)).to(device)
+    labels = F.one_hot(torch.from_numpy(class_ids.astype(np.int64)), module.label_dim).float().to(device)
+    synchronize(device)
+    began = time.perf_counter()
+    with torch.inference_mode(), stop_after(module, stop):
+        for start in range(0, len(x0), block):
+            part = slice(start, start + block)
+            for sigma in sigmas:
+                n = x0[part].shape[0]
+                try:
+                    module(x0[part] + sigma * eps[part], torch.full((n,), sigma, device=device), labels[part])
+                except _StopForward:
+                    pass
+    synchronize(device)
+    return time.perf_counter() - began
+
+
+def timed_job(argv: list[str]) -> float:
+    from ingest.cli import main
+
+    began = time.perf_counter()
+    code = main(argv)
+    if code != 0:
+        raise SystemExit(f"benchmark job failed ({code}): {' '.join(argv)}")
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--num-images", type=int, default=64, help="images generated, and probed at every sigma")
+    parser.add_argument("--layers", default="bottleneck,mid")
+    parser.add_argument("--sigmas", default="0.5,2,10,80")
+    parser.add_argument("--batch-size", type=int, default=None, help="job --batch-size (default: the jobs' defaults)")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating repeats; the fastest of each is kept")
+    parser.add_argument("--peak-flops", type=float, default=989e12,
+                        help="device peak FLOP/s for the fraction of peak (default 989e12: H100 SXM dense bf16)")
+    parser.add_argument("--workdir", default=None, help="where the temporary lakes go (default: system temp)")
+    args = parser.parse_args()
+
+    import torch
+
+    import models
+    from ingest.activations import parse_sigmas
+    from ingest.probe import compute_block, deepest_layer, load_model, resolve_layer_flag
+
+    model_args = argparse.Namespace(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)
+    began = time.perf_counter()
+    loaded, identity = load_model(model_args)
+    load_s = time.perf_counter() - began
+    module, device = loaded.module, loaded.device
+    layers = resolve_layer_flag(args.layers, module)
+    sigmas = parse_sigmas(args.sigmas)
+    stop = deepest_layer(module, layers)
+    block = compute_block(device)
+    n = args.num_images
+    indices = np.arange(n)
+
+    # FLOPs per image: the full generation pass, and the probe cut after the deepest layer.
+    noise, classes = models.sample_batch(0, [0])
+    gen_flops = count_flops(lambda: models.one_step_generate(module, noise.to(device), classes))
+    # Warm-up: the first few calls of each shape pick kernels and fill the allocator (seconds on CPU).
+    for _ in range(3):
+        bare_generation(module, device, indices[:block], block, seed=0)
+
+    common = ["--preset", args.preset, "--device", args.device, "--dtype", args.dtype, "--no-progress"]
+    batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    results: dict[str, list[float]] = {"bare_generate": [], "job_generate": [], "bare_probe": [], "job_probe": []}
+    images = class_ids = None
+    probe_flops = 0.0
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for repeat in range(args.repeats):
+            lake = Path(tmp) / f"lake{repeat}"
+            results["bare_generate"].append(bare_generation(module, device, indices, block, seed=0))
+            results["job_generate"].append(timed_job(
+                ["generate", "--lake", str(lake), "--num-samples", str(n), "--seed", "0", "--layers", args.layers,
+                 *common, *batch]))
+            if images is None:
+                from lake import open_lake
+
+                opened = open_lake(lake)
+                images, class_ids = opened.images(slice(0, n)), opened.column("samples", "class_id")
+                probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, stop))
+                for _ in range(3):
+                    bare_probe(module, device, images[:block], class_ids[:block], sigmas[:1], block, stop)
+            results["bare_probe"].append(bare_probe(module, device, images, class_ids, sigmas, block, stop))
+            results["job_probe"].append(timed_job(
+                ["activations", "--lake", str(lake), "--layers", args.layers, "--sigmas", args.sigmas,
+                 "--source", "generated", *common, *batch]))
+
+    best = {k: min(v) for k, v in results.items()}
+    probes = n * len(sigmas)
+    report = {
+        "preset": args.preset, "device": str(device), "dtype": args.dtype, "weights": identity.weights,
+        "torch_threads": torch.get_num_threads(), "num_images": n, "compute_block": block,
+        "layers": layers, "sigmas": sigmas, "probe_stops_after": stop or "out_conv", "model_load_s": round(load_s, 3),
+        "generate": {
+            "bare_images_per_s": round(n / best["bare_generate"], 2),
+            "job_images_per_s": round(n / best["job_generate"], 2),
+            "ratio": round(best["job_generate"] / best["bare_generate"], 3),
+            "gflops_per_image": round(gen_flops / 1e9, 2),
+        },
+        "activations": {
+            "bare_probes_per_s": round(probes / best["bare_probe"], 2),
+            "job_probes_per_s": round(probes / best["job_probe"], 2),
+            "ratio": round(best["job_probe"] / best["bare_probe"], 3),
+            "gflops_per_probe": round(probe_flops / 1e9, 2),
+        },
+        "seconds": {k: [round(s, 3) for s in v] for k, v in results.items()},
+    }
+    if device.type == "cuda":
+        report["peak_flops"] = args.peak_flops
+        report["generate"]["fraction_of_peak"] = round(n / best["job_generate"] * gen_flops / args.peak_flops, 4)
+        report["generate"]["bare_fraction_of_peak"] = round(n / best["bare_generate"] * gen_flops / args.peak_flops, 4)
+        report["activations"]["fraction_of_peak"] = round(probes / best["job_probe"] * probe_flops / args.peak_flops, 4)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
