@@ -53,10 +53,11 @@ def build_lake(path: Path, points: int) -> None:
         ColumnSpec("source", STRING),
         ColumnSpec("class_id", "int16"),
         ColumnSpec("split", STRING),
+        ColumnSpec("sample_row", "int64"),  # as the analysis package writes it
     )
     with LakeWriter.open(path, Provenance(job="bench explorer")) as writer:
         samples = writer.table(SAMPLES)
-        pca = writer.table(TableSpec(f"analysis/pca/{KEY}", "sample", (ColumnSpec("scores", "float32", (8,), ("component",), coord=False), ColumnSpec("sample_id", STRING))))
+        pca = writer.table(TableSpec(f"analysis/pca/{KEY}", "sample", (ColumnSpec("scores", "float32", (8,), ("component",), coord=False), ColumnSpec("sample_id", STRING), ColumnSpec("sample_row", "int64"))))
         emb = writer.table(
             TableSpec(
                 f"analysis/embeddings/{KEY}/{NAME}",
@@ -67,7 +68,7 @@ def build_lake(path: Path, points: int) -> None:
             )
         )
         compare = writer.table(
-            TableSpec(f"analysis/compare/{KEY}", "sample", (ColumnSpec("real_fraction", "float32", coord=False), ColumnSpec("sample_id", STRING)))
+            TableSpec(f"analysis/compare/{KEY}", "sample", (ColumnSpec("real_fraction", "float32", coord=False), ColumnSpec("sample_id", STRING), ColumnSpec("sample_row", "int64")))
         )
         coords_all = np.empty((points, 2), np.float32)
         for start in tqdm(range(0, points, BATCH), desc="writing samples", unit="batch"):
@@ -97,9 +98,9 @@ def build_lake(path: Path, points: int) -> None:
             features = centres[class_id] + noise
             coords = features[:, :2] * np.float32(0.25)
             coords_all[start:stop] = coords
-            pca.append({"scores": features, "sample_id": ids})
-            emb.append({"embedding": coords, "sample_id": ids, "source": source, "class_id": class_id, "split": split})
-            compare.append({"real_fraction": np.random.default_rng([2, start]).random(n).astype(np.float32), "sample_id": ids})
+            pca.append({"scores": features, "sample_id": ids, "sample_row": index.astype(np.int64)})
+            emb.append({"embedding": coords, "sample_id": ids, "source": source, "class_id": class_id, "split": split, "sample_row": index.astype(np.int64)})
+            compare.append({"real_fraction": np.random.default_rng([2, start]).random(n).astype(np.float32), "sample_id": ids, "sample_row": index.astype(np.int64)})
             writer.commit()
         from sklearn.neighbors import NearestNeighbors
 
@@ -115,6 +116,7 @@ def build_lake(path: Path, points: int) -> None:
                     ColumnSpec("neighbor_row", "int64", (STORED_K,), ("k",), coord=False),
                     ColumnSpec("distance", "float32", (STORED_K,), ("k",), coord=False),
                     ColumnSpec("sample_id", STRING),
+                    ColumnSpec("sample_row", "int64"),
                 ),
             )
         )
@@ -127,6 +129,7 @@ def build_lake(path: Path, points: int) -> None:
                     "neighbor_row": rows.astype(np.int64),
                     "distance": distance[start:stop, 1:].astype(np.float32),
                     "sample_id": _ids(start, stop),
+                    "sample_row": np.arange(start, stop, dtype=np.int64),
                 }
             )
 

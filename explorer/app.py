@@ -98,7 +98,6 @@ def run(config: ExplorerConfig) -> None:
     view: ViewState = st.session_state[VIEW]
     view = _sidebar(session, view, refs)
     frame = _frame(session, view.embedding)
-    session.warm(view.embedding)
     view = _apply_chart_events(view)
     st.session_state[VIEW] = view
 
@@ -120,6 +119,8 @@ def run(config: ExplorerConfig) -> None:
     else:
         cloud_page(session, frame, view, mask)
     _sync_url(st.session_state[VIEW])
+    # After the page is drawn, so the background joins don't compete with the first page.
+    session.warm(view.embedding)
 
 
 def _seed_widgets(view: ViewState) -> None:
@@ -376,9 +377,7 @@ def explore_page(session: LakeSession, config: ExplorerConfig, frame: EmbeddingF
 
 
 def _uniform(frame: EmbeddingFrame) -> np.ndarray:
-    from explorer.data import unit_interval
-
-    return unit_interval(frame.id_hash)
+    return frame.sampling_uniform
 
 
 def _neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row: int) -> queries.Neighbours | None:

@@ -85,8 +85,8 @@ def strata_codes(class_id: np.ndarray, source_code: np.ndarray, n_sources: int) 
 def stratified_sample(mask: np.ndarray, strata: np.ndarray, u: np.ndarray, cap: int) -> np.ndarray:
     """Rows to draw: all masked rows when at most `cap`, else a deterministic stratified sample of ~cap.
 
-    Each stratum keeps the points whose fixed per-sample uniform `u` (from a hash of the
-    sample id) is below the stratum's rate. Rates are proportional to stratum size, with a
+    Each stratum keeps the points whose fixed per-sample uniform `u` (from a hash of its
+    row, `data.row_uniform`) is below the stratum's rate. Rates are proportional to stratum size, with a
     floor so that small classes stay visible. Because `u` is fixed per sample, zooming in
     (a smaller window, higher rates) only ever adds points: the view is stable.
     """

@@ -131,6 +131,10 @@ def write_analysis(built: BuiltLake, splits: np.ndarray) -> None:
         "split": splits[order],
     }
     label_columns = (ColumnSpec("sample_id", STRING), ColumnSpec("source", STRING), ColumnSpec("class_id", "int16"), ColumnSpec("split", STRING))
+    # As the analysis package writes them: every per-sample table also carries `sample_row`
+    # (except the 3D embedding here, standing in for lakes written before it existed).
+    row_column = (ColumnSpec("sample_row", "int64"),)
+    rows = {"sample_row": order.astype(np.int64)}
     pca = PCA(n_components=8, random_state=0).fit(feats)
     scores = pca.transform(feats).astype(np.float32)
     nn = NearestNeighbors(n_neighbors=STORED_K + 1).fit(scores)
@@ -144,8 +148,8 @@ def write_analysis(built: BuiltLake, splits: np.ndarray) -> None:
 
     with LakeWriter.open(built.path, Provenance(job="test analysis")) as writer:
         writer.table(
-            _table(f"analysis/pca/{KEY}", (ColumnSpec("scores", "float32", (8,), ("component",), coord=False), ColumnSpec("sample_id", STRING)))
-        ).append({"scores": scores, "sample_id": ids})
+            _table(f"analysis/pca/{KEY}", (ColumnSpec("scores", "float32", (8,), ("component",), coord=False), ColumnSpec("sample_id", STRING), *row_column))
+        ).append({"scores": scores, "sample_id": ids, **rows})
         writer.group(f"analysis/pca/{KEY}").create_array(
             "explained_variance_ratio", data=pca.explained_variance_ratio_.astype(np.float32), dimension_names=("component",)
         )
@@ -153,11 +157,11 @@ def write_analysis(built: BuiltLake, splits: np.ndarray) -> None:
             coords = (scores[:, :dims] * np.float32(0.5)).astype(np.float32)
             spec = _table(
                 f"analysis/embeddings/{KEY}/{name}",
-                (ColumnSpec("embedding", "float32", (dims,), ("axis",), coord=False), *label_columns),
+                (ColumnSpec("embedding", "float32", (dims,), ("axis",), coord=False), *label_columns, *(row_column if dims == 2 else ())),
                 fixed_coords={"axis": np.array(["x", "y", "z"][:dims], dtype=np.dtypes.StringDType())},
                 attrs={"method": "umap", "n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "seed": 42, "trustworthiness": 0.91},
             )
-            writer.table(spec).append({"embedding": coords, **labels})
+            writer.table(spec).append({"embedding": coords, **labels, **(rows if dims == 2 else {})})
         writer.table(
             _table(
                 f"analysis/knn/{KEY}",
@@ -166,18 +170,19 @@ def write_analysis(built: BuiltLake, splits: np.ndarray) -> None:
                     ColumnSpec("neighbor_row", "int64", (STORED_K,), ("k",), coord=False),
                     ColumnSpec("distance", "float32", (STORED_K,), ("k",), coord=False),
                     ColumnSpec("sample_id", STRING),
+                    *row_column,
                 ),
                 attrs={"k": STORED_K, "space": "pca"},
             )
-        ).append({"neighbor_id": ids[index], "neighbor_row": index.astype(np.int64), "distance": distance, "sample_id": ids})
+        ).append({"neighbor_id": ids[index], "neighbor_row": index.astype(np.int64), "distance": distance, "sample_id": ids, **rows})
         compare_path = f"analysis/compare/{KEY}"
         writer.table(
             _table(
                 compare_path,
-                (ColumnSpec("real_fraction", "float32", coord=False), ColumnSpec("nearest_real_distance", "float32", coord=False), ColumnSpec("sample_id", STRING)),
+                (ColumnSpec("real_fraction", "float32", coord=False), ColumnSpec("nearest_real_distance", "float32", coord=False), ColumnSpec("sample_id", STRING), *row_column),
                 attrs={"mean_real_fraction_of_generated": float(real_fraction[~is_real].mean()), "k": STORED_K},
             )
-        ).append({"real_fraction": real_fraction, "nearest_real_distance": nearest_real, "sample_id": ids})
+        ).append({"real_fraction": real_fraction, "nearest_real_distance": nearest_real, "sample_id": ids, **rows})
         group = writer.group(compare_path)
         class_list = np.array(CLASSES, dtype=np.int16)
         cls = built.class_ids[order]

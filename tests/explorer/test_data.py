@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import KEY, NAME_2D, NAME_3D
-from explorer.data import LakeSession, LakeState, align_rows, diagnose_lake, factorize, hash_ids
+from explorer.data import LakeSession, LakeState, align_rows, diagnose_lake, factorize, hash_ids, row_uniform, same_rows
 from lake import LakeWriter, Provenance
 
 
@@ -45,10 +45,42 @@ def test_frame_aligns_a_shuffled_embedding_to_the_samples_table(shuffled_lake):
     assert np.array_equal(seeds, session.lake.column("samples", "seed")[order])
 
 
+def test_stored_sample_row_and_id_join_give_the_same_frame(shuffled_lake):
+    # The 2D embedding stores sample_row (ids are then read only when needed); the 3D one
+    # does not, so it is joined to the samples table by id.
+    session = LakeSession(shuffled_lake.path)
+    order = shuffled_lake.analysis_order
+    stored, joined = session.frame(f"{KEY}/{NAME_2D}"), session.frame(f"{KEY}/{NAME_3D}")
+    assert stored._ids is None and stored._id_hash is None and joined._id_hash is not None
+    for frame in (stored, joined):
+        assert np.array_equal(frame.sample_row, order)
+        assert frame.sample_id.tolist() == shuffled_lake.sample_ids[order].tolist()
+        assert frame.rows_of([shuffled_lake.sample_ids[order[7]]]).tolist() == [7]
+    # the k-NN table carries sample_row in the same order: aligned without reading ids
+    assert np.array_equal(session.table_rows(f"analysis/knn/{KEY}", stored.info.ref), np.arange(len(order)))
+
+
+def test_same_rows_needs_equal_rows_all_in_the_samples_table():
+    assert same_rows(np.array([3, 1, 2]), np.array([3, 1, 2]))
+    assert not same_rows(np.array([3, 1, 2]), np.array([3, 2, 1]))
+    assert not same_rows(np.array([3, 1]), np.array([3, 1, 2]))
+    assert not same_rows(np.array([3, -1, 2]), np.array([3, -1, 2]))  # -1 does not identify a sample
+    assert not same_rows(np.array([0, 1]), np.array(["0", "1"]))
+
+
+def test_row_uniform_is_deterministic_uniform_and_prefix_stable():
+    u = row_uniform(200_000)
+    assert u.dtype == np.float64 and ((u >= 0) & (u < 1)).all()
+    assert np.array_equal(u[:1000], row_uniform(1000))  # a row's number depends only on the row
+    counts = np.histogram(u, bins=10, range=(0, 1))[0]
+    assert np.abs(counts - 20_000).max() < 1_000  # ~7 sigma of a binomial(200k, 0.1)
+    assert abs(float(np.corrcoef(u[:-1], u[1:])[0, 1])) < 0.01  # neighbouring rows are not correlated
+
+
 def test_compare_columns_and_summary(small_lake):
     session = LakeSession(small_lake.path)
     refs = [c.ref for c in session.columns(f"{KEY}/{NAME_2D}")]
-    assert "compare.real_fraction" in refs and "samples.seed" in refs and "samples.sample_id" not in refs
+    assert "compare.real_fraction" in refs and "samples.seed" in refs and "samples.sample_id" not in refs and "compare.sample_row" not in refs
     values = session.column_values(f"{KEY}/{NAME_2D}", "compare.real_fraction")
     assert values.shape == (len(small_lake.sample_ids),) and ((values >= 0) & (values <= 1)).all()
     overall, per_class = session.compare_summary(KEY)
