@@ -60,6 +60,17 @@ def test_stored_sample_row_and_id_join_give_the_same_frame(shuffled_lake):
     assert np.array_equal(session.table_rows(f"analysis/knn/{KEY}", stored.info.ref), np.arange(len(order)))
 
 
+def test_rows_of_scans_few_ids_and_indexes_many_with_the_same_answer(shuffled_lake):
+    frame = LakeSession(shuffled_lake.path).frame(f"{KEY}/{NAME_2D}")
+    order = shuffled_lake.analysis_order
+    few = [shuffled_lake.sample_ids[order[9]], "no/such/id", shuffled_lake.sample_ids[order[0]]]
+    assert frame.rows_of(few).tolist() == [9, -1, 0]
+    assert frame._sorted is None  # answered by a scan, no hash index built
+    many = few + list(shuffled_lake.sample_ids[order[20:40]])
+    assert frame.rows_of(many).tolist() == [9, -1, 0, *range(20, 40)]
+    assert frame._sorted is not None and frame.rows_of(few).tolist() == [9, -1, 0]
+
+
 def test_same_rows_needs_equal_rows_all_in_the_samples_table():
     assert same_rows(np.array([3, 1, 2]), np.array([3, 1, 2]))
     assert not same_rows(np.array([3, 1, 2]), np.array([3, 2, 1]))
