@@ -233,13 +233,20 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
             pass
     codes = np.full(len(values), -1, dtype=np.int32)
     categories: list[str] = []
-    unassigned = np.arange(len(values))
-    while unassigned.size and len(categories) < _MAX_SCAN_CATEGORIES:
-        value = values[unassigned[0]]
-        hit = values[unassigned] == value
-        codes[unassigned[hit]] = len(categories)
+    todo = np.ones(len(values), dtype=bool)
+    first = 0
+    # Whole-column comparisons (no fancy indexing): every value equal to the next unassigned
+    # one is itself unassigned, since it differs from every earlier category.
+    while first < len(values) and len(categories) < _MAX_SCAN_CATEGORIES:
+        first += int(np.argmax(todo[first:]))
+        if not todo[first]:
+            break
+        value = values[first]
+        hit = values == value
+        codes[hit] = len(categories)
+        todo &= ~hit
         categories.append(value.decode("utf-8") if isinstance(value, bytes) else str(value))
-        unassigned = unassigned[~hit]
+    unassigned = np.flatnonzero(todo)
     if unassigned.size:
         import pandas as pd
 
