@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -252,6 +253,9 @@ def run(args: argparse.Namespace) -> None:
     from .probe import compute_block, deepest_layer, layer_shapes, load_model, random_weights_note, resolve_layer_flag
 
     positive(args.batch_size, "--batch-size")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Every process would probe everything and all but one would find the lake locked.
+        raise InputError("ingest activations runs as one process; start it with python -m, not accelerate launch/torchrun")
     sigmas = parse_sigmas(args.sigmas)
     if args.noise_seed < 0:
         raise InputError(f"--noise-seed must be >= 0, got {args.noise_seed}")

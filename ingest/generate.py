@@ -55,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", default=None, metavar="LIST",
                         help="comma-separated blocks whose generation-pass activations to store (e.g. bottleneck,mid or "
                         "enc.8x8_block2); default none. An unknown name lists the valid ones")
-    add_model_flags(parser)
+    add_model_flags(parser, multi_process=True)
     add_run_flags(parser, default_batch=256)
     parser.set_defaults(run=run)
 

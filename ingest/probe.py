@@ -29,7 +29,7 @@ def compute_block(device: Any) -> int:
     return COMPUTE_BLOCK.get(getattr(device, "type", str(device)), 8)
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
+def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False) -> None:
     """--preset, --checkpoint, --device, --dtype: which network, with which weights, where."""
     parser.add_argument("--preset", default="dmd2-imagenet64",
                         help="network architecture: dmd2-imagenet64 (the released model) or tiny (1/6 width, "
@@ -37,9 +37,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="generator weights (.bin/.pt/.pth/.safetensors, or the DMD2 release directory). "
                         "Without it the network has seeded random weights, recorded as weights=random everywhere")
+    launched = "; under `accelerate launch` each process uses its own GPU (cpu: gloo processes)" if multi_process else ""
     parser.add_argument("--device", default="auto",
-                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; under `accelerate launch` "
-                        "each process uses its own accelerator")
+                        help=f"auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps{launched}")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
                         help="compute precision: fp32 (default) or bf16 (CUDA only); stored activations are float32 either way")
 
