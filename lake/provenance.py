@@ -32,8 +32,9 @@ class Provenance:
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     inputs: list[InputFile] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
-    run_id: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8])
-    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    # Microseconds in both, so records of jobs started within one second still sort in order.
+    run_id: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8])
+    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"))
     versions: dict[str, str] = field(default_factory=lambda: package_versions())
     host: str = field(default_factory=platform.node)
 

@@ -87,7 +87,7 @@ class Lake:
             for rel, meta in self._nodes.items()
             if rel.startswith(PROVENANCE_GROUP + "/") and rel.count("/") == 1
         ]
-        return sorted(records, key=lambda r: r.get("run_id", ""))
+        return sorted(records, key=lambda r: (r.get("started", ""), r.get("run_id", "")))
 
 
 def open_lake(path: str | os.PathLike[str]) -> Lake:

@@ -8,7 +8,8 @@
 
 Leaving the block with an exception restores the lake to how it was when the
 session opened (earlier commits of *this* session included), so bad input never
-leaves half a job behind; a killed process keeps everything it committed.
+leaves half a job behind. A killed process (kill -9) or an interrupted one (Ctrl-C)
+keeps everything it committed, and rerunning the job resumes.
 """
 from __future__ import annotations
 
@@ -108,6 +109,7 @@ class LakeWriter:
         self._start_document: dict[str, Any] | None = None
         self._root: Any = None
         self.rows_added: dict[str, int] = {}
+        self._committed_rows: dict[str, int] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], provenance: Provenance, create: bool = True) -> "LakeWriter":
@@ -170,11 +172,20 @@ class LakeWriter:
         record = self._root[f"{PROVENANCE_GROUP}/{self.provenance.run_id}"]
         record.attrs.update({"status": status, "rows_added": dict(self.rows_added)})
         commit(self.path)
+        self._committed_rows = dict(self.rows_added)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
             if exc_type is None:
                 self.commit(status="complete")
+            elif issubclass(exc_type, KeyboardInterrupt):
+                # The user stopped the job: keep every committed batch (rerunning
+                # resumes), drop only the batch in flight, and say so in provenance.
+                doc = read_root_document(self.path)
+                assert doc is not None
+                restore(self.path, doc)
+                self.rows_added = dict(self._committed_rows)
+                self.commit(status="interrupted")
             else:
                 # Bad input or an error mid-job: put the lake back exactly as it was.
                 assert self._start_document is not None

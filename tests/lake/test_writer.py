@@ -108,3 +108,17 @@ def test_not_a_lake_and_newer_schema_are_refused(tmp_path):
     (lake / "zarr.json").write_text(json.dumps(doc))
     with pytest.raises(SchemaVersionError, match="newer"):
         open_lake(lake)
+
+
+def test_interrupt_keeps_committed_batches(tmp_path):
+    lake = tmp_path / "lake"
+    with pytest.raises(KeyboardInterrupt):
+        with LakeWriter.open(lake, Provenance(job="interrupted")) as writer:
+            table = writer.table(SAMPLES)
+            table.append(batch(1, 8))
+            writer.commit()
+            table.append(batch(2, 4))  # in flight when Ctrl-C arrives
+            raise KeyboardInterrupt
+    assert xr.open_zarr(lake, group="samples").sample_id.values.tolist() == [f"t1/{i}" for i in range(8)]
+    [record] = open_lake(lake).provenance()
+    assert record["status"] == "interrupted" and record["rows_added"]["samples"] == 8
