@@ -7,7 +7,9 @@ This file only wires Streamlit widgets to the plain modules of the package:
 """
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,9 @@ def run(config: ExplorerConfig) -> None:
         return
     session = loaded
     refs = [e.ref for e in session.embeddings]
+    # The first chart needs Altair (~0.4 s to import): import it while the embedding loads,
+    # which mostly waits on zarr's I/O thread.
+    _preload("altair")
 
     if VIEW not in st.session_state:
         initial = decode_query_params(st.query_params.to_dict())
@@ -121,6 +126,16 @@ def run(config: ExplorerConfig) -> None:
     _sync_url(st.session_state[VIEW])
     # After the page is drawn, so the background joins don't compete with the first page.
     session.warm(view.embedding)
+
+
+@st.cache_resource(show_spinner=False)
+def _preload(module: str) -> threading.Thread:
+    return _started(threading.Thread(target=importlib.import_module, args=(module,), name=f"dmd2viz-import-{module}", daemon=True))
+
+
+def _started(thread: threading.Thread) -> threading.Thread:
+    thread.start()
+    return thread
 
 
 def _seed_widgets(view: ViewState) -> None:
