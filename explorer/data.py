@@ -345,6 +345,7 @@ class EmbeddingFrame:
         self._ids: np.ndarray | None = None
         self._id_hash = id_hash
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._scanned: dict[str, int] = {}  # rows of ids found by a scan
         self._lock = threading.Lock()
 
     @property
@@ -382,8 +383,17 @@ class EmbeddingFrame:
             return np.zeros(0, dtype=np.int64)
         if self._sorted is None and ids.size <= _MAX_SCANNED_IDS:
             # A click needs one or a few ids: a scan (~15 ms each at 1.28M rows) beats
-            # hashing every id (~0.6 s), which is left to lookups of many ids.
-            return np.array([_first(np.flatnonzero(self.sample_id == i)) for i in ids], dtype=np.int64)
+            # hashing every id (~0.6 s), which is left to lookups of many ids. Each rerun
+            # asks again for the selected and manual ids, so their rows are remembered.
+            if len(self._scanned) > _MAX_SCANNED_IDS * 64:
+                self._scanned.clear()
+            found = []
+            for i in ids:
+                row = self._scanned.get(str(i))
+                if row is None:
+                    row = self._scanned[str(i)] = _first(np.flatnonzero(self.sample_id == i))
+                found.append(row)
+            return np.array(found, dtype=np.int64)
         if self._sorted is None:
             order = np.argsort(self.id_hash, kind="stable")
             self._sorted = (order, self.id_hash[order])

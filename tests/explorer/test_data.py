@@ -66,6 +66,7 @@ def test_rows_of_scans_few_ids_and_indexes_many_with_the_same_answer(shuffled_la
     few = [shuffled_lake.sample_ids[order[9]], "no/such/id", shuffled_lake.sample_ids[order[0]]]
     assert frame.rows_of(few).tolist() == [9, -1, 0]
     assert frame._sorted is None  # answered by a scan, no hash index built
+    assert frame.rows_of(few[::-1]).tolist() == [0, -1, 9]  # remembered rows, same answers
     many = few + list(shuffled_lake.sample_ids[order[20:40]])
     assert frame.rows_of(many).tolist() == [9, -1, 0, *range(20, 40)]
     assert frame._sorted is not None and frame.rows_of(few).tolist() == [9, -1, 0]
