@@ -24,7 +24,14 @@ LAYERS = ["enc.8x8_block2", "dec.8x8_in0"]
 
 
 def generate(lake, *args: str) -> int:
-    return main(["generate", "--lake", str(lake), *BASE, *map(str, args)])
+    """Run the job in a fresh process, as users do (and as bit-for-bit comparisons need:
+    CPU results depend on intra-op thread state, which this long test session may have changed)."""
+    return generate_process(lake, *args).returncode
+
+
+def generate_process(lake, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "ingest", "generate", "--lake", str(lake), *BASE, *map(str, args)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True)
 
 
 def read(lake, group: str) -> xr.Dataset:
@@ -44,15 +51,28 @@ def assert_same(got, ref, rows: slice = slice(None)) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """16 samples with activations, made in one batch."""
+    """16 samples with activations, made in one batch, in a fresh process.
+
+    A fresh process, like the runs it is compared with: CPU results depend on the
+    intra-op thread settings, which other libraries loaded by this test session
+    (numba, Dask) may have changed in this process.
+    """
     lake = tmp_path_factory.mktemp("gen") / "reference"
     assert generate(lake, "--num-samples", 16, "--batch-size", 16, "--layers", "bottleneck,mid") == 0
     return lake
 
 
-def test_samples_are_labelled_and_match_the_one_step_generator(reference):
-    import torch
+ONE_STEP_SCRIPT = """
+import sys, numpy as np, torch, models
+generator = models.load_generator("tiny", device="cpu")
+noise, classes = models.sample_batch(0, range(8, 16))
+with models.capture(generator.module, sys.argv[2].split(",")) as acts:
+    images = models.one_step_generate(generator.module, noise, classes)
+np.savez(sys.argv[1], images=images.numpy(), **{k: v.to(torch.float32).mean(dim=(2, 3)).numpy() for k, v in acts.items()})
+"""
 
+
+def test_samples_are_labelled_and_match_the_one_step_generator(reference, tmp_path):
     import models
 
     ds = read(reference, "samples")
@@ -65,11 +85,11 @@ def test_samples_are_labelled_and_match_the_one_step_generator(reference):
     assert ds.class_name.values[3] == imagenet_classes().names[expected_classes[3]]
 
     # Exactly the original one-step generation, D(80 * noise, 80, onehot(class)).
-    generator = models.load_generator("tiny", device="cpu")
-    noise, classes = models.sample_batch(0, range(8, 16))
-    with models.capture(generator.module, LAYERS) as acts:
-        images = models.one_step_generate(generator.module, noise, classes)
-    np.testing.assert_array_equal(ds.image.values[8:16], images.numpy())
+    # Computed directly with the models API in a fresh process, like the job's.
+    expected = tmp_path / "expected.npz"
+    subprocess.run([sys.executable, "-c", ONE_STEP_SCRIPT, str(expected), ",".join(LAYERS)], cwd=REPO, check=True)
+    acts = np.load(expected)
+    np.testing.assert_array_equal(ds.image.values[8:16], acts["images"])
     assert ds.image.values.std() > 10  # real pictures, not fill
 
     for layer in LAYERS:
@@ -77,7 +97,7 @@ def test_samples_are_labelled_and_match_the_one_step_generator(reference):
         assert g["mean"].dims == ("sample", "channel") and g["mean"].dtype == np.float32
         assert g.sample_id.values.tolist() == ds.sample_id.values.tolist()
         assert g.class_id.values.tolist() == expected_classes
-        np.testing.assert_array_equal(g["mean"].values[8:16], acts[layer].to(torch.float32).mean(dim=(2, 3)).numpy())
+        np.testing.assert_array_equal(g["mean"].values[8:16], acts[layer])
         assert g.attrs["layer"] == layer and g.attrs["weights"] == "random" and g.attrs["model_id"] == MODEL
 
     [record] = open_lake(reference).provenance()
@@ -135,7 +155,7 @@ def test_kill_minus_9_then_rerun_is_identical(reference, tmp_path):
     assert_same(lake, reference)
 
 
-def test_classes_cycle_in_blocks_and_a_changed_assignment_is_refused(tmp_path, capsys):
+def test_classes_cycle_in_blocks_and_a_changed_assignment_is_refused(tmp_path):
     lake = tmp_path / "lake"
     assert generate(lake, "--num-samples", 6, "--samples-per-class", 2, "--classes", "tabby,n07920052,657") == 0
     ds = read(lake, "samples")
@@ -143,9 +163,9 @@ def test_classes_cycle_in_blocks_and_a_changed_assignment_is_refused(tmp_path, c
     assert ds.class_name.values[2] == "espresso"
 
     before = tree_digest(lake)
-    capsys.readouterr()
-    assert generate(lake, "--num-samples", 8) == 2  # no --samples-per-class now: sample 0 would change class
-    err = capsys.readouterr().err.strip()
+    result = generate_process(lake, "--num-samples", 8)  # no --samples-per-class now: sample 0 would change class
+    assert result.returncode == 2
+    err = result.stderr.strip()
     assert len(err.splitlines()) == 1 and "--seed 0" in err and "class" in err
     assert tree_digest(lake) == before
 
@@ -184,7 +204,7 @@ def test_bad_flags_fail_in_one_line_before_touching_the_lake(tmp_path, capsys, a
     assert not lake.exists()
 
 
-def test_generation_group_of_another_model_is_refused(tmp_path, capsys):
+def test_generation_group_of_another_model_is_refused(tmp_path):
     import torch
 
     import models
@@ -198,9 +218,9 @@ def test_generation_group_of_another_model_is_refused(tmp_path, capsys):
     assert g.sample_id.values[0].startswith(f"gen/{g.attrs['model_id']}/s0/")
 
     before = tree_digest(lake)
-    capsys.readouterr()
-    assert generate(lake, "--num-samples", 1, "--layers", "bottleneck") == 2  # random weights now
-    err = capsys.readouterr().err.strip()
+    result = generate_process(lake, "--num-samples", 1, "--layers", "bottleneck")  # random weights now
+    assert result.returncode == 2
+    err = result.stderr.strip()
     assert len(err.splitlines()) == 1 and "model_id" in err and "generation/enc.8x8_block2" in err
     assert tree_digest(lake) == before
 
