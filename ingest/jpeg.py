@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .options import add_lake_flag, add_run_flags, add_selection_flags, positive
+from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, positive
 from .selection import Selection, parse_selection
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -48,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_selection_flags(parser)
     add_run_flags(parser, default_batch=512)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="decoding threads (default: number of CPUs)")
+    add_commit_flag(parser)
     parser.set_defaults(run=run)
 
 
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> None:
     from .pipeline import SampleBatch, SampleSink, prefetch, progress_bar
 
     positive(args.batch_size, "--batch-size")
+    if args.commit_interval < 0:
+        raise InputError(f"--commit-interval must be >= 0, got {args.commit_interval}")
     positive(args.workers, "--workers")
     selection = parse_selection(args.limit, args.classes, args.per_class)
     root = Path(args.root)
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
                     "limit": args.limit, "classes": args.classes, "per_class": args.per_class},
     )
     with LakeWriter.open(args.lake, provenance) as writer, ThreadPoolExecutor(args.workers) as pool:
-        sink = SampleSink(writer)
+        sink = SampleSink(writer, commit_interval=args.commit_interval)
         todo = plan(files, selection, sink.existing)
 
         def batches() -> Iterator[SampleBatch]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .options import add_lake_flag, add_run_flags, add_selection_flags, positive
+from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, positive
 from .selection import Selection, parse_selection
 
 ROW_BYTES = 64 * 64 * 3
@@ -56,6 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="split label to record (default: 'val' for val_data*.npz, 'train' for train_data_batch_*.npz)")
     add_selection_flags(parser)
     add_run_flags(parser, default_batch=2048)
+    add_commit_flag(parser)
     parser.set_defaults(run=run)
 
 
@@ -188,6 +189,8 @@ def run(args: argparse.Namespace) -> None:
     from .pipeline import SampleBatch, SampleSink, prefetch, progress_bar
 
     positive(args.batch_size, "--batch-size")
+    if args.commit_interval < 0:
+        raise InputError(f"--commit-interval must be >= 0, got {args.commit_interval}")
     selection = parse_selection(args.limit, args.classes, args.per_class)
     paths = sorted({Path(p) for p in args.paths}, key=natural_key)
     inputs = [open_npz(p, args.split) for p in paths]  # validate everything before touching the lake
@@ -197,7 +200,7 @@ def run(args: argparse.Namespace) -> None:
         parameters={"split": args.split, "limit": args.limit, "classes": args.classes, "per_class": args.per_class},
     )
     with LakeWriter.open(args.lake, provenance) as writer:
-        sink = SampleSink(writer)
+        sink = SampleSink(writer, commit_interval=args.commit_interval)
         todo = plan(inputs, selection, sink.existing)
         total = sum(len(rows) for _, rows in todo)
 

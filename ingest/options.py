@@ -37,3 +37,9 @@ def positive(value: int | None, flag: str) -> None:
 
     if value is not None and value <= 0:
         raise InputError(f"{flag} must be a positive integer, got {value}")
+
+
+def add_commit_flag(parser: argparse.ArgumentParser, default: float = 1.0) -> None:
+    parser.add_argument("--commit-interval", type=float, default=default, metavar="SECONDS",
+                        help=f"make written batches visible (and safe from kill -9) at most every SECONDS (default {default:g}; "
+                        "0 commits every batch); a killed job redoes at most this much work when rerun")

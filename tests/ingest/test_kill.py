@@ -38,7 +38,7 @@ def check_no_partial_rows(lake) -> None:
 def test_kill_minus_9_then_rerun_is_identical(npz_factory, tmp_path):
     first, _, _ = npz_factory("train_data_batch_1.npz", 1500, seed=1)
     second, _, _ = npz_factory("train_data_batch_2.npz", 1500, seed=2)
-    args = ["ingest", "npz", str(first), str(second), "--no-progress", "--batch-size", "100"]
+    args = ["ingest", "npz", str(first), str(second), "--no-progress", "--batch-size", "100", "--commit-interval", "0"]
 
     reference = tmp_path / "reference"
     run_cli(*args, "--lake", str(reference), check=True)
