@@ -128,8 +128,14 @@ class LakeWriter:
             restore(self.path, doc)  # undo whatever a killed writer left uncommitted
             self._start_document = doc
             self._root = zarr.open_group(str(self.path), mode="r+", use_consolidated=False)
+            runs = self._root.require_group(PROVENANCE_GROUP)
+            # We hold the lock, so a run still marked "running" died without finishing
+            # (kill -9, power loss). Saying so goes out with this session's first commit.
+            for _, earlier in runs.groups():
+                if earlier.attrs.get("status") == "running":
+                    earlier.attrs["status"] = "killed"
             record = self.provenance.to_attrs() | {"status": "running", "rows_added": {}}
-            self._root.require_group(PROVENANCE_GROUP).create_group(self.provenance.run_id, attributes=record)
+            runs.create_group(self.provenance.run_id, attributes=record)
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise

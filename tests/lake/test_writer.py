@@ -83,6 +83,8 @@ def test_killed_writer_is_rolled_back_on_next_open(tmp_path):
         table.append(batch(4, 3))
     ds = xr.open_zarr(lake, group="samples")
     assert ds.sample_id.values.tolist() == [f"t1/{i}" for i in range(20)] + [f"t4/{i}" for i in range(3)]
+    statuses = {r["job"]: (r["status"], r["rows_added"].get("samples")) for r in open_lake(lake).provenance()}
+    assert statuses == {"killed": ("killed", 20), "next": ("complete", 3)}
     assert int(ds.image[21].max()) == 4
 
 
