@@ -11,12 +11,7 @@ import numpy as np
 
 from .errors import AnalysisError
 
-# Short names for the blocks the demo and the docs talk about. Kept here (not imported
-# from models/) so that the analysis CLI never has to import torch.
-LAYER_ALIASES: dict[str, str] = {
-    "bottleneck": "enc.8x8_block2",
-    "mid": "dec.8x8_in0",
-}
+from lake.schema import LAYER_ALIASES  # torch-free, shared with models/
 
 ACTIVATIONS_PREFIX = "activations"
 PCA_PREFIX = "analysis/pca"

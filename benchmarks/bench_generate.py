@@ -65,27 +65,29 @@ def bare_generation(module, device, indices: np.ndarray, block: int, seed: int) 
 
 
 def bare_probe(module, device, images: np.ndarray, class_ids: np.ndarray, sigmas: list[float],  # noqa: ANN001
-               block: int, stop: str | None) -> float:
-    """Seconds for the cut denoiser forward of every (image, sigma), in compute blocks."""
+               block: int, layers: list[str]) -> float:
+    """Seconds for the cut denoiser forward of every (image, sigma), in compute blocks.
+
+    The pass stops after the deepest of `layers`, as the job's does; the capture hooks
+    themselves cost a detach per layer.
+    """
     import torch
     from torch.nn import functional as F
 
-    from ingest.probe import _StopForward, stop_after
+    import models
 
     x0 = torch.from_numpy(images).permute(0, 3, 1, 2).to(device, torch.float32) / 127.5 - 1
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)).to(device)
     labels = F.one_hot(torch.from_numpy(class_ids.astype(np.int64)), module.label_dim).float().to(device)
     synchronize(device)
     began = time.perf_counter()
-    with torch.inference_mode(), stop_after(module, stop):
+    with torch.inference_mode():
         for start in range(0, len(x0), block):
             part = slice(start, start + block)
             for sigma in sigmas:
                 n = x0[part].shape[0]
-                try:
+                with models.capture(module, layers, stop_early=True):
                     module(x0[part] + sigma * eps[part], torch.full((n,), sigma, device=device), labels[part])
-                except _StopForward:
-                    pass
     synchronize(device)
     return time.perf_counter() - began
 
@@ -119,7 +121,7 @@ def main() -> None:
 
     import models
     from ingest.activations import parse_sigmas
-    from ingest.probe import compute_block, deepest_layer, load_model, resolve_layer_flag
+    from ingest.probe import compute_block, load_model, resolve_layer_flag
 
     model_args = argparse.Namespace(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)
     began = time.perf_counter()
@@ -128,7 +130,7 @@ def main() -> None:
     module, device = loaded.module, loaded.device
     layers = resolve_layer_flag(args.layers, module)
     sigmas = parse_sigmas(args.sigmas)
-    stop = deepest_layer(module, layers)
+    stop = max(layers, key=models.layer_names(module).index)
     block = compute_block(device)
     n = args.num_images
     indices = np.arange(n)
@@ -157,10 +159,10 @@ def main() -> None:
 
                 opened = open_lake(lake)
                 images, class_ids = opened.images(slice(0, n)), opened.column("samples", "class_id")
-                probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, stop))
+                probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, layers))
                 for _ in range(3):
-                    bare_probe(module, device, images[:block], class_ids[:block], sigmas[:1], block, stop)
-            results["bare_probe"].append(bare_probe(module, device, images, class_ids, sigmas, block, stop))
+                    bare_probe(module, device, images[:block], class_ids[:block], sigmas[:1], block, layers)
+            results["bare_probe"].append(bare_probe(module, device, images, class_ids, sigmas, block, layers))
             results["job_probe"].append(timed_job(
                 ["activations", "--lake", str(lake), "--layers", args.layers, "--sigmas", args.sigmas,
                  "--source", "generated", *common, *batch]))
@@ -170,7 +172,7 @@ def main() -> None:
     report = {
         "preset": args.preset, "device": str(device), "dtype": args.dtype, "weights": identity.weights,
         "torch_threads": torch.get_num_threads(), "num_images": n, "compute_block": block,
-        "layers": layers, "sigmas": sigmas, "probe_stops_after": stop or "out_conv", "model_load_s": round(load_s, 3),
+        "layers": layers, "sigmas": sigmas, "probe_stops_after": stop, "model_load_s": round(load_s, 3),
         "generate": {
             "bare_images_per_s": round(n / best["bare_generate"], 2),
             "job_images_per_s": round(n / best["job_generate"], 2),

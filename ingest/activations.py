@@ -137,7 +137,6 @@ class ProbeJob:
     module: Any
     device: Any
     layers: list[str]
-    stop: str | None
     sigmas: list[float]
     noise_seed: int
     keep_spatial: bool
@@ -170,7 +169,7 @@ def compute_steps(job: ProbeJob, lake: Any, steps: list[ProbeStep], sample_ids: 
             part = slice(offset, offset + len(span))
             for k in np.flatnonzero(wanted):
                 out = probe_block(job.module, x0[part], eps[part], job.sigmas[k], labels[part], job.layers,
-                                  job.stop, job.keep_spatial)
+                                  job.keep_spatial)
                 results.append((offset, int(k), out))
             offset += len(span)
         yield _collect(job, rows, spans, results, r)
@@ -250,7 +249,7 @@ def run(args: argparse.Namespace) -> None:
     from .activation_store import LayerShape, open_activation_table
     from .overlap import write_behind
     from .pipeline import progress_bar
-    from .probe import compute_block, deepest_layer, layer_shapes, load_model, random_weights_note, resolve_layer_flag
+    from .probe import compute_block, layer_shapes, load_model, random_weights_note, resolve_layer_flag
 
     positive(args.batch_size, "--batch-size")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -265,7 +264,7 @@ def run(args: argparse.Namespace) -> None:
     if not layers:
         raise InputError("--layers: give at least one block, e.g. bottleneck,mid")
     shapes = layer_shapes(loaded.module, layers)
-    job = ProbeJob(module=loaded.module, device=loaded.device, layers=layers, stop=deepest_layer(loaded.module, layers),
+    job = ProbeJob(module=loaded.module, device=loaded.device, layers=layers,
                    sigmas=sigmas, noise_seed=args.noise_seed, keep_spatial=args.keep_spatial,
                    block=compute_block(loaded.device), shapes=shapes)
     provenance = Provenance(

@@ -11,8 +11,8 @@ the same bits on the same device type and thread count.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,41 +109,6 @@ def resolve_layer_flag(text: str | None, module: Any, flag: str = "--layers") ->
         raise InputError(f"{flag}: {exc}") from None
 
 
-class _StopForward(Exception):
-    """Raised by a hook once the deepest wanted layer has run: the rest of the pass is waste."""
-
-
-@contextmanager
-def stop_after(module: Any, layer: str | None) -> Iterator[None]:
-    """Abort forward passes of `module` right after block `layer` (no-op for None).
-
-    Probing the bottleneck needs only the encoder; skipping the decoder (most of the
-    FLOPs, at the highest resolutions) makes probes several times cheaper without
-    changing any value computed before the stop.
-    """
-    if layer is None:
-        yield
-        return
-
-    def hook(_module: Any, _inputs: Any, _output: Any) -> None:
-        raise _StopForward
-
-    handle = module.get_submodule(f"model.{layer}").register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-def deepest_layer(module: Any, layers: Sequence[str]) -> str | None:
-    """The last of `layers` in forward order, or None when the whole pass is needed anyway."""
-    import models
-
-    order = models.layer_names(module)
-    last = max(layers, key=order.index)
-    return None if last == order[-1] else last
-
-
 @dataclass
 class BlockOutput:
     """One compute block's results, still on the network's device (so blocks queue up without syncing)."""
@@ -173,11 +138,11 @@ def generate_block(module: Any, noise: Any, class_ids: Any, layers: Sequence[str
 
 
 def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, layers: Sequence[str],
-                stop: str | None, keep_spatial: bool) -> BlockOutput:
+                keep_spatial: bool) -> BlockOutput:
     """Run a block through the network as a denoiser at noise level `sigma`: D(x0 + sigma*eps, sigma, onehot(class)).
 
-    `x0` and `eps` are (n, 3, 64, 64) float32 on the module's device; `stop` is where
-    the pass may end (see `deepest_layer`).
+    `x0` and `eps` are (n, 3, 64, 64) float32 on the module's device. The pass stops
+    after the deepest of `layers` (models.capture's stop_early).
     """
     import models
     import torch
@@ -186,11 +151,9 @@ def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, la
     n = x0.shape[0]
     labels = F.one_hot(class_ids.to(x0.device), module.label_dim).to(torch.float32)
     sigmas = torch.full((n,), float(sigma), dtype=torch.float32, device=x0.device)
-    with torch.inference_mode(), models.capture(module, layers) as acts, stop_after(module, stop):
-        try:
+    with torch.inference_mode():
+        with models.capture(module, layers, stop_early=True) as acts:
             module(x0 + float(sigma) * eps, sigmas, labels)
-        except _StopForward:
-            pass
         means, spatial = _reduce(acts, layers, keep_spatial)
     return BlockOutput(means=means, spatial=spatial)
 

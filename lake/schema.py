@@ -21,6 +21,14 @@ PROVENANCE_GROUP = "provenance"
 
 IMAGE_SIZE = 64
 
+# Readable names for the generator blocks the demo and docs talk about. `activations/<layer>`
+# groups always use the canonical block name; every CLI accepts these aliases too. They
+# live here, in the torch-free lake package, so that models/ and analysis/ share one table.
+LAYER_ALIASES: dict[str, str] = {
+    "bottleneck": "enc.8x8_block2",  # deepest encoder output
+    "mid": "dec.8x8_in0",  # first decoder block, with attention at 8x8
+}
+
 # 256 images (3 MiB raw) per chunk: large enough that appends and full scans are
 # dominated by codec throughput, small enough that fetching one thumbnail decodes
 # only 3 MiB. See README "Chunking" for the measurement.

@@ -13,12 +13,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .networks import DhariwalUNet, EDMPrecond
+from lake.schema import LAYER_ALIASES
 
-LAYER_ALIASES: dict[str, str] = {
-    "bottleneck": "enc.8x8_block2",  # deepest encoder output
-    "mid": "dec.8x8_in0",  # first decoder block, with attention at 8x8
-}
+from .networks import DhariwalUNet, EDMPrecond
 
 
 def _unet(G) -> DhariwalUNet:
@@ -62,13 +59,22 @@ def resolve_layers(names: Iterable[str] | str, G) -> list[str]:
     return resolved
 
 
+class _StopForward(Exception):
+    """Raised by a hook once the deepest wanted layer has run: the rest of the pass is waste."""
+
+
 @contextmanager
-def capture(G, layers: Iterable[str] | str) -> Iterator[dict[str, torch.Tensor]]:
+def capture(G, layers: Iterable[str] | str, stop_early: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` during forward passes of ``G``.
 
     Yields a dict filled by forward hooks, keyed by canonical layer name (aliases
     resolved), holding each layer's output of the latest forward pass, detached.
     Hooks are removed on exit, also when the body raises.
+
+    With ``stop_early`` the forward pass is cut short right after the deepest
+    requested layer, and the ``with`` body ends there: probing the bottleneck needs
+    only the encoder, so skipping the decoder (most of the FLOPs, at the highest
+    resolutions) makes it several times cheaper without changing any captured value.
 
         with capture(G, ["bottleneck", "dec.16x16_up"]) as acts:
             G(x, sigma, labels)
@@ -78,18 +84,26 @@ def capture(G, layers: Iterable[str] | str) -> Iterator[dict[str, torch.Tensor]]
     names = resolve_layers(layers, G)
     acts: dict[str, torch.Tensor] = {}
     handles = []
+    order = list(modules)
+    deepest = max(names, key=order.index) if names else None
+    stop_at = deepest if stop_early and deepest != order[-1] else None
 
     def hook_for(name: str):
         def hook(module, inputs, output):
             # The network never modifies a block's output in place afterwards,
             # so detaching (no copy) is safe.
             acts[name] = output.detach()
+            if name == stop_at:
+                raise _StopForward
         return hook
 
     try:
         for name in names:
             handles.append(modules[name].register_forward_hook(hook_for(name)))
-        yield acts
+        try:
+            yield acts
+        except _StopForward:
+            pass
     finally:
         for handle in handles:
             handle.remove()

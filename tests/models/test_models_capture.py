@@ -102,3 +102,23 @@ def test_accepts_loaded_generator():
     with capture(gen, ["bottleneck"]) as acts:
         run(gen.module, n=1)
     assert acts["enc.8x8_block2"].shape == (1, 128, 8, 8)
+
+
+def test_stop_early_captures_the_same_values_and_skips_the_rest():
+    import models
+
+    G = models.build_generator("tiny")
+    noise, classes = models.sample_batch(0, range(2))
+    labels = torch.nn.functional.one_hot(classes, 1000).to(torch.float32)
+    sigma = torch.full((2,), 2.0)
+    with torch.inference_mode():
+        with models.capture(G, ["bottleneck"]) as full:
+            G(noise, sigma, labels)
+        with models.capture(G, ["bottleneck", "enc.64x64_conv"], stop_early=True) as early, \
+                models.capture(G, ["dec.64x64_block3"]) as later:
+            G(noise, sigma, labels)
+            ran_past_the_stop = True
+    assert "ran_past_the_stop" not in locals()  # the body ended at the stop
+    assert torch.equal(early["enc.8x8_block2"], full["enc.8x8_block2"])
+    assert "enc.64x64_conv" in early and later == {}  # the decoder never ran
+    assert not any(m._forward_hooks for m in G.modules())
