@@ -10,7 +10,7 @@ LAKE ?= demo_lake
 DEMO_DATA := .data/demo
 DEMO_CLASSES := 281,967,657,670,872,409,698,985
 
-.PHONY: setup demo demo-lake explore test browser clean-demo
+.PHONY: setup demo demo-lake demo-lake-steps explore test browser clean-demo
 
 setup: $(STAMP)
 
@@ -25,12 +25,18 @@ $(STAMP): pyproject.toml
 demo: demo-lake explore
 
 demo-lake: $(STAMP)
+	$(MAKE) --no-print-directory demo-lake-steps
+
+# The demo lake's build, step by step, without the set-up prerequisite: the test suite
+# builds its CLI-made lake with exactly these steps (tests/conftest.py, `cli_demo_lake`).
+demo-lake-steps:
 	test -f $(DEMO_DATA)/imagenet64/val_data.npz || $(PY) -m ingest demo-data --out $(DEMO_DATA)
 	$(PY) -m ingest npz $(DEMO_DATA)/imagenet64/*.npz --lake $(LAKE)
 	$(PY) -m ingest jpeg $(DEMO_DATA)/jpeg --lake $(LAKE)
 	$(PY) -m ingest generate --lake $(LAKE) --preset tiny --num-samples 256 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck,mid
 	$(PY) -m ingest activations --lake $(LAKE) --preset tiny --layers bottleneck,mid --sigmas 0.5,2,10,80 --source all
 	$(PY) -m analysis run --lake $(LAKE) --layer bottleneck --sigma 2
+	$(PY) -m analysis run --lake $(LAKE) --layer mid --sigma 10
 
 explore: $(STAMP)
 	$(VENV)/bin/streamlit run explorer/app.py --server.address 127.0.0.1 --server.headless true -- --lake $(LAKE)

@@ -65,3 +65,20 @@ def npz_factory(tmp_path: Path):
         return path, images, np.asarray(labels)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def cli_demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo lake built by our own CLI exactly as `make demo` builds it (once per session).
+
+    Runs the Makefile's `demo-lake-steps` target (ingest npz and jpeg, generate,
+    activations, `analysis run`) with this interpreter, so what a user sees after
+    `make demo` is what the tests click on.
+    """
+    root = tmp_path_factory.mktemp("cli_demo")
+    lake, data = root / "demo_lake", root / "demo_data"
+    command = ["make", "--no-print-directory", "-C", str(REPO), "demo-lake-steps", f"PY={sys.executable}", f"LAKE={lake}", f"DEMO_DATA={data}"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=1200)
+    if result.returncode != 0:
+        raise AssertionError(f"building the demo lake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return lake
