@@ -1,0 +1,93 @@
+"""The details panel: the selected sample, its facts and metrics, neighbours and the selection export."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer import common, export, queries
+from explorer.data import EmbeddingFrame, LakeSession
+from explorer.state import ViewState
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling: 64 px images stay sharp at a readable size."""
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row: int, neighbours: queries.Neighbours | None) -> None:
+    st.subheader("Selected sample")
+    if not view.selected:
+        st.caption("Click a point to select it; later clicks toggle manual neighbours.")
+        return
+    if row < 0:
+        st.warning(f"Sample `{view.selected}` is not in this embedding.")
+        st.button("Clear selection", on_click=common.clear_selection, key="clear")
+        return
+    sample_row = int(frame.sample_row[row])
+    record = session.sample_record(sample_row) if sample_row >= 0 else {}
+    if sample_row >= 0:
+        st.image(upscale(session.images([sample_row])[0], 4), width=256, caption=session.classes.label(int(frame.class_id[row])))
+    facts = {
+        "sample id": f"`{view.selected}`",
+        "class": session.classes.label(int(frame.class_id[row])) if frame.class_id[row] >= 0 else "unknown",
+        "source": frame.sources[frame.source_code[row]],
+        "split": frame.splits[frame.split_code[row]],
+        "origin": f"`{record.get('origin', '')}`",
+        "seed": record.get("seed", ""),
+        "model": record.get("model_id", "") or "—",
+        "coordinates": ", ".join(f"{v:.3f}" for v in frame.coords[row]),
+    }
+    for column in session.columns(view.embedding):
+        if column.group.startswith("analysis/compare"):
+            value = session.column_values(view.embedding, column.ref)[row]
+            facts[column.name.replace("_", " ")] = f"{float(value):.4g}" if np.isfinite(value) else "—"
+    st.markdown("  \n".join(f"**{k}**: {v}" for k, v in facts.items()))
+    st.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="clear")
+
+    manual_rows = frame.rows_of(view.manual)
+    manual_rows = manual_rows[manual_rows >= 0]
+    manual_d = queries.activation_distances(session, view.embedding, row, manual_rows)
+    if neighbours is not None:
+        st.markdown(f"**{len(neighbours)} nearest neighbours** · {neighbours.space}")
+        if neighbours.note:
+            st.caption(neighbours.note)
+        _thumb_grid(session, frame, neighbours.rows, neighbours.distances, "nn")
+    if len(manual_rows):
+        st.markdown(f"**{len(manual_rows)} manual neighbours**" + (" · distance in activation space (PCA scores)" if manual_d is not None else ""))
+        d = manual_d if manual_d is not None else np.sqrt(((frame.coords[manual_rows] - frame.coords[row]) ** 2).sum(axis=1))
+        _thumb_grid(session, frame, manual_rows, d, "manual")
+    table = export.selection_frame(
+        frame,
+        session.classes,
+        row,
+        neighbours.rows if neighbours is not None else np.zeros(0, np.int64),
+        neighbours.distances if neighbours is not None else np.zeros(0, np.float32),
+        neighbours.space if neighbours is not None else "",
+        manual_rows,
+        manual_d,
+    )
+    st.download_button(
+        "Export selection (CSV)",
+        data=export.to_csv(table),
+        file_name=f"selection-{_safe(view.selected)}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="export_selection",
+    )
+
+
+def _thumb_grid(session: LakeSession, frame: EmbeddingFrame, rows: np.ndarray, distances: np.ndarray, key: str) -> None:
+    if len(rows) == 0:
+        return
+    sample_rows = frame.sample_row[rows]
+    ok = sample_rows >= 0
+    images = session.images(sample_rows[ok]) if ok.any() else np.zeros((0, 64, 64, 3), np.uint8)
+    captions = [
+        f"{session.classes.label(int(frame.class_id[r]))} · {frame.sources[frame.source_code[r]]} · d={float(d):.3g}"
+        for r, d in zip(rows[ok], np.asarray(distances)[ok])
+    ]
+    st.image([upscale(img, 2) for img in images], width=112, caption=captions)
+
+
+def _safe(text: str | None) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (text or ""))[:80]

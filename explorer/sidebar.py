@@ -1,0 +1,105 @@
+"""The sidebar: embedding, colour, filters and selection settings, read into a new ViewState."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from explorer import common
+from explorer.data import LakeSession
+from explorer.state import CATEGORICAL_PALETTES, CLICK_MODES, CONTINUOUS_PALETTES, MAX_K, MAX_POINTS_LIMIT, NEIGHBOUR_SPACES, ViewState
+
+# Samples table columns that duplicate the built-in colourings or are unique per sample.
+HIDDEN_COLUMNS = {"samples.class_id", "samples.source", "samples.split", "samples.wnid", "samples.class_name", "samples.origin"}
+
+
+def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState:
+    sb = st.sidebar
+    sb.header("DMD2 Visualizer")
+    sb.caption(f"Lake `{session.path}` · {session.lake.num_samples:,} samples")
+    if st.session_state.get("w_embedding") not in refs:
+        st.session_state["w_embedding"] = refs[0]
+    labels = {e.ref: e.label() for e in session.embeddings}
+    ref = sb.selectbox("Embedding (layer · sigma · dims)", refs, format_func=labels.get, key="w_embedding")
+    info = session.embedding(ref)
+    frame = common.load_frame(session, ref)
+
+    colour_options = ["class", "source", "split"] + [c.ref for c in session.columns(ref) if c.ref not in HIDDEN_COLUMNS]
+    column_labels = {c.ref: c.label for c in session.columns(ref)}
+    if st.session_state.get("w_color") not in colour_options:
+        st.session_state["w_color"] = "class"
+    color_by = sb.selectbox("Colour by", colour_options, format_func=lambda c: column_labels.get(c, c), key="w_color")
+    nominal = is_nominal(session, ref, color_by)
+    palettes = [""] + list(CATEGORICAL_PALETTES if nominal else CONTINUOUS_PALETTES)
+    if st.session_state.get("w_palette") not in palettes:
+        st.session_state["w_palette"] = ""
+    default_name = "okabe-ito, colour-blind safe" if nominal else "viridis, colour-blind safe"
+    palette = sb.selectbox("Palette", palettes, format_func=lambda p: p or f"default ({default_name})", key="w_palette")
+
+    sb.subheader("Filters")
+    present = common.present_classes(session, ref)
+    sb.text_input(
+        "Add classes matching (id, wnid or name)",
+        key="w_class_search",
+        placeholder="e.g. goldfish, n01443537, 1",
+        on_change=_add_matching_classes,
+        args=(session, present),
+    )
+    st.session_state["w_classes"] = [c for c in st.session_state.get("w_classes", []) if c in present]
+    classes = sb.multiselect("Classes", present, format_func=session.classes.label, key="w_classes", placeholder="all classes")
+    sources = sb.multiselect("Source", list(frame.sources), key="w_sources", placeholder="all sources")
+    splits = sb.multiselect("Split", list(frame.splits), key="w_splits", placeholder="all splits")
+
+    rotation = view.rotation
+    if info.dims == 3:
+        sb.subheader("3D rotation")
+        rotation = (float(sb.slider("Azimuth", -180, 180, step=5, key="w_az")), float(sb.slider("Elevation", -90, 90, step=5, key="w_el")))
+
+    sb.subheader("Selection")
+    k = sb.number_input("Neighbours (k)", min_value=1, max_value=MAX_K, step=1, key="w_k")
+    space = sb.radio(
+        "Neighbours in",
+        NEIGHBOUR_SPACES,
+        format_func={"activation": "activation space", "projection": "the 2D/3D projection"}.get,
+        key="w_space",
+    )
+    sb.radio(
+        "Clicking a point",
+        CLICK_MODES,
+        format_func={"neighbours": "selects it, then toggles manual neighbours", "select": "always selects it"}.get,
+        key="w_click_mode",
+    )
+    max_points = sb.number_input("Most points drawn", min_value=100, max_value=MAX_POINTS_LIMIT, step=5000, key="w_points")
+
+    new = replace(
+        view,
+        embedding=ref,
+        color_by=color_by,
+        palette=palette,
+        classes=tuple(sorted(int(c) for c in classes)),
+        sources=tuple(sources),
+        splits=tuple(splits),
+        rotation=rotation,
+        k=int(k),
+        neighbour_space=space,
+        max_points=int(max_points),
+    )
+    if new.embedding != view.embedding or new.rotation != view.rotation:
+        new = replace(new, window=None)  # the old window is in other coordinates
+    return new
+
+
+def _add_matching_classes(session: LakeSession, present: list[int]) -> None:
+    text = st.session_state.get("w_class_search", "")
+    matches = [c for c in session.classes.search(text) if c in set(present)] if text.strip() else []
+    chosen = list(dict.fromkeys([*st.session_state.get("w_classes", []), *matches]))
+    st.session_state["w_classes"] = chosen
+    st.session_state["w_class_search"] = ""
+    st.session_state["class_search_result"] = (text, len(matches))
+
+
+def is_nominal(session: LakeSession, ref: str, color_by: str) -> bool:
+    if color_by in ("class", "source", "split"):
+        return True
+    column = next((c for c in session.columns(ref) if c.ref == color_by), None)
+    return column is None or not column.numeric
