@@ -27,3 +27,10 @@ def test_labels_and_lookup():
     assert 1 in table.search("gold")
     with pytest.raises(ValueError, match="unknown class"):
         table.resolve("not-a-class")
+
+
+def test_class_table_is_byte_identical_to_shared():
+    # lake/data/imagenet_classes.tsv ships in the package; ../shared/data/ is where it came from.
+    from tests.fixtures.shared_copies import REPO, assert_copy_of_shared
+
+    assert_copy_of_shared(REPO / "lake" / "data" / "imagenet_classes.tsv", "data/imagenet_classes.tsv")
