@@ -10,17 +10,42 @@ LAKE ?= demo_lake
 DEMO_DATA := .data/demo
 DEMO_CLASSES := 281,967,657,670,872,409,698,985
 
-.PHONY: setup demo demo-lake demo-lake-steps explore test browser clean-demo
+LOCK := requirements.lock
+# pip-tools lives in its own venv so that refreshing the lock never changes the project's.
+LOCK_TOOLS := $(VENV)/.lock-tools
+
+.PHONY: setup demo demo-lake demo-lake-steps explore test browser clean-demo lock lock-upgrade lock-check
 
 setup: $(STAMP)
 
-# torch==2.13.0 first: a bare torch requirement with no torch installed would pull a
-# multi-GB CUDA build; the CPU build is what pip finds locally here.
-$(STAMP): pyproject.toml
+# Exactly the pinned set from requirements.lock (--no-deps: nothing unpinned sneaks in,
+# and the lock pins torch 2.13.0+cpu, the local CPU build, so pip never pulls CUDA),
+# then the project itself; `pip check` proves the pinned set is complete and consistent.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Refresh requirements.lock after editing pyproject.toml's requirement lists: pins that
+# still satisfy pyproject.toml are kept; `make lock-upgrade` moves every pin to the newest
+# release. The digest header it stamps lets tests/test_lock.py catch a stale lock.
+lock:
+	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
+		$(LOCK_TOOLS)/bin/python -m pip install -q "pip-tools>=7.4,<8"; }
+	$(LOCK_TOOLS)/bin/python scripts/lockfile.py constraints > $(LOCK_TOOLS)/constraints.txt
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile -q --allow-unsafe \
+		--all-extras --strip-extras --no-emit-index-url --no-emit-find-links \
+		-c $(LOCK_TOOLS)/constraints.txt $(LOCK_ARGS) -o $(LOCK) pyproject.toml
+	$(LOCK_TOOLS)/bin/python scripts/lockfile.py stamp
+
+lock-upgrade:
+	$(MAKE) --no-print-directory lock LOCK_ARGS=--upgrade
+
+# What tests/test_lock.py checks, as one line per disagreement.
+lock-check: $(STAMP)
+	$(PY) scripts/lockfile.py check
 
 demo: demo-lake explore
 
