@@ -48,9 +48,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "npz",
         help="ingest ImageNet64 NPZ batches (train_data_batch_N.npz, val_data.npz)",
         description="Stream ImageNet64 NPZ files into the lake's samples table, pixel-exact, resumable and crash-safe. "
-        "Files are taken in numeric order (batch_2 before batch_10); rerunning adds only what is missing.",
+        "Files are taken in numeric order of their names (batch_2 before batch_10), whether named one by one or "
+        "through their folder; rerunning adds only what is missing.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="ImageNet64 NPZ files")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="ImageNet64 NPZ files, or folders whose *.npz files (directly inside) are all taken; files and folders "
+        "may be mixed. Every file is taken once, however often it is named, and all of them go in numeric order "
+        "of their names, so `DIR` and `DIR/*.npz` make the same lake",
+    )
     add_lake_flag(parser)
     parser.add_argument("--split", default=None,
                         help="split label to record (default: 'val' for val_data*.npz, 'train' for train_data_batch_*.npz)")
@@ -63,6 +71,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def natural_key(path: Path) -> list[object]:
     """Sort key that orders train_data_batch_2 before train_data_batch_10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def expand_paths(arguments: list[str]) -> list[Path]:
+    """The NPZ files the command line names: folders expand to the `*.npz` files directly inside them.
+
+    Every file counts once (by its resolved path), however often it is named: its
+    sample ids come from its name, so a second pass would add nothing anyway. The result
+    is in numeric order of file names (`natural_key`), the order files named one by one
+    always had, so the lake does not depend on how the files were spelled. Two
+    *different* files with the same name would get the same sample ids, so that is an
+    error, as is a missing path or a folder without NPZ files.
+    """
+    files: dict[Path, Path] = {}  # resolved -> as named first
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = [p for p in path.iterdir() if p.suffix.lower() == ".npz" and p.is_file()]
+            if not found:
+                raise InputError(f"{path}: is a folder with no .npz files")
+        elif path.is_file():
+            found = [path]
+        elif path.exists() or path.is_symlink():
+            raise InputError(f"{path}: is neither a file nor a folder" if path.exists() else f"{path}: does not exist (a broken link)")
+        else:
+            raise InputError(f"{path}: does not exist")
+        for file in found:
+            files.setdefault(file.resolve(), file)
+    by_name: dict[str, Path] = {}
+    for file in files.values():
+        other = by_name.setdefault(file.name, file)
+        if other is not file:
+            raise InputError(
+                f"{other} and {file}: two different files named {file.name}; their sample ids "
+                f"(in64/{file.stem}/<row>) would collide, so ingest them into different lakes or rename one"
+            )
+    return sorted(files.values(), key=natural_key)
 
 
 def default_split(path: Path) -> str:
@@ -79,7 +123,7 @@ def open_npz(path: Path, split: str | None = None) -> NpzInput:
     from lake.classes import imagenet_classes
 
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(f"{path}: does not exist" if not path.exists() else f"{path}: is not a file")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -192,7 +236,7 @@ def run(args: argparse.Namespace) -> None:
     if args.commit_interval < 0:
         raise InputError(f"--commit-interval must be >= 0, got {args.commit_interval}")
     selection = parse_selection(args.limit, args.classes, args.per_class)
-    paths = sorted({Path(p) for p in args.paths}, key=natural_key)
+    paths = expand_paths(args.paths)
     inputs = [open_npz(p, args.split) for p in paths]  # validate everything before touching the lake
     provenance = Provenance(
         job="ingest npz",

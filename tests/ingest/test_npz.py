@@ -44,6 +44,76 @@ def test_uncompressed_npz_and_numeric_file_order(npz_factory, tmp_path):
     assert ds.split.values.tolist() == ["train"] * 4 + ["val"] * 2
 
 
+def batch_folder(npz_factory, tmp_path, name="batches"):
+    """A folder as ImageNet64 ships it, plus things that are not NPZ files."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for stem, seed in (("train_data_batch_10", 10), ("train_data_batch_2", 2), ("val_data", 3)):
+        npz_factory(f"{name}/{stem}.npz", 3, seed=seed)
+    (folder / "README.txt").write_text("not an npz")
+    (folder / "nested").mkdir()
+    npz_factory(f"{name}/nested/train_data_batch_1.npz", 2, seed=1)  # subfolders are not searched
+    return folder
+
+
+def test_folder_takes_its_npz_files_in_numeric_order(npz_factory, tmp_path):
+    folder = batch_folder(npz_factory, tmp_path)
+    result = ingest(folder, "--lake", tmp_path / "lake", "--batch-size", "2")
+    assert result.returncode == 0, result.stderr
+    ds = xr.open_zarr(tmp_path / "lake", group="samples")
+    assert ds.sample_id.values.tolist() == [
+        f"in64/{stem}/{row}" for stem in ("train_data_batch_2", "train_data_batch_10", "val_data") for row in range(3)]
+    # The same lake as naming the files one by one, in any order, chunk for chunk.
+    files = [folder / "val_data.npz", folder / "train_data_batch_10.npz", folder / "train_data_batch_2.npz"]
+    assert ingest(*files, "--lake", tmp_path / "by_file").returncode == 0
+    assert tree_digest(tmp_path / "lake" / "samples") == tree_digest(tmp_path / "by_file" / "samples")
+
+
+def test_folders_and_files_mixed_each_file_once(npz_factory, tmp_path):
+    folder = batch_folder(npz_factory, tmp_path)
+    other = tmp_path / "more"
+    other.mkdir()
+    npz_factory("more/train_data_batch_3.npz", 2, seed=4)
+    # The folder's own file named again (by another spelling) and the folder twice: taken once.
+    args = [folder / "val_data.npz", other / "train_data_batch_3.npz", folder, f"{folder}/../batches/val_data.npz", folder]
+    result = ingest(*args, "--lake", tmp_path / "lake")
+    assert result.returncode == 0, result.stderr
+    ids = xr.open_zarr(tmp_path / "lake", group="samples").sample_id.values.tolist()
+    assert [i.rsplit("/", 1)[0] for i in ids] == ["in64/train_data_batch_2"] * 3 + ["in64/train_data_batch_3"] * 2 + [
+        "in64/train_data_batch_10"] * 3 + ["in64/val_data"] * 3
+    assert len(set(ids)) == len(ids)
+    inputs = [f["path"] for f in open_lake(tmp_path / "lake").provenance()[-1]["inputs"]]
+    assert len(inputs) == 4
+
+
+def test_bad_paths_are_one_line_errors_and_leave_the_lake_unchanged(npz_factory, tmp_path):
+    good, _, _ = npz_factory("train_data_batch_1.npz", 4)
+    lake = tmp_path / "lake"
+    assert ingest(good, "--lake", lake).returncode == 0
+    before = tree_digest(lake)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no batches here")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    npz_factory("elsewhere/train_data_batch_1.npz", 2, seed=9)
+    cases = [
+        ([good, empty], f"{empty}: is a folder with no .npz files"),
+        ([good, tmp_path / "missing_dir"], f"{tmp_path / 'missing_dir'}: does not exist"),
+        ([tmp_path / "gone.npz"], f"{tmp_path / 'gone.npz'}: does not exist"),
+        ([good, elsewhere], "two different files named train_data_batch_1.npz"),
+    ]
+    for paths, message in cases:
+        result = ingest(*paths, "--lake", lake)
+        assert result.returncode == 2, (paths, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert tree_digest(lake) == before
+    assert not (tmp_path / "new_lake").exists()
+    assert ingest(empty, "--lake", tmp_path / "new_lake").returncode == 2
+    assert not (tmp_path / "new_lake").exists()
+
+
 def test_rerun_adds_nothing_and_larger_limit_adds_the_difference(npz_factory, tmp_path):
     path, images, _ = npz_factory("train_data_batch_1.npz", 50)
     lake = tmp_path / "lake"
@@ -148,6 +218,8 @@ def test_help_explains_flags_without_importing_torch():
     assert result.returncode == 0
     for flag in ("--lake", "--split", "--limit", "--classes", "--per-class", "--batch-size"):
         assert flag in result.stdout
+    for words in ("folders", "taken once", "numeric order"):
+        assert words in " ".join(result.stdout.split())
     check = "import sys; from ingest.cli import build_parser; build_parser(); print('torch' in sys.modules, 'zarr' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False False", out.stderr
