@@ -9,6 +9,7 @@ specs), `export` (downloads) and `thumbs` (the thumbnail server). It only ever r
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import threading
 from dataclasses import replace
@@ -24,7 +25,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from explorer import common, views
 from explorer.common import NONCE, VIEW, ZOOM_NONCE
 from explorer.config import ExplorerConfig, parse_args
-from explorer.data import LakeDiagnosis, LakeSession, LakeState, diagnose_lake, lake_version
+from explorer.data import LakeDiagnosis, LakeSession, LakeState, diagnose_lake, embedding_of_key, lake_version, random_weights
 from explorer.page_cloud import cloud_page
 from explorer.page_compare import compare_page
 from explorer.page_explore import apply_chart_events, explore_page
@@ -33,6 +34,11 @@ from explorer.state import PAGES, ViewState, decode_query_params, encode_query_p
 from explorer.thumbs import ThumbnailServer, start_thumbnail_server
 
 PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view"}
+# The 2D embedding the 3D page switched away from: (3D ref shown, 2D ref to go back to).
+BACK_TO_2D = "back_to_2d"
+LAST_PAGE = "last_page"
+
+logger = logging.getLogger("explorer")
 
 
 # --- cached resources (one per process) -----------------------------------------------
@@ -63,7 +69,12 @@ def main() -> None:
         st.warning(problem)
     try:
         run(config)
-    except Exception as exc:  # the app never shows a traceback; one line says what went wrong
+    except Exception as exc:
+        # Users get one line; the server log gets the traceback; --debug / DMD2VIZ_DEBUG=1
+        # re-raise, so Streamlit shows the traceback and tests fail on it.
+        logger.exception("the explorer could not show a view of %s", config.lake)
+        if config.debug:
+            raise
         st.error(f"The explorer could not show this view: {type(exc).__name__}: {exc}")
 
 
@@ -85,6 +96,7 @@ def run(config: ExplorerConfig) -> None:
     st.session_state.setdefault(NONCE, 0)
     st.session_state.setdefault(ZOOM_NONCE, 0)
 
+    _follow_page_to_3d(session)
     view: ViewState = st.session_state[VIEW]
     view = sidebar(session, view, refs)
     frame = common.load_frame(session, view.embedding)
@@ -92,9 +104,10 @@ def run(config: ExplorerConfig) -> None:
     st.session_state[VIEW] = view
 
     page = st.radio("Page", PAGES, format_func=PAGE_LABELS.get, horizontal=True, key="w_page", label_visibility="collapsed")
-    if page == "3d" and frame.info.dims != 3:
-        st.caption("The 3D view needs a 3D embedding; pick one in the sidebar.")
+    if page == "3d" and frame.info.dims != 3:  # only when the lake has no 3D embedding of this key
+        st.caption(f"The 3D view needs a 3D embedding, and this lake has none of {frame.info.key}; pick one in the sidebar.")
         page = "explore"
+    _random_weights_note(session, frame.info.layer)
     view = replace(view, page=page)
     st.session_state[VIEW] = view
 
@@ -112,6 +125,46 @@ def run(config: ExplorerConfig) -> None:
     _sync_url(st.session_state[VIEW])
     # After the page is drawn, so the background joins don't compete with the first page.
     session.warm(view.embedding)
+
+
+def _follow_page_to_3d(session: LakeSession) -> None:
+    """On the 3D page show the 3D embedding of the chosen layer and sigma; leaving it, go back to the 2D one.
+
+    Runs before the sidebar's widgets exist, so it may still set their values. The 2D
+    embedding is restored only if the 3D one is still the one this switch chose (a 3D
+    embedding the researcher picked stays).
+    """
+    page, ref = st.session_state.get("w_page"), st.session_state.get("w_embedding")
+    dims = {e.ref: e.dims for e in session.embeddings}
+    back = st.session_state.get(BACK_TO_2D)
+    if page == "3d" and dims.get(ref) == 2:
+        twin = embedding_of_key(session.embeddings, ref, 3)
+        if twin is not None:
+            st.session_state["w_embedding"] = twin
+            st.session_state[BACK_TO_2D] = (twin, ref)
+    elif page != "3d" and back is not None:
+        if st.session_state.get(LAST_PAGE) == "3d" and ref == back[0]:
+            st.session_state["w_embedding"] = back[1]
+        st.session_state.pop(BACK_TO_2D, None)
+    st.session_state[LAST_PAGE] = page
+
+
+def _random_weights_note(session: LakeSession, layer: str) -> None:
+    """Say so when the generated samples or this layer's probes come from random weights (the demo's)."""
+    found = session.memo(("random_weights", layer), lambda: random_weights(session.lake, layer))
+    if found is None:
+        return
+    parts = [p for p, on in (("the generated samples", found.generated), (f"the {layer} activations", found.probes)) if on]
+    models = f" ({', '.join(found.model_ids)})" if found.model_ids else ""
+    subject = " and ".join(parts)
+    effect = "generated images look like noise" if found.generated else "the layout says nothing about DMD2"
+    st.info(
+        f"{subject[0].upper()}{subject[1:]} in this lake come from a network with seeded random weights{models}, "
+        f"not from DMD2, so {effect}. For the real model run `python -m ingest generate` and "
+        "`python -m ingest activations` with `--checkpoint pytorch_model.bin --preset dmd2-imagenet64`, "
+        f"then `python -m analysis run --lake {session.path}`.",
+        icon=":material/info:",
+    )
 
 
 @st.cache_resource(show_spinner=False)

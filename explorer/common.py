@@ -1,6 +1,9 @@
 """What the explorer's pages share: session-state keys, memoised per-embedding vectors and callbacks."""
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
@@ -10,6 +13,43 @@ from explorer.data import EmbeddingFrame, LakeSession
 VIEW = "view"  # session-state key of the authoritative ViewState
 NONCE = "chart_nonce"  # bumped after each processed click: the next chart starts with no selection
 ZOOM_NONCE = "zoom_nonce"
+MISSING = "—"  # how an absent value (NaN, "", None, seed -1 of a real image) is shown
+
+# Per-sample columns that repeat the built-in class/source/split colourings and facts (every
+# analysis table carries them as labels) or are unique per sample.
+LABEL_COLUMNS = frozenset({"class_id", "source", "split", "wnid", "class_name", "origin"})
+
+
+def class_label(session: LakeSession, class_id: int) -> str:
+    """'1: goldfish', or 'unknown' for a sample without an ImageNet class (-1)."""
+    return session.classes.label(int(class_id)) if 0 <= int(class_id) < 1000 else "unknown"
+
+
+def format_value(value: Any) -> str:
+    """A per-sample value as short text, whatever the column's type.
+
+    Lakes hold numeric, bool and string columns (vlen-utf8, StringDType or object), with
+    NaN or "" for missing values; this never assumes a column is numeric.
+    """
+    if value is None:
+        return MISSING
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else MISSING
+    text = str(value)
+    return text if text.strip() else MISSING
+
+
+def markdown_text(text: str) -> str:
+    """`text` with the characters Markdown acts on inside a line escaped, so values show literally."""
+    return "".join("\\" + ch if ch in "\\`*_[]<>|~$" else ch for ch in text)
 
 
 def load_frame(session: LakeSession, ref: str) -> EmbeddingFrame:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 LAKE_ENV = "DMD2VIZ_LAKE"
 THUMB_HOST_ENV = "DMD2VIZ_THUMB_HOST"
 THUMB_PORT_ENV = "DMD2VIZ_THUMB_PORT"
+DEBUG_ENV = "DMD2VIZ_DEBUG"
 DEFAULT_LAKE = "demo_lake"
 
 
@@ -20,6 +22,13 @@ class ExplorerConfig:
     thumb_host: str = "127.0.0.1"
     thumb_port: int = 0
     thumb_public_host: str | None = None
+    debug: bool = False  # re-raise errors (Streamlit shows the traceback) instead of a one-line message
+
+
+def debug_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `DMD2VIZ_DEBUG` asks for debug mode ("1", "true", "yes" or "on", any case)."""
+    value = (os.environ if environ is None else environ).get(DEBUG_ENV, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _env_int(name: str) -> int:
@@ -54,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="host name the browser uses to reach the thumbnail server (default: the bind address)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show errors with their full traceback in the page instead of a one-line message (also: {DEBUG_ENV}=1); "
+        "tracebacks always go to the server log",
+    )
     return parser
 
 
@@ -73,5 +88,6 @@ def parse_args(argv: list[str]) -> tuple[ExplorerConfig, list[str]]:
         thumb_host=args.thumb_host,
         thumb_port=max(0, args.thumb_port),
         thumb_public_host=args.thumb_public_host,
+        debug=bool(args.debug) or debug_from_env(),
     )
     return config, problems

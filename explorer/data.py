@@ -147,6 +147,60 @@ def list_embeddings(lake: Any) -> list[EmbeddingInfo]:
     return sorted(found, key=lambda e: (e.layer, _sigma_sort_key(e.sigma), e.name))
 
 
+def embedding_of_key(embeddings: list[EmbeddingInfo], ref: str, dims: int) -> str | None:
+    """The ref of a `dims`-D embedding of the same key (layer and sigma) as `ref`, else None.
+
+    Prefers the one whose name differs only by its dimension (`umap2d-...` <-> `umap3d-...`),
+    so the 3D twin of a 2D UMAP has the same parameters.
+    """
+    current = next((e for e in embeddings if e.ref == ref), None)
+    if current is None:
+        return None
+    if current.dims == dims:
+        return current.ref
+    candidates = [e for e in embeddings if e.key == current.key and e.dims == dims]
+    twin = current.name.replace(f"{current.dims}d", f"{dims}d", 1)
+    preferred = [e for e in candidates if e.name == twin]
+    chosen = preferred or candidates
+    return chosen[0].ref if chosen else None
+
+
+@dataclass(frozen=True)
+class RandomWeights:
+    """Parts of a lake computed with seeded random weights instead of a checkpoint."""
+
+    generated: bool  # the generated samples (their images) came from a random-weight generator
+    probes: bool  # the activations of the embedding's layer came from a random-weight network
+    model_ids: tuple[str, ...]  # e.g. ("tiny-random-seed0",)
+
+
+def random_weights(lake: Any, layer: str) -> RandomWeights | None:
+    """What of the lake, for `layer`, was made with random weights (None when nothing was).
+
+    Reads the `weights` attribute the ingest jobs write on `generation/<layer>` and
+    `activations/<layer>` groups, and, for lakes whose generated samples have no
+    generation group, the `ingest generate` provenance records.
+    """
+    model_ids: list[str] = []
+
+    def is_random(attrs: dict[str, Any]) -> bool:
+        if str(attrs.get("weights", "")) != "random":
+            return False
+        model_ids.append(str(attrs.get("model_id", "")))
+        return True
+
+    generated = any([is_random(dict(lake.root[group].attrs)) for group in lake.groups("generation")])
+    if not generated:
+        for record in lake.groups("provenance"):
+            attrs = dict(lake.root[record].attrs)
+            if attrs.get("job") == "ingest generate" and attrs.get("status") == "complete":
+                generated = is_random(dict(attrs.get("parameters") or {})) or generated
+    probes = lake.has(f"activations/{layer}") and is_random(dict(lake.root[f"activations/{layer}"].attrs))
+    if not (generated or probes):
+        return None
+    return RandomWeights(generated, bool(probes), tuple(sorted({m for m in model_ids if m})))
+
+
 def _sigma_sort_key(sigma: str) -> float:
     try:
         return float(sigma)
@@ -541,12 +595,16 @@ class LakeSession:
                 dims = tuple(array.metadata.dimension_names or ())
                 if array.ndim != 1 or (dims and dims[0] != "sample") or name in ("sample_id", "sample_row"):
                     continue
-                numeric = array.dtype.kind in "iufb"
+                numeric = array.dtype.kind in "iuf"  # bool columns are read as two categories
                 found.append(ColumnInfo(f"{table}.{name}", group, name, numeric))
         return found
 
     def column_values(self, ref: str, column_ref: str) -> np.ndarray:
-        """A per-sample column aligned to the embedding's rows (NaN / '' where missing)."""
+        """A per-sample column aligned to the embedding's rows (NaN / '' where missing).
+
+        Numeric columns come back numeric (float with NaN where a row is missing); every
+        other column, bool included, as StringDType text ("true"/"false" for bools).
+        """
         return self.memo(("column", ref, column_ref), lambda: self._load_column(ref, column_ref))
 
     def _load_column(self, ref: str, column_ref: str) -> np.ndarray:
@@ -554,7 +612,7 @@ class LakeSession:
         column = next((c for c in self.columns(ref) if c.ref == column_ref), None)
         if column is None:
             raise KeyError(column_ref)
-        values = _read(self.lake, f"{column.group}/{column.name}")
+        values = _categorical_or_numeric(_read(self.lake, f"{column.group}/{column.name}"))
         if column.group == SAMPLES_GROUP:
             rows = frame.sample_row
         else:
@@ -662,6 +720,35 @@ def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
             out = out.copy()
             out[missing] = ""
     return out
+
+
+def _categorical_or_numeric(values: np.ndarray) -> np.ndarray:
+    """Numbers stay numbers; bools and strings of any storage (bytes, object, StringDType) become StringDType text.
+
+    One text type downstream means colouring, the 3D view, the details panel and exports
+    never meet a None, bytes or a bool where they sort or format categories.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "iuf":
+        return values
+    if values.dtype.kind == "b":
+        return np.where(values, "true", "false").astype(np.dtypes.StringDType())
+    if values.dtype.kind == "T":
+        return values
+    if values.dtype.kind == "U":
+        return values.astype(np.dtypes.StringDType())
+    text = [_text(v) for v in values.tolist()]
+    return np.array(text, dtype=np.dtypes.StringDType()) if text else np.zeros(0, np.dtypes.StringDType())
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None / NaN: missing
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _or_unknown(values: np.ndarray | None, n: int) -> np.ndarray:

@@ -1,11 +1,13 @@
 """The details panel: the selected sample, its facts and metrics, neighbours and the selection export."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
 from explorer import common, export, queries
-from explorer.data import EmbeddingFrame, LakeSession
+from explorer.data import COMPARE_PREFIX, EmbeddingFrame, LakeSession
 from explorer.state import ViewState
 
 
@@ -26,22 +28,8 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
     sample_row = int(frame.sample_row[row])
     record = session.sample_record(sample_row) if sample_row >= 0 else {}
     if sample_row >= 0:
-        st.image(upscale(session.images([sample_row])[0], 4), width=256, caption=session.classes.label(int(frame.class_id[row])))
-    facts = {
-        "sample id": f"`{view.selected}`",
-        "class": session.classes.label(int(frame.class_id[row])) if frame.class_id[row] >= 0 else "unknown",
-        "source": frame.sources[frame.source_code[row]],
-        "split": frame.splits[frame.split_code[row]],
-        "origin": f"`{record.get('origin', '')}`",
-        "seed": record.get("seed", ""),
-        "model": record.get("model_id", "") or "—",
-        "coordinates": ", ".join(f"{v:.3f}" for v in frame.coords[row]),
-    }
-    for column in session.columns(view.embedding):
-        if column.group.startswith("analysis/compare"):
-            value = session.column_values(view.embedding, column.ref)[row]
-            facts[column.name.replace("_", " ")] = f"{float(value):.4g}" if np.isfinite(value) else "—"
-    st.markdown("  \n".join(f"**{k}**: {v}" for k, v in facts.items()))
+        st.image(upscale(session.images([sample_row])[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))
+    st.markdown("  \n".join(f"**{label}**: {text}" for label, text in sample_facts(session, frame, view.embedding, row, record)))
     st.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="clear")
 
     manual_rows = frame.rows_of(view.manual)
@@ -76,6 +64,38 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
     )
 
 
+def sample_facts(session: LakeSession, frame: EmbeddingFrame, ref: str, row: int, record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, Markdown text) pairs describing embedding row `row`: labels, provenance and per-sample metrics.
+
+    Every value goes through `common.format_value`, so numeric, bool and string columns
+    (and their missing values) all show; ids and origins are code spans.
+    """
+    seed = record.get("seed")
+    facts = [
+        ("sample id", _code(str(frame.sample_id[row]))),
+        ("class", common.class_label(session, frame.class_id[row])),
+        ("source", common.markdown_text(frame.sources[frame.source_code[row]])),
+        ("split", common.markdown_text(frame.splits[frame.split_code[row]])),
+        ("origin", _code(common.format_value(record.get("origin")))),
+        ("seed", common.format_value(seed if isinstance(seed, (int, np.integer)) and seed >= 0 else None)),
+        ("model", common.markdown_text(common.format_value(record.get("model_id")))),
+        ("coordinates", ", ".join(f"{float(v):.3f}" for v in frame.coords[row])),
+    ]
+    for column in session.columns(ref):
+        if column.group.startswith(COMPARE_PREFIX) and column.name not in common.LABEL_COLUMNS:
+            value = session.column_values(ref, column.ref)[row]
+            facts.append((column.name.replace("_", " "), common.markdown_text(common.format_value(value))))
+    return facts
+
+
+def _code(text: str) -> str:
+    """A Markdown code span that holds any text (backticks in it included)."""
+    if text == common.MISSING:
+        return text
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
 def _thumb_grid(session: LakeSession, frame: EmbeddingFrame, rows: np.ndarray, distances: np.ndarray, key: str) -> None:
     if len(rows) == 0:
         return
@@ -83,7 +103,7 @@ def _thumb_grid(session: LakeSession, frame: EmbeddingFrame, rows: np.ndarray, d
     ok = sample_rows >= 0
     images = session.images(sample_rows[ok]) if ok.any() else np.zeros((0, 64, 64, 3), np.uint8)
     captions = [
-        f"{session.classes.label(int(frame.class_id[r]))} · {frame.sources[frame.source_code[r]]} · d={float(d):.3g}"
+        f"{common.class_label(session, frame.class_id[r])} · {frame.sources[frame.source_code[r]]} · d={float(d):.3g}"
         for r, d in zip(rows[ok], np.asarray(distances)[ok])
     ]
     st.image([upscale(img, 2) for img in images], width=112, caption=captions)

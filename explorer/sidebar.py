@@ -9,8 +9,6 @@ from explorer import common
 from explorer.data import LakeSession
 from explorer.state import CATEGORICAL_PALETTES, CLICK_MODES, CONTINUOUS_PALETTES, MAX_K, MAX_POINTS_LIMIT, NEIGHBOUR_SPACES, ViewState
 
-# Samples table columns that duplicate the built-in colourings or are unique per sample.
-HIDDEN_COLUMNS = {"samples.class_id", "samples.source", "samples.split", "samples.wnid", "samples.class_name", "samples.origin"}
 
 
 def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState:
@@ -24,7 +22,7 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     info = session.embedding(ref)
     frame = common.load_frame(session, ref)
 
-    colour_options = ["class", "source", "split"] + [c.ref for c in session.columns(ref) if c.ref not in HIDDEN_COLUMNS]
+    colour_options = ["class", "source", "split"] + colour_columns(session, ref)
     column_labels = {c.ref: c.label for c in session.columns(ref)}
     if st.session_state.get("w_color") not in colour_options:
         st.session_state["w_color"] = "class"
@@ -96,6 +94,11 @@ def _add_matching_classes(session: LakeSession, present: list[int]) -> None:
     st.session_state["w_classes"] = chosen
     st.session_state["w_class_search"] = ""
     st.session_state["class_search_result"] = (text, len(matches))
+
+
+def colour_columns(session: LakeSession, ref: str) -> list[str]:
+    """Refs of the per-sample columns offered in "Colour by" (besides class, source and split)."""
+    return [c.ref for c in session.columns(ref) if c.name not in common.LABEL_COLUMNS]
 
 
 def is_nominal(session: LakeSession, ref: str, color_by: str) -> bool:
