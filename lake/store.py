@@ -13,6 +13,7 @@ never visible and never duplicated.
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import math
 import os
@@ -23,8 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import LakeLockedError, NotALakeError, SchemaVersionError
-from .schema import SCHEMA_ATTR, SCHEMA_VERSION
+from .schema import SAMPLES, SCHEMA_ATTR, SCHEMA_VERSION, STRING, ColumnSpec, TableSpec
 
 LOCK_FILE = ".dmd2viz.lock"
 META = "zarr.json"
@@ -79,15 +82,102 @@ def committed_nodes(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def create_lake(path: Path, attributes: dict[str, Any]) -> None:
-    """Create an empty, committed lake at `path` (which must be missing or an empty directory)."""
+def create_lake(path: Path, attributes: dict[str, Any], tables: tuple[TableSpec, ...] = (SAMPLES,)) -> None:
+    """Create a committed lake at `path` (missing or an empty directory) holding empty `tables`.
+
+    Every lake has a `samples` group from its first moment, so plain readers
+    (`xr.open_zarr(lake, group="samples")`) open any lake, even one whose first job was
+    killed before its first commit: they see 0 rows with every column. The lake is built
+    and committed in a hidden sibling folder and renamed into place, so `path` is
+    either absent (or still empty) or a complete lake; a creator killed halfway leaves
+    only its hidden folder, which the next creator removes.
+    """
     import zarr
 
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise NotALakeError(f"{path}: exists but is not a DMD2 Visualizer lake; choose an empty or new directory")
-    path.mkdir(parents=True, exist_ok=True)
-    zarr.open_group(str(path), mode="w", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION, **attributes})
-    commit(path)
+    path = path.absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(path)
+    staging = path.with_name(f"{STAGING_PREFIX.format(name=path.name)}{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        root = zarr.open_group(str(staging), mode="w", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION, **attributes})
+        for spec in tables:
+            create_table_arrays(root.require_group(spec.path), spec)
+        commit(staging)
+        try:
+            # rename(2) replaces a missing path or an empty directory in one step.
+            os.rename(staging, path)
+        except OSError:
+            if not (path.is_dir() and any(path.iterdir())):
+                raise
+            # Another process created the lake first; its lake is as good as ours.
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+STAGING_PREFIX = ".{name}.dmd2viz-creating-"
+
+
+def _remove_abandoned_staging(path: Path) -> None:
+    """Delete staging folders of `path` left by creators that no longer run (killed mid-creation)."""
+    prefix = STAGING_PREFIX.format(name=path.name)
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = candidate.name[len(prefix) :]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def zarr_dtype(column: ColumnSpec) -> Any:
+    """The zarr dtype of a column (variable-length UTF-8 for STRING)."""
+    if column.dtype == STRING:
+        from zarr.core.dtype import VariableLengthUTF8
+
+        return VariableLengthUTF8()
+    return np.dtype(column.dtype)
+
+
+def create_table_arrays(group: Any, spec: TableSpec) -> None:
+    """Create the arrays of `spec` that `group` lacks: 0 rows, the spec's dtypes, chunking and codecs.
+
+    Columns flagged `coord` are named in the CF `coordinates` attribute of the others,
+    so xarray labels the data variables with them, with 0 rows as with many.
+    """
+    if spec.attrs:
+        group.attrs.update(spec.attrs)
+    existing = set(group.array_keys())
+    coords = " ".join(spec.coord_names)
+    for column in spec.columns:
+        if column.name in existing:
+            continue
+        attrs = dict(column.attrs)
+        if not column.coord:
+            attrs["coordinates"] = coords  # CF: lets xarray label data variables
+        group.create_array(
+            column.name,
+            shape=(0, *column.inner_shape),
+            chunks=(column.rows_per_chunk, *column.inner_shape),
+            dtype=zarr_dtype(column),
+            compressors=[column.codec] if column.codec else "auto",
+            fill_value=column.fill_value(),
+            dimension_names=(spec.row_dim, *column.inner_dims),
+            attributes=attrs,
+        )
+    for name, values in spec.fixed_coords.items():
+        if name not in existing:
+            group.create_array(name, data=np.asarray(values), dimension_names=(name,))
 
 
 def commit(path: Path) -> None:

@@ -24,16 +24,8 @@ from typing import Any
 import numpy as np
 
 from .provenance import Provenance
-from .schema import PROVENANCE_GROUP, STRING, ColumnSpec, TableSpec
-from .store import check_lake, commit, create_lake, lake_path, read_root_document, restore, writer_lock
-
-
-def _zarr_dtype(column: ColumnSpec) -> Any:
-    if column.dtype == STRING:
-        from zarr.core.dtype import VariableLengthUTF8
-
-        return VariableLengthUTF8()
-    return np.dtype(column.dtype)
+from .schema import PROVENANCE_GROUP, STRING, TableSpec
+from .store import check_lake, commit, create_lake, create_table_arrays, lake_path, read_root_document, restore, writer_lock
 
 
 @dataclass
@@ -144,29 +136,7 @@ class LakeWriter:
     def table(self, spec: TableSpec) -> Table:
         """Open (creating if needed) a table; its arrays are created empty with the spec's chunking."""
         group = self._root.require_group(spec.path)
-        if spec.attrs:
-            group.attrs.update(spec.attrs)
-        existing = set(group.array_keys())
-        coords = " ".join(spec.coord_names)
-        for column in spec.columns:
-            if column.name in existing:
-                continue
-            attrs = dict(column.attrs)
-            if not column.coord:
-                attrs["coordinates"] = coords  # CF: lets xarray label data variables
-            group.create_array(
-                column.name,
-                shape=(0, *column.inner_shape),
-                chunks=(column.rows_per_chunk, *column.inner_shape),
-                dtype=_zarr_dtype(column),
-                compressors=[column.codec] if column.codec else "auto",
-                fill_value=column.fill_value(),
-                dimension_names=(spec.row_dim, *column.inner_dims),
-                attributes=attrs,
-            )
-        for name, values in spec.fixed_coords.items():
-            if name not in existing:
-                group.create_array(name, data=np.asarray(values), dimension_names=(name,))
+        create_table_arrays(group, spec)
         return Table(group, spec, self)
 
     def group(self, path: str) -> Any:

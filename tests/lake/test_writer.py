@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -124,3 +125,42 @@ def test_interrupt_keeps_committed_batches(tmp_path):
     assert xr.open_zarr(lake, group="samples").sample_id.values.tolist() == [f"t1/{i}" for i in range(8)]
     [record] = open_lake(lake).provenance()
     assert record["status"] == "interrupted" and record["rows_added"]["samples"] == 8
+
+
+def test_a_new_lake_has_an_empty_samples_group_plain_readers_open(tmp_path):
+    lake = tmp_path / "lake"
+    with pytest.raises(RuntimeError):
+        with LakeWriter.open(lake, Provenance(job="dies before its first commit")) as writer:
+            writer.table(SAMPLES).append(batch(1, 5))
+            raise RuntimeError("stop")
+    ds = xr.open_zarr(lake, group="samples")
+    assert ds.sizes["sample"] == 0 and ds.image.shape == (0, 64, 64, 3) and ds.image.dtype == np.uint8
+    assert set(ds.coords) == {c.name for c in SAMPLES.columns if c.coord}
+    assert ds.class_id.dtype == np.int16 and ds.seed.dtype == np.int64
+    assert ds.image.encoding["chunks"] == (256, 64, 64, 3)
+    opened = open_lake(lake)
+    assert opened.num_samples == 0 and opened.samples().sizes["sample"] == 0 and len(opened.sample_ids()) == 0
+    assert opened.provenance() == []
+    # The first rows then go into the same arrays.
+    with LakeWriter.open(lake, Provenance(job="second")) as writer:
+        writer.table(SAMPLES).append(batch(2, 3))
+    assert xr.open_zarr(lake, group="samples").sample_id.values.tolist() == ["t2/0", "t2/1", "t2/2"]
+
+
+def test_creation_is_staged_beside_the_lake_and_abandoned_staging_is_removed(tmp_path):
+    from lake.store import STAGING_PREFIX, create_lake
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)  # a process that has exited
+    prefix = STAGING_PREFIX.format(name="lake")
+    abandoned, running = tmp_path / f"{prefix}{dead_pid}", tmp_path / f"{prefix}{os.getppid()}"
+    for folder in (abandoned, running):
+        folder.mkdir()
+        (folder / "zarr.json").write_text("{}")
+    (tmp_path / "lake").mkdir()  # an empty directory is replaced by the complete lake
+    create_lake(tmp_path / "lake", {})
+    assert not abandoned.exists() and running.exists()  # a live creator's folder is left alone
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["samples", "zarr.json"]
+    assert open_lake(tmp_path / "lake").has("samples")
+    with pytest.raises(NotALakeError):
+        create_lake(tmp_path / "lake", {})
