@@ -675,7 +675,10 @@ def _compare_summary(session: LakeSession, key: str) -> tuple[dict[str, Any], An
     if group is None:
         return {}, pd.DataFrame()
     zgroup = session.lake.root[group]
-    overall = {k: v for k, v in dict(zgroup.attrs).items() if isinstance(v, (int, float, str, bool))}
+    attrs = dict(zgroup.attrs)
+    overall = {k: v for k, v in attrs.items() if isinstance(v, (int, float, str, bool))}
+    if isinstance(attrs.get("parameters"), dict):  # k, max_per_set, ...: what the metrics mean depends on them
+        overall.update({f"parameters.{k}": v for k, v in attrs["parameters"].items() if isinstance(v, (int, float, str, bool))})
     columns: dict[str, np.ndarray] = {}
     for name, array in sorted(zgroup.arrays(), key=lambda item: item[0]):
         dims = tuple(array.metadata.dimension_names or ())
@@ -683,13 +686,21 @@ def _compare_summary(session: LakeSession, key: str) -> tuple[dict[str, Any], An
             columns[name] = np.asarray(array[:])
     if not columns:
         return overall, pd.DataFrame()
-    table = pd.DataFrame(columns)
+    table = pd.DataFrame({name: _categorical_or_numeric(values) if values.dtype.kind not in "iuf" else values for name, values in columns.items()})
     id_column = next((c for c in ("class", "class_id") if c in table), None)
     if id_column is not None:
         ids = table.pop(id_column).astype(int)
+        table.pop("class_label") if "class_label" in table else None  # the analysis job's copy of the label below
+        # The analysis job prefixes per-class metrics with `class_` (class_precision, ...).
+        table = table.rename(columns={c: c.removeprefix("class_") for c in table if c.startswith("class_") and c.removeprefix("class_") not in table})
         table.insert(0, "class", [session.classes.label(int(i)) if 0 <= i < 1000 else str(i) for i in ids])
         table.insert(0, "class_id", ids)
-    return overall, table
+    first = [c for c in _PER_CLASS_ORDER if c in table]
+    return overall, table[first + [c for c in table if c not in first]]
+
+
+# Per-class table columns in reading order: who, how many, then the metrics in the order the analysis job names them.
+_PER_CLASS_ORDER = ("class_id", "class", "n_real", "n_generated", "frechet_distance", "precision", "recall", "density", "coverage")
 
 
 def _first(rows: np.ndarray) -> int:

@@ -8,6 +8,9 @@ process (a Streamlit cached resource), bound to 127.0.0.1 on a free port by defa
 Safety: the only thing a request can name is an integer row; it is validated against
 the committed sample count, and images are read through the lake API
 (`open_lake(path).images([row])`), so no part of a request ever reaches the file system.
+Requests must name this server in their Host header (127.0.0.1, localhost or [::1], the
+bind address or the configured public host, with the port): a page on another site that
+points its own domain at 127.0.0.1 (DNS rebinding) gets 403, not images.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import io
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,6 +50,23 @@ def parse_thumb_request(path: str, num_samples: int) -> tuple[int, int] | None:
                 return None
             size = int(value)
     return row, size
+
+
+def allowed_hosts(bind_host: str, port: int, public_host: str | None = None) -> frozenset[str]:
+    """Host header values this server answers to (lower case, with the port; without it on port 80)."""
+    names = {"127.0.0.1", "localhost", "[::1]"}
+    for name in (bind_host, public_host):
+        if name and name not in ("0.0.0.0", "::"):
+            names.add(f"[{name}]" if ":" in name and not name.startswith("[") else name)
+    allowed = {f"{name.lower()}:{port}" for name in names}
+    if port == 80:
+        allowed |= {name.lower() for name in names}
+    return frozenset(allowed)
+
+
+def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request's Host header names this server (a DNS-rebinding guard)."""
+    return bool(host_header) and host_header.strip().lower() in allowed
 
 
 def encode_png(image: np.ndarray, size: int = 64) -> bytes:
@@ -98,11 +119,14 @@ class ThumbnailSource:
         return data
 
 
-def _handler(source: ThumbnailSource) -> type[BaseHTTPRequestHandler]:
+def _handler(source: ThumbnailSource, hosts: Callable[[], frozenset[str]]) -> type[BaseHTTPRequestHandler]:
     class ThumbHandler(BaseHTTPRequestHandler):
         server_version = "dmd2viz-thumbs"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if not host_allowed(self.headers.get("Host"), hosts()):
+                self.send_error(403, "unknown Host header")
+                return
             request = parse_thumb_request(self.path, source.num_samples())
             if request is None:
                 self.send_error(404, "not a thumbnail")
@@ -154,9 +178,11 @@ class ThumbnailServer:
 def start_thumbnail_server(lake_path: str | Path, host: str = "127.0.0.1", port: int = 0, public_host: str | None = None) -> ThumbnailServer:
     """Serve thumbnails of the lake at `lake_path` from a daemon thread (port 0: a free port)."""
     source = ThumbnailSource(Path(lake_path))
-    httpd = ThreadingHTTPServer((host, port), _handler(source))
+    hosts: list[frozenset[str]] = []  # filled once bound: port 0 means the port is known only then
+    httpd = ThreadingHTTPServer((host, port), _handler(source, lambda: hosts[0]))
     httpd.daemon_threads = True
+    shown = public_host or ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    hosts.append(allowed_hosts(host, int(httpd.server_address[1]), shown))
     thread = threading.Thread(target=httpd.serve_forever, name="dmd2viz-thumbs", daemon=True)
     thread.start()
-    shown = public_host or ("127.0.0.1" if host in ("0.0.0.0", "") else host)
     return ThumbnailServer(httpd, thread, shown)
