@@ -60,8 +60,18 @@ def make_images(class_ids: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return images
 
 
-def build_lake(path: Path, per_group: int = 20, shuffle_analysis: bool = False, with_analysis: bool = True) -> BuiltLake:
-    """Write a small lake at `path`: len(CLASSES) classes x {real, generated} x per_group samples."""
+def build_lake(
+    path: Path,
+    per_group: int = 20,
+    shuffle_analysis: bool = False,
+    with_analysis: bool = True,
+    extra_compare: dict[str, tuple[str, np.ndarray]] | None = None,
+) -> BuiltLake:
+    """Write a small lake at `path`: len(CLASSES) classes x {real, generated} x per_group samples.
+
+    `extra_compare` adds per-sample columns to the comparison table: name -> (lake dtype,
+    values in samples order), e.g. bool or string columns as other analysis versions write them.
+    """
     classes = imagenet_classes()
     class_ids, sources, ids, splits, origins, seeds = [], [], [], [], [], []
     for cid in CLASSES:
@@ -108,7 +118,7 @@ def build_lake(path: Path, per_group: int = 20, shuffle_analysis: bool = False, 
     order = np.random.default_rng(1).permutation(n) if shuffle_analysis else np.arange(n)
     built = BuiltLake(path, np.array(ids, dtype=object), class_ids_a, sources_a, features, order)
     if with_analysis:
-        write_analysis(built, splits=np.array(splits, dtype=object))
+        write_analysis(built, splits=np.array(splits, dtype=object), extra_compare=extra_compare)
     return built
 
 
@@ -116,7 +126,7 @@ def _table(path: str, columns: tuple[ColumnSpec, ...], **kw: object) -> TableSpe
     return TableSpec(path=path, row_dim="sample", columns=columns, **kw)  # type: ignore[arg-type]
 
 
-def write_analysis(built: BuiltLake, splits: np.ndarray) -> None:
+def write_analysis(built: BuiltLake, splits: np.ndarray, extra_compare: dict[str, tuple[str, np.ndarray]] | None = None) -> None:
     """PCA scores, 2D/3D embeddings, a k-NN graph and a comparison, in `built.analysis_order`."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
@@ -179,10 +189,24 @@ def write_analysis(built: BuiltLake, splits: np.ndarray) -> None:
         writer.table(
             _table(
                 compare_path,
-                (ColumnSpec("real_fraction", "float32", coord=False), ColumnSpec("nearest_real_distance", "float32", coord=False), ColumnSpec("sample_id", STRING), *row_column),
+                (
+                    ColumnSpec("real_fraction", "float32", coord=False),
+                    ColumnSpec("nearest_real_distance", "float32", coord=False),
+                    *(ColumnSpec(name, dtype, coord=False) for name, (dtype, _) in (extra_compare or {}).items()),
+                    ColumnSpec("sample_id", STRING),
+                    *row_column,
+                ),
                 attrs={"mean_real_fraction_of_generated": float(real_fraction[~is_real].mean()), "k": STORED_K},
             )
-        ).append({"real_fraction": real_fraction, "nearest_real_distance": nearest_real, "sample_id": ids, **rows})
+        ).append(
+            {
+                "real_fraction": real_fraction,
+                "nearest_real_distance": nearest_real,
+                **{name: np.asarray(values)[order] for name, (_, values) in (extra_compare or {}).items()},
+                "sample_id": ids,
+                **rows,
+            }
+        )
         group = writer.group(compare_path)
         class_list = np.array(CLASSES, dtype=np.int16)
         cls = built.class_ids[order]
@@ -208,3 +232,25 @@ def shuffled_lake(tmp_path_factory: pytest.TempPathFactory) -> BuiltLake:
 @pytest.fixture(scope="session")
 def samples_only_lake(tmp_path_factory: pytest.TempPathFactory) -> BuiltLake:
     return build_lake(tmp_path_factory.mktemp("explorer") / "samples_only", per_group=3, with_analysis=False)
+
+
+@pytest.fixture(autouse=True)
+def explorer_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explorer tests run in debug mode: an error re-raises (an exception element) instead of a one-line box."""
+    monkeypatch.setenv("DMD2VIZ_DEBUG", "1")
+
+
+def typed_columns(n: int) -> dict[str, tuple[str, np.ndarray]]:
+    """Per-sample comparison columns of every type a lake can hold, with missing values: bool, text ('' = missing), int, float (NaN)."""
+    i = np.arange(n)
+    note = np.array(["" if k % 2 == 0 else f"near_dup*{k}" for k in i], dtype=object)
+    score = np.where(i % 5 == 0, np.nan, i / 10).astype(np.float32)
+    return {"memorised": ("bool", i % 3 == 0), "note": (STRING, note), "rank": ("int64", i.astype(np.int64)), "score": ("float32", score)}
+
+
+@pytest.fixture(scope="session")
+def typed_lake(tmp_path_factory: pytest.TempPathFactory) -> BuiltLake:
+    """A small lake whose comparison table also carries bool, text, int and float columns with missing values."""
+    per_group = 6
+    n = len(CLASSES) * 2 * per_group
+    return build_lake(tmp_path_factory.mktemp("explorer") / "typed", per_group=per_group, extra_compare=typed_columns(n))

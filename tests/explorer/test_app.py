@@ -1,48 +1,27 @@
 """The app's wiring, run headless with Streamlit's AppTest against real lakes on disk."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pytest
-from streamlit.testing.v1 import AppTest
-
+from apptest import chart_datasets, open_app, scatter_points
 from conftest import KEY, NAME_2D, NAME_3D
 from explorer.state import ViewState
 from lake import LakeWriter, Provenance
 
-APP = str(Path(__file__).resolve().parents[2] / "explorer" / "app.py")
+
+def _app(lake, monkeypatch, query=None):
+    """The app on `lake`; every run fails the test on an error box or exception (see apptest.py)."""
+    return open_app(lake, monkeypatch, query)
 
 
-def _app(lake: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str] | None = None) -> AppTest:
-    monkeypatch.setenv("DMD2VIZ_LAKE", str(lake))
-    monkeypatch.setattr("sys.argv", ["explorer/app.py"])
-    at = AppTest.from_file(APP, default_timeout=60)
-    for name, value in (query or {}).items():
-        at.query_params[name] = value
-    return at.run()
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _scatter_points(at: AppTest) -> pd.DataFrame:
-    """The points layer's data as the browser receives it (Arrow)."""
-    chart = at.get("vega_lite_chart")[0]
-    spec = json.loads(chart.proto.spec)
+def _scatter_points(at):
+    spec, _ = chart_datasets(at)
     assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
-    frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
-    return next(f for f in frames if "sample_id" in f.columns)
+    return scatter_points(at)
 
 
 def test_first_page_draws_every_point_with_ids_and_thumbnail_rows(small_lake, monkeypatch):
     at = _app(small_lake.path, monkeypatch)
-    _ok(at)
     points = _scatter_points(at)
     assert len(points) == len(small_lake.sample_ids)
     assert set(points["sample_id"]) == set(small_lake.sample_ids)
@@ -57,7 +36,6 @@ def test_injected_selection_shows_details_neighbours_roles_and_url(small_lake, m
     selected, manual = str(small_lake.sample_ids[3]), str(small_lake.sample_ids[200])
     at.session_state["view"] = replace(at.session_state["view"], selected=selected, manual=(manual,))
     at.run()
-    _ok(at)
     text = " ".join(m.value for m in at.markdown)
     assert selected in text and "1: goldfish" in text and "real fraction" in text
     assert "10 nearest neighbours" in text and "1 manual neighbours" in text
@@ -70,7 +48,6 @@ def test_injected_selection_shows_details_neighbours_roles_and_url(small_lake, m
     assert at.query_params["sel"] == selected and at.query_params["manual"] == manual
     # the Clear button empties both the selection and the manual set
     next(b for b in at.button if b.label.startswith("Clear")).click().run()
-    _ok(at)
     assert at.session_state["view"].selected is None and at.session_state["view"].manual == ()
     assert "sel" not in at.query_params
 
@@ -78,7 +55,6 @@ def test_injected_selection_shows_details_neighbours_roles_and_url(small_lake, m
 def test_a_shared_url_restores_the_view(small_lake, monkeypatch):
     selected = str(small_lake.sample_ids[50])
     at = _app(small_lake.path, monkeypatch, {"emb": f"{KEY}/{NAME_3D}", "classes": "207", "sel": selected, "k": "4", "color": "compare.real_fraction"})
-    _ok(at)
     view: ViewState = at.session_state["view"]
     assert view.embedding == f"{KEY}/{NAME_3D}" and view.classes == (207,) and view.k == 4
     assert at.multiselect(key="w_classes").value == [207]
@@ -92,10 +68,8 @@ def test_a_shared_url_restores_the_view(small_lake, monkeypatch):
 def test_class_search_and_source_filter(small_lake, monkeypatch):
     at = _app(small_lake.path, monkeypatch)
     at.text_input(key="w_class_search").input("goldfish").run()
-    _ok(at)
     assert at.multiselect(key="w_classes").value == [1]
     at.multiselect(key="w_sources").select("generated").run()
-    _ok(at)
     points = _scatter_points(at)
     assert len(points) == 20 and set(points["source"]) == {"generated"}
     assert at.query_params["classes"] == "1" and at.query_params["source"] == "generated"
@@ -103,11 +77,9 @@ def test_class_search_and_source_filter(small_lake, monkeypatch):
 
 def test_compare_and_3d_pages(small_lake, monkeypatch):
     at = _app(small_lake.path, monkeypatch, {"page": "compare"})
-    _ok(at)
     tables = at.dataframe
     assert any("mean_real_fraction" in t.value.columns for t in tables)
     at = _app(small_lake.path, monkeypatch, {"page": "3d", "emb": f"{KEY}/{NAME_3D}"})
-    _ok(at)
     assert len(at.get("deck_gl_json_chart")) == 1
 
 
