@@ -4,9 +4,9 @@ Command line: ``python -m analysis {pca,umap,knn,compare,run,query,list} --lake 
 The same as functions (each reads from and writes to the lake; see README "Analysis commands"):
 
     from analysis import run_all, run_pca, run_umap, run_knn, run_compare, query, list_analyses
-    from analysis import NeighborIndex, project, load_pca_model, UMAPParams, CompareConfig
+    from analysis import NeighborIndex, project, load_pca_model, UMAPParams, KnnConfig, CompareConfig, RunConfig
 
-    run_all("demo_lake", layer="bottleneck", sigma=2)
+    run_all("demo_lake", layer="bottleneck", sigma=2, config=RunConfig(k=15, exact_below=5000))
     index = NeighborIndex.open("demo_lake", "enc.8x8_block2@sigma2")
     rows, distances = index.query(["in64/val_data/12"], k=10)
 
@@ -15,8 +15,10 @@ Heavy libraries (dask, umap, pynndescent, sklearn) are imported only when used.
 """
 from .commands import (
     CompareConfig,
+    KnnConfig,
     Neighbour,
     Outcome,
+    RunConfig,
     list_analyses,
     query,
     run_all,
@@ -37,10 +39,12 @@ __all__ = [
     "AnalysisError",
     "AnalysisKey",
     "CompareConfig",
+    "KnnConfig",
     "NeighborIndex",
     "Neighbour",
     "Outcome",
     "PCAModel",
+    "RunConfig",
     "UMAPParams",
     "build_knn_graph",
     "list_analyses",

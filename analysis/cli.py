@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 EPILOG = """examples:
@@ -82,16 +83,16 @@ def _add_umap(parser: argparse.ArgumentParser, components: bool = True) -> None:
     parser.add_argument("--full-fit", action="store_true", help="fit UMAP on every row, however many")
 
 
-def _add_knn(parser: argparse.ArgumentParser, flag: str = "--k") -> None:
+def _add_knn(parser: argparse.ArgumentParser, flag: str = "--k", exact_below_help: str = "tables with fewer rows get the exact graph (default 20000)") -> None:
     parser.add_argument(flag, type=_positive_int, default=10, dest="k", help="neighbours per sample in the k-NN graph (default 10)")
     parser.add_argument("--exact", action="store_true", help="exact (brute-force) k-NN graph even for large tables")
-    parser.add_argument("--exact-below", type=_positive_int, default=20000, help="tables with fewer rows get the exact graph (default 20000)")
+    parser.add_argument("--exact-below", type=_positive_int, default=20000, help=exact_below_help)
 
 
-def _add_compare(parser: argparse.ArgumentParser, flag: str = "--k") -> None:
+def _add_compare(parser: argparse.ArgumentParser, flag: str = "--k", max_classes_help: str = "classes to print, largest Frechet distance first (default 20; all with --json)") -> None:
     parser.add_argument(flag, type=_positive_int, default=5, dest="compare_k", help="k of the k-NN balls for precision/recall/density/coverage and real_fraction (default 5)")
     parser.add_argument("--max-per-set", type=_positive_int, default=10000, help="precision/recall/density/coverage use at most this many rows per source (default 10000)")
-    parser.add_argument("--max-classes", type=int, default=20, help="classes to print, largest Frechet distance first (default 20; all with --json)")
+    parser.add_argument("--max-classes", type=int, default=20, help=max_classes_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_umap(p, components=False)
     _add_pca_dim(p)
-    _add_knn(p, "--k")
-    _add_compare(p, "--compare-k")
+    _add_knn(p, "--k", "tables with fewer rows get the exact k-NN graph (else NN-descent), and compare's own neighbour searches are exact below it too (default 20000)")
+    _add_compare(p, "--compare-k", "classes in the compare table printed after the run, largest Frechet distance first (default 20)")
 
     p = sub.add_parser("query", help="print the nearest neighbours of sample ids", description="Nearest neighbours of sample ids in one key's PCA space (stored graph when deep enough, else exact).")
     _add_common(p, compute=False)
@@ -143,25 +144,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _from_args(step_type: type, args: argparse.Namespace, **given: Any) -> Any:
+    """Dataclass `step_type` filled from the parsed flags of the same names (`given` overrides).
+
+    A field without a flag of that name raises here, in every test that runs the
+    command, instead of silently keeping its default.
+    """
+    from dataclasses import fields
+
+    return step_type(**{f.name: given[f.name] if f.name in given else getattr(args, f.name) for f in fields(step_type)})
+
+
+def _exact(args: argparse.Namespace) -> bool | None:
+    # --exact forces the exact graph; without it the table size decides (--exact-below).
+    return True if args.exact else None
+
+
 def _umap_params(args: argparse.Namespace, components: int) -> Any:
     from .embedding import UMAPParams
 
-    return UMAPParams(
-        n_components=components,
-        n_neighbors=args.n_neighbors,
-        min_dist=args.min_dist,
-        metric=args.metric,
-        seed=args.seed,
-        pca_dim=args.pca_dim,
-        fit_size=args.fit_size,
-        full_fit=args.full_fit,
-    )
+    return _from_args(UMAPParams, args, n_components=components)
 
 
 def _compare_config(args: argparse.Namespace) -> Any:
     from .commands import CompareConfig
 
-    return CompareConfig(k=args.compare_k, max_per_set=args.max_per_set, seed=args.seed, pca_dim=args.pca_dim, exact_below=args.exact_below)
+    return _from_args(CompareConfig, args, k=args.compare_k)
 
 
 def _fmt(value: Any) -> str:
@@ -205,11 +213,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "umap":
         outcomes = [commands.run_umap(args.lake, args.layer, args.sigma, _umap_params(args, args.components), **common)]
     elif args.command == "knn":
-        outcomes = [
-            commands.run_knn(
-                args.lake, args.layer, args.sigma, k=args.k, exact=True if args.exact else None, exact_below=args.exact_below, seed=args.seed, pca_dim=args.pca_dim, **common
-            )
-        ]
+        config = _from_args(commands.KnnConfig, args, exact=_exact(args))
+        outcomes = [commands.run_knn(args.lake, args.layer, args.sigma, **asdict(config), **common)]
     elif args.command == "compare":
         outcome = commands.run_compare(args.lake, args.layer, args.sigma, _compare_config(args), **common)
         report = compare_report(args.lake, outcome.key)
@@ -219,16 +224,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             _print_compare(report, args.max_classes)
         return 0
     elif args.command == "run":
-        outcomes = commands.run_all(
-            args.lake,
-            args.layer,
-            args.sigma,
-            umap_params=_umap_params(args, 2),
-            k=args.k,
-            compare=_compare_config(args),
-            exact=True if args.exact else None,
-            **common,
-        )
+        config = _from_args(commands.RunConfig, args, exact=_exact(args))
+        outcomes = commands.run_all(args.lake, args.layer, args.sigma, config, **common)
+        compared = [o for o in outcomes if o.analysis == "compare"]
+        if compared and not args.json:
+            _print_outcomes(outcomes)
+            print()
+            _print_compare(compare_report(args.lake, compared[0].key), args.max_classes)
+            return 0
     elif args.command == "query":
         neighbours = commands.query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=log)
         records = [vars(n) for n in neighbours]
@@ -255,9 +258,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], indent=2))
     else:
-        columns = ["analysis", "group", "reused"]
-        print_table([{**o.as_dict(), "reused": "reused" if o.reused else "computed"} for o in outcomes], columns)
+        _print_outcomes(outcomes)
     return 0
+
+
+def _print_outcomes(outcomes: list[Any]) -> None:
+    columns = ["analysis", "group", "reused"]
+    print_table([{**o.as_dict(), "reused": "reused" if o.reused else "computed"} for o in outcomes], columns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

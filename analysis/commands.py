@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -375,6 +375,17 @@ def _write_rows(table: Any, labels: LabelColumns, values: dict[str, np.ndarray])
 # --------------------------------------------------------------------------- k-NN
 
 
+@dataclass(frozen=True)
+class KnnConfig:
+    """Parameters of the k-NN graph (what `run_knn` takes and stores as `parameters`)."""
+
+    k: int = 10
+    exact: bool | None = None
+    exact_below: int = EXACT_BELOW
+    seed: int = 42
+    pca_dim: int = 50
+
+
 def run_knn(
     lake: Any,
     layer: str | None = None,
@@ -665,15 +676,50 @@ def _nearest_real_distance(
 # --------------------------------------------------------------------------- run, query, list
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """Every parameter of `run_all`, named as the `python -m analysis run` flags (without dashes).
+
+    Each step takes its parameters from here *by name* (`step_fields`): a step parameter
+    without a field here is an error, not a silent default, so a flag of `run` reaches
+    every step whose own command has it. The only renaming: compare's `k` is `compare_k`
+    (the k-NN graph's `k` is `k`), as the flags are named.
+    """
+
+    pca_dim: int = 50
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "euclidean"
+    seed: int = 42
+    fit_size: int = 20000
+    full_fit: bool = False
+    k: int = 10
+    exact: bool | None = None
+    exact_below: int = EXACT_BELOW
+    compare_k: int = 5
+    max_per_set: int = 10000
+
+    def step_fields(self, step_type: type, renamed: dict[str, str] | None = None, **given: Any) -> dict[str, Any]:
+        """The fields of dataclass `step_type` filled from this config by name (`renamed`: step name -> ours)."""
+        renamed = renamed or {}
+        return {f.name: given[f.name] if f.name in given else getattr(self, renamed.get(f.name, f.name)) for f in fields(step_type)}
+
+    def umap(self, n_components: int) -> UMAPParams:
+        return UMAPParams(**self.step_fields(UMAPParams, n_components=n_components))
+
+    def knn(self) -> KnnConfig:
+        return KnnConfig(**self.step_fields(KnnConfig))
+
+    def compare(self) -> CompareConfig:
+        return CompareConfig(**self.step_fields(CompareConfig, renamed={"k": "compare_k"}))
+
+
 def run_all(
     lake: Any,
     layer: str | None = None,
     sigma: float | None = None,
+    config: RunConfig = RunConfig(),
     *,
-    umap_params: UMAPParams = UMAPParams(),
-    k: int = 10,
-    compare: CompareConfig = CompareConfig(),
-    exact: bool | None = None,
     scheduler: str | None = None,
     force: bool = False,
     log: Log = _stderr,
@@ -681,21 +727,21 @@ def run_all(
 ) -> list[Outcome]:
     """PCA, UMAP 2D and 3D, the k-NN graph and real-vs-generated for one (layer, sigma).
 
-    Each step commits on its own; a step whose result is current is reused unless `force`.
+    Each step gets its parameters from `config` (`RunConfig.umap/knn/compare`) and
+    commits on its own; a step whose result is current is reused unless `force`.
     `compare` is skipped (with a note) when the table lacks real or generated samples.
     """
     lake, key = _resolve(lake, layer, sigma, log)
-    outcomes = [run_pca(lake, key.layer, key.sigma, pca_dim=umap_params.pca_dim, scheduler=scheduler, force=force, log=log, progress=progress)]
-    forced_pca = force and not outcomes[0].reused
+    steps = dict(scheduler=scheduler, log=log, progress=progress)
+    outcomes = [run_pca(lake, key.layer, key.sigma, pca_dim=config.pca_dim, force=force, **steps)]
+    # A PCA recomputed by this run already makes every derived result stale.
+    derived_force = force and outcomes[0].reused
     for n_components in (2, 3):
-        params = UMAPParams(**{**umap_params.as_dict(), "n_components": n_components})
-        outcomes.append(run_umap(lake, key.layer, key.sigma, params, scheduler=scheduler, force=force and not forced_pca, log=log, progress=progress))
-    outcomes.append(
-        run_knn(lake, key.layer, key.sigma, k=k, exact=exact, seed=umap_params.seed, pca_dim=umap_params.pca_dim, scheduler=scheduler, force=force and not forced_pca, log=log, progress=progress)
-    )
+        outcomes.append(run_umap(lake, key.layer, key.sigma, config.umap(n_components), force=derived_force, **steps))
+    outcomes.append(run_knn(lake, key.layer, key.sigma, **asdict(config.knn()), force=derived_force, **steps))
     sources = set(read_labels(as_lake(lake), key.pca_group).source.tolist())
     if {"real", "generated"} <= sources:
-        outcomes.append(run_compare(lake, key.layer, key.sigma, compare, scheduler=scheduler, force=force and not forced_pca, log=log, progress=progress))
+        outcomes.append(run_compare(lake, key.layer, key.sigma, config.compare(), force=derived_force, **steps))
     else:
         log(f"skipping compare: {key.name} holds only {', '.join(sorted(sources)) or 'no'} samples")
     return outcomes
