@@ -188,7 +188,7 @@ def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
 
 
-def _print_compare(report: dict[str, Any], max_classes: int) -> None:
+def _print_compare(report: dict[str, Any], max_classes: int, all_classes: str = "--json") -> None:
     overall = report["overall"]
     print(f"{report['key']}: {overall['n_real']} real, {overall['n_generated']} generated, k={overall['k']}, {report['space']}")
     columns = ["scope", "n_real", "n_generated", "frechet_distance", "precision", "recall", "density", "coverage"]
@@ -197,7 +197,7 @@ def _print_compare(report: dict[str, Any], max_classes: int) -> None:
     rows += [{"scope": r["class_label"], **r} for r in ranked[: max(0, max_classes)]]
     print_table(rows, columns)
     if len(ranked) > max_classes:
-        print(f"... {len(ranked) - max_classes} more classes (--max-classes N, or --json for all)")
+        print(f"... {len(ranked) - max_classes} more classes (--max-classes N, or {all_classes} for all)")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -230,7 +230,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if compared and not args.json:
             _print_outcomes(outcomes)
             print()
-            _print_compare(compare_report(args.lake, compared[0].key), args.max_classes)
+            _print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
             return 0
     elif args.command == "query":
         neighbours = commands.query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=log)
