@@ -92,8 +92,6 @@ def create_lake(path: Path, attributes: dict[str, Any], tables: tuple[TableSpec,
     either absent (or still empty) or a complete lake; a creator killed halfway leaves
     only its hidden folder, which the next creator removes.
     """
-    import zarr
-
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise NotALakeError(f"{path}: exists but is not a DMD2 Visualizer lake; choose an empty or new directory")
     path = path.absolute()
@@ -101,21 +99,36 @@ def create_lake(path: Path, attributes: dict[str, Any], tables: tuple[TableSpec,
     _remove_abandoned_staging(path)
     staging = path.with_name(f"{STAGING_PREFIX.format(name=path.name)}{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     try:
-        root = zarr.open_group(str(staging), mode="w", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION, **attributes})
-        for spec in tables:
-            create_table_arrays(root.require_group(spec.path), spec)
-        commit(staging)
+        staging.mkdir()
+    except OSError:
+        # No room beside it (e.g. an empty directory given in a folder we may not write):
+        # build in place, as atomic as zarr's own writes allow.
+        _build_lake(path, attributes, tables)
+        return
+    try:
+        _build_lake(staging, attributes, tables)
         try:
             # rename(2) replaces a missing path or an empty directory in one step.
             os.rename(staging, path)
         except OSError:
-            if not (path.is_dir() and any(path.iterdir())):
+            if path.is_dir() and any(path.iterdir()):
+                return  # another process created the lake first; its lake is as good as ours
+            if not path.is_dir():
                 raise
-            # Another process created the lake first; its lake is as good as ours.
+            _build_lake(path, attributes, tables)  # an empty mount point cannot be replaced
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_lake(target: Path, attributes: dict[str, Any], tables: tuple[TableSpec, ...]) -> None:
+    """Write the root group and the empty `tables` at `target`, then commit them."""
+    import zarr
+
+    root = zarr.open_group(str(target), mode="w", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION, **attributes})
+    for spec in tables:
+        create_table_arrays(root.require_group(spec.path), spec)
+    commit(target)
 
 
 STAGING_PREFIX = ".{name}.dmd2viz-creating-"

@@ -164,3 +164,22 @@ def test_creation_is_staged_beside_the_lake_and_abandoned_staging_is_removed(tmp
     assert open_lake(tmp_path / "lake").has("samples")
     with pytest.raises(NotALakeError):
         create_lake(tmp_path / "lake", {})
+
+
+def test_creation_builds_in_place_when_nothing_can_be_made_beside_the_lake(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lake.store import STAGING_PREFIX, create_lake
+
+    real_mkdir = Path.mkdir
+
+    def refuse_staging(self, *args, **kwargs):  # what a read-only parent folder does (root ignores modes)
+        if self.name.startswith(STAGING_PREFIX.format(name="lake")):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    (tmp_path / "lake").mkdir()
+    monkeypatch.setattr(Path, "mkdir", refuse_staging)
+    create_lake(tmp_path / "lake", {})
+    assert xr.open_zarr(tmp_path / "lake", group="samples").sizes["sample"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lake"]
