@@ -33,7 +33,7 @@ def format_value(value: Any) -> str:
     """
     if value is None:
         return MISSING
-    if isinstance(value, np.generic):
+    if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0:  # numpy scalars, 0-d arrays (zarr reads)
         value = value.item()
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")

@@ -51,17 +51,30 @@ def open_app(lake: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str] 
     return at.run()
 
 
-def chart_datasets(at: AppTest, index: int = 0) -> tuple[dict[str, Any], list[pd.DataFrame]]:
-    """The spec of the `index`-th Vega-Lite chart and its datasets as the browser receives them (Arrow)."""
+def chart_datasets(at: AppTest, index: int = 0) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The spec of the `index`-th Vega-Lite chart and its named datasets as the browser receives them (Arrow)."""
     chart = at.get("vega_lite_chart")[index]
     spec = json.loads(chart.proto.spec)
-    return spec, [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+    return spec, {d.name: pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets}
 
 
 def scatter_points(at: AppTest) -> pd.DataFrame:
-    """The Explore scatter's points layer."""
+    """The Explore scatter's drawn points (dataset `points`)."""
     _, frames = chart_datasets(at, 0)
-    return next(f for f in frames if "sample_id" in f.columns and "role" in f.columns)
+    return frames["points"]
+
+
+def scatter_roles(at: AppTest) -> dict[str, str]:
+    """sample id -> role ("selected", "knn", "manual") of the highlighted points of the Explore scatter.
+
+    Read from the highlights dataset (`marks`) where the chart has one, else from the
+    points' own `role` column.
+    """
+    _, frames = chart_datasets(at, 0)
+    table = frames.get("marks", frames["points"])
+    if "role" not in table:
+        return {}
+    return {str(i): str(r) for i, r in zip(table["sample_id"], table["role"]) if r != "point"}
 
 
 def markdown_text(at: AppTest) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from apptest import chart_datasets, open_app, scatter_points
+from apptest import chart_datasets, open_app, scatter_points, scatter_roles
 from conftest import KEY, NAME_2D, NAME_3D
 from explorer.state import ViewState
 from lake import LakeWriter, Provenance
@@ -26,7 +26,7 @@ def test_first_page_draws_every_point_with_ids_and_thumbnail_rows(small_lake, mo
     assert len(points) == len(small_lake.sample_ids)
     assert set(points["sample_id"]) == set(small_lake.sample_ids)
     assert "image" not in points.columns  # thumbnail URLs are built in the browser from `thumb`
-    assert set(points["role"]) == {"point"}
+    assert scatter_roles(at) == {}  # nothing selected, nothing highlighted
     assert "1: goldfish" in set(points["class"])
     assert at.query_params["emb"] == f"{KEY}/{NAME_2D}"
 
@@ -42,9 +42,9 @@ def test_injected_selection_shows_details_neighbours_roles_and_url(small_lake, m
     images = at.get("image")
     assert len(images) == 3  # the selected image, the neighbour grid, the manual grid
     points = _scatter_points(at)
-    roles = dict(zip(points["sample_id"], points["role"]))
+    roles = scatter_roles(at)
     assert roles[selected] == "selected" and roles[manual] == "manual"
-    assert list(points["role"]).count("knn") == 10
+    assert list(roles.values()).count("knn") == 10
     assert at.query_params["sel"] == selected and at.query_params["manual"] == manual
     # the Clear button empties both the selection and the manual set
     next(b for b in at.button if b.label.startswith("Clear")).click().run()
@@ -59,9 +59,10 @@ def test_a_shared_url_restores_the_view(small_lake, monkeypatch):
     assert view.embedding == f"{KEY}/{NAME_3D}" and view.classes == (207,) and view.k == 4
     assert at.multiselect(key="w_classes").value == [207]
     points = _scatter_points(at)
-    assert set(points["class"]) <= {"207: golden retriever"} | set(points.loc[points["role"] != "point", "class"])
-    assert (points["role"] == "point").sum() == 40
-    assert list(points["role"]).count("knn") == 4
+    roles = scatter_roles(at)
+    golden = {str(i) for i, c in zip(small_lake.sample_ids, small_lake.class_ids) if c == 207}
+    assert len(golden) == 40 and set(points["sample_id"]) - set(roles) == golden - set(roles)  # the filter, plus highlights
+    assert list(roles.values()).count("knn") == 4
     assert "value" in points.columns  # coloured by the comparison metric
 
 
