@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -35,9 +34,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -45,33 +45,35 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 CHROMIUM = "/usr/bin/chromium"
 TARGETS_S = {"first_map_fresh_server": 3.0, "first_map_second_visit": 3.0, "click_to_neighbours": 0.5, "click_manual_neighbour": 0.5, "hover_to_tooltip_image": 0.2, "filter_change": 1.0, "colour_change": 1.0}
-SCATTER = '[data-testid="stVegaLiteChart"] canvas'  # the scatter is the first chart on the page
+# The scatter is the first chart on the page (the overview comes after it).
+SCATTER = "document.querySelector('[data-testid=\"stVegaLiteChart\"]')?.querySelector('canvas')"
 
 # In the page: a cheap fingerprint of the scatter's pixels (drawn down to 48x48), and the
-# positions of strongly coloured pixels (points, not the grey density underlay).
-JS_SIGNATURE = """() => {
-  const c = document.querySelector('%s');
+# positions of inked pixels: coloured, or greyer than the grid lines (#ddd), i.e. points
+# (hovering tells points from density cells).
+JS_SIGNATURE = f"""() => {{
+  const c = {SCATTER};
   if (!c || !c.width) return null;
   const s = document.createElement('canvas'); s.width = 48; s.height = 48;
   const g = s.getContext('2d'); g.drawImage(c, 0, 0, 48, 48);
   const d = g.getImageData(0, 0, 48, 48).data; let h = 0;
   for (let i = 0; i < d.length; i++) h = (h * 31 + d[i]) >>> 0;
   return h;
-}""" % SCATTER
-JS_COLOURED = """(limit) => {
-  const c = document.querySelector('%s');
+}}"""
+JS_COLOURED = f"""(limit) => {{
+  const c = {SCATTER};
   if (!c || !c.width) return [];
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   const r = c.getBoundingClientRect(), sx = r.width / c.width, sy = r.height / c.height, out = [];
   const step = Math.max(1, Math.floor(c.width / 90));
-  for (let y = 20; y < c.height - 20; y += step) for (let x = 40; x < c.width - 20; x += step) {
+  for (let y = 20; y < c.height - 20; y += step) for (let x = 40; x < c.width - 20; x += step) {{
     const i = 4 * (y * c.width + x), mx = Math.max(d[i], d[i + 1], d[i + 2]), mn = Math.min(d[i], d[i + 1], d[i + 2]);
-    if (mx - mn > 90 && d[i + 3] > 200) out.push([r.left + x * sx, r.top + y * sy]);
-  }
+    if (d[i + 3] > 200 && (mx - mn > 90 || mx < 218)) out.push([r.left + x * sx, r.top + y * sy]);
+  }}
   const picked = [];
   for (let j = 0; j < out.length && picked.length < limit; j += Math.max(1, Math.floor(out.length / limit))) picked.push(out[j]);
   return picked;
-}""" % SCATTER
+}}"""
 JS_TOOLTIP_IMAGE = """() => {
   const t = document.getElementById('vg-tooltip-element');
   if (!t || !t.classList.contains('visible')) return null;
@@ -97,6 +99,7 @@ class Wire:
 
     def attach(self, page: Any) -> None:
         self.page = page
+        from google.protobuf.message import DecodeError
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         def received(payload: Any) -> None:
@@ -107,8 +110,8 @@ class Wire:
                 msg = ForwardMsg()
                 msg.ParseFromString(data)
                 kind = msg.WhichOneof("type") or ""
-            except Exception:  # not a ForwardMsg: count its bytes all the same
-                pass
+            except DecodeError:  # not a ForwardMsg: count its bytes all the same
+                kind = ""
             self.frames.append((now, len(data), kind))
 
         page.on("websocket", lambda ws: ws.on("framereceived", received))
@@ -170,7 +173,7 @@ def first_map(browser: Any, url: str) -> tuple[Any, Wire, dict[str, Any]]:
     wire.attach(page)
     start = time.perf_counter()
     page.goto(url)
-    wait_js(page, "() => (%s)(400).length >= 400" % JS_COLOURED)
+    wait_js(page, f"() => ({JS_COLOURED})(400).length >= 400")
     seconds = time.perf_counter() - start
     wire.idle(start)
     server, received = wire.since(start)
@@ -183,13 +186,15 @@ def point_candidates(page: Any, limit: int = 80) -> list[tuple[float, float]]:
 
 def hover(page: Any, at: tuple[float, float]) -> float | None:
     """Seconds from moving onto `at` to the tooltip's image loaded; None when `at` is not a point."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.mouse.move(5, 5)
     page.wait_for_function("() => !document.querySelector('#vg-tooltip-element.visible')", timeout=5000)
     start = time.perf_counter()
     page.mouse.move(*at)
     try:
         state = wait_js(page, JS_TOOLTIP_IMAGE, timeout_s=2.0)
-    except Exception:
+    except PlaywrightTimeout:  # no tooltip: a gap between points
         return None
     return time.perf_counter() - start if state == "loaded" else None
 
@@ -199,7 +204,7 @@ def timed_change(page: Any, wire: Wire, action: Callable[[], None]) -> dict[str,
     before = page.evaluate(JS_SIGNATURE)
     start = time.perf_counter()
     action()
-    wait_js(page, "(old) => { const s = (%s)(); return s !== null && s !== old; }" % JS_SIGNATURE, before)
+    wait_js(page, f"(old) => {{ const s = ({JS_SIGNATURE})(); return s !== null && s !== old; }}", before)
     seconds = time.perf_counter() - start
     wire.idle(start)
     server, received = wire.since(start)
@@ -283,8 +288,8 @@ def drive(lake: Path, repeat: int, log: Path) -> dict[str, Any]:
             clicks, manual = [], []
             for i in range(repeat):
                 first, second = points[(2 * i) % len(points)], points[(2 * i + 1) % len(points)]
-                clicks.append(timed_panel(page, wire, lambda: page.mouse.click(*first), "10 nearest neighbours"))
-                manual.append(timed_panel(page, wire, lambda: page.mouse.click(*second), "1 manual neighbours"))
+                clicks.append(timed_panel(page, wire, lambda at=first: page.mouse.click(*at), "10 nearest neighbours"))
+                manual.append(timed_panel(page, wire, lambda at=second: page.mouse.click(*at), "1 manual neighbours"))
                 clear_selection(page, wire)
             figures["click_to_neighbours"] = median(clicks)
             figures["click_manual_neighbour"] = median(manual)
