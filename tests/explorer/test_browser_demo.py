@@ -1,0 +1,340 @@
+"""The explorer in Chromium on the lake `make demo` builds (the `cli_demo_lake` fixture).
+
+One Streamlit server for the module (debug switch on), one Chromium, a fresh browser
+context (so a fresh Streamlit session) per test. Every interaction goes through
+`browser.Explorer`, which waits for the rerun it caused and fails on any error box or
+exception element; the server log is attached to every failure.
+
+Expected figures (counts, neighbour lists, columns) are read from the lake with xarray,
+not from the app.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from browser import OVERVIEW, SCATTER, Explorer, chromium, explorer_page, read_png, register_log_plugin, require_chromium, start_explorer
+
+require_chromium()
+
+K = 10  # the explorer's default number of neighbours
+VIEW_COLUMNS_2D = ["sample_id", "class_id", "class", "source", "split", "x", "y"]
+
+
+@pytest.fixture(scope="module")
+def demo_server(cli_demo_lake: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
+    register_log_plugin(request.config)
+    server = start_explorer(cli_demo_lake, tmp_path_factory.mktemp("demo_explorer") / "streamlit.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def app(browser: Any, demo_server: Any, request: pytest.FixtureRequest) -> Any:
+    with explorer_page(browser, demo_server, request.node.name) as explorer:
+        explorer.goto()
+        yield explorer
+
+
+def embedding_table(lake: Path, ref: str) -> pd.DataFrame:
+    """The labels of an embedding's rows, straight from the lake."""
+    ds = xr.open_zarr(lake, group=f"analysis/embeddings/{ref}")
+    table = {name: np.asarray(ds[name].values, dtype=object).astype(str) for name in ("sample_id", "source", "split")}
+    return pd.DataFrame({**table, "class_id": np.asarray(ds["class_id"].values, dtype=np.int64)})
+
+
+def stored_neighbours(lake: Path, key: str, sample_id: str) -> list[str]:
+    """The lake's stored k-NN list of a sample, nearest first."""
+    ds = xr.open_zarr(lake, group=f"analysis/knn/{key}")
+    ids = np.asarray(ds["sample_id"].values, dtype=object).astype(str)
+    (row,) = np.flatnonzero(ids == sample_id)
+    return [str(v) for v in np.asarray(ds["neighbor_id"].values[row], dtype=object)]
+
+
+def current_ref(app: Explorer) -> str:
+    ref = app.query().get("emb", "")
+    assert ref.count("/") == 1, f"the URL names no embedding: {app.page.url}"
+    return ref
+
+
+def assert_selected(app: Explorer, sample_id: str, manual: int = 0) -> None:
+    """The details panel shows `sample_id`, its K neighbours (and `manual` manual ones) with thumbnails."""
+    from playwright.sync_api import expect
+
+    details = app.details()
+    expect(details.get_by_text(sample_id, exact=True)).to_be_visible()
+    expect(details.get_by_text(f"{K} nearest neighbours")).to_be_visible()
+    if manual:
+        expect(details.get_by_text(f"{manual} manual neighbours")).to_be_visible()
+    else:
+        expect(details.get_by_text(re.compile(r"^\d+ manual neighbours"))).to_have_count(0)
+    assert app.details_images_loaded() == 1 + K + manual
+
+
+def test_hover_real_and_generated_points_show_thumbnails(app: Explorer) -> None:
+    assert app.in_view() == (672, 672)
+    for source in ("real", "generated"):
+        point = app.free_point(lambda p, s=source: p.source == s)
+        tooltip = app.hover(point)
+        src = tooltip.locator("img").get_attribute("src") or ""
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/thumb/\d+\.png", src), src  # the thumbnail server, not the app
+        assert tooltip.locator("tr", has_text="source").locator("td.value").inner_text() == source
+        app.screenshot(f"hover-{source}")
+
+
+def test_click_real_then_generated_point_lists_neighbours(app: Explorer) -> None:
+    from playwright.sync_api import expect
+
+    for source in ("real", "generated"):
+        point = app.free_point(lambda p, s=source: p.source == s)
+        app.click(point)
+        assert app.query()["sel"] == point.sample_id
+        assert_selected(app, point.sample_id)
+        # Every drawn point is still there; the selected one is drawn as such.
+        roles = app.roles()
+        assert [s for s, r in roles.items() if r == "selected"] == [point.sample_id]
+        assert sum(r == "knn" for r in roles.values()) == K
+        app.screenshot(f"selected-{source}")
+        app.button("Clear selection and manual neighbours")
+        expect(app.details().get_by_text("Click a point to select it")).to_be_visible()
+        assert "sel" not in app.query()
+
+
+def test_manual_neighbour_toggle_export_and_clear(app: Explorer, cli_demo_lake: Path) -> None:
+    from playwright.sync_api import expect
+
+    selected = app.free_point(lambda p: p.source == "real")
+    app.click(selected)
+    assert_selected(app, selected.sample_id)
+    key = current_ref(app).split("/")[0]
+    knn = stored_neighbours(cli_demo_lake, key, selected.sample_id)
+    # A second click on a point that is neither the selection nor one of its neighbours adds it ...
+    other = app.free_point(lambda p: p.role == "point" and p.source == "generated")
+    app.click(other)
+    assert_selected(app, selected.sample_id, manual=1)
+    assert app.query()["manual"] == other.sample_id
+    assert app.roles()[other.sample_id] == "manual"
+    app.screenshot("manual")
+
+    # ... and the selection export holds: selected, its k-NN by increasing distance (the lake's list), the manual one.
+    exported = pd.read_csv(app.download("Export selection (CSV)"))
+    assert exported["role"].tolist() == ["selected"] + ["knn"] * K + ["manual"]
+    assert exported["sample_id"].tolist() == [selected.sample_id, *knn[:K], other.sample_id]
+    distances = exported["distance"].to_numpy()
+    assert distances[0] == 0 and (np.diff(distances[1 : K + 1]) >= 0).all() and (distances[1:] > 0).all()
+    stored = xr.open_zarr(cli_demo_lake, group=f"analysis/knn/{key}")
+    row = int(np.flatnonzero(np.asarray(stored["sample_id"].values, dtype=object).astype(str) == selected.sample_id)[0])
+    np.testing.assert_allclose(distances[1 : K + 1], np.asarray(stored["distance"].values[row][:K], np.float64), rtol=1e-6)
+
+    # Clicking the manual neighbour again removes it; Clear forgets the selection.
+    app.click_id(other.sample_id)
+    assert_selected(app, selected.sample_id, manual=0)
+    assert "manual" not in app.query()
+    app.button("Clear selection and manual neighbours")
+    expect(app.details().get_by_text("Click a point to select it")).to_be_visible()
+    assert app.roles() == {}
+
+
+def test_view_export_csv_and_parquet_hold_the_rows_in_view(app: Explorer, cli_demo_lake: Path) -> None:
+    app.multiselect_add("Source", "generated")
+    in_view, total = app.in_view()
+    table = embedding_table(cli_demo_lake, current_ref(app))
+    expected = table[table["source"] == "generated"]
+    assert in_view == total == len(expected) == 256
+    csv = pd.read_csv(app.download("Export view as CSV"))
+    parquet = pd.read_parquet(app.download("Export view as Parquet"))
+    for exported in (csv, parquet):
+        assert exported.columns.tolist() == VIEW_COLUMNS_2D
+        assert len(exported) == in_view
+        assert set(exported["source"].astype(str)) == {"generated"}
+        assert sorted(exported["sample_id"].astype(str)) == sorted(expected["sample_id"])
+    assert csv["sample_id"].tolist() == parquet["sample_id"].astype(str).tolist()
+
+
+def test_class_search_filter(app: Explorer, cli_demo_lake: Path) -> None:
+    from playwright.sync_api import expect
+
+    table = embedding_table(cli_demo_lake, current_ref(app))
+    app.type_and_enter("Add classes matching (id, wnid or name)", "tabby")
+    expect(app._widget("stMultiSelect", "Classes").locator(".react-aria-ComboBox [data-tag]")).to_have_count(1)
+    assert app.multiselect_values("Classes") == ["281: tabby"]
+    assert app.in_view() == (int((table["class_id"] == 281).sum()),) * 2
+    assert app.query()["classes"] == "281"
+    assert {p.cls for p in app.points()} == {"281: tabby"}
+    app.screenshot("class-search")
+
+
+def test_source_and_split_filters_match_the_lake(app: Explorer, cli_demo_lake: Path) -> None:
+    table = embedding_table(cli_demo_lake, current_ref(app))
+    assert app.in_view() == (len(table),) * 2
+    app.multiselect_add("Source", "real")
+    assert app.in_view() == (int((table["source"] == "real").sum()),) * 2
+    splits = sorted(set(table.loc[table["source"] == "real", "split"]))
+    assert len(splits) >= 2, splits  # the demo ingests both train and val images
+    app.multiselect_add("Split", splits[-1])
+    chosen = (table["source"] == "real") & (table["split"] == splits[-1])
+    assert app.in_view() == (int(chosen.sum()),) * 2
+    assert {p.source for p in app.points()} == {"real"}
+    assert app.query()["source"] == "real" and app.query()["split"] == splits[-1]
+
+
+def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
+    options = app.selectbox_options("Colour by")
+    assert options[:3] == ["class", "source", "split"] and len(options) > 3, options
+    for option in options:
+        app.choose("Colour by", option)
+        ref = app.query().get("color", "class")
+        title = ref if option in ("class", "source", "split") else ref.partition(".")[2]
+        assert option.startswith(title), (option, ref)
+        fills = {p.fill for p in app.points()}
+        assert len(fills) >= 2, f"colouring by {option} paints every point {fills}"
+        legends = app.legend_titles()
+        assert legends in ([title], []), (option, legends)
+        if option in ("class", "source", "split"):
+            assert legends == [title]
+    app.choose("Colour by", "class")
+    before = {p.sample_id: p.fill for p in app.points()}
+    app.choose("Palette", "tableau10")
+    after = {p.sample_id: p.fill for p in app.points()}
+    assert app.query()["palette"] == "tableau10"
+    assert before.keys() == after.keys() and before != after
+    app.screenshot("palette")
+
+
+def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
+    from playwright.sync_api import expect
+
+    _, total = app.in_view()
+    app.page.get_by_text("Overview and zoom").click()
+    overview = app.page.locator(OVERVIEW).first
+    overview.locator("g.mark-rect.role-mark path").first.wait_for(state="attached")
+    overview.scroll_into_view_if_needed()
+    # The density layer's cells: the largest rect mark group (the brush's own groups are empty boxes).
+    box = overview.evaluate(
+        """(el) => [...el.querySelectorAll('g.mark-rect.role-mark')].map((g) => g.getBoundingClientRect())
+            .map((r) => ({x: r.x, y: r.y, width: r.width, height: r.height})).sort((a, b) => b.width * b.height - a.width * a.height)[0]"""
+    )
+    assert box["width"] > 100 and box["height"] > 50, box
+    x0, y0 = box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.45
+    x1, y1 = box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.95
+    with app.rerun():
+        app.page.mouse.move(x0, y0)
+        app.page.mouse.down()
+        app.page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+        app.page.mouse.move(x1, y1, steps=5)
+        app.page.mouse.up()
+    in_view, total_after = app.in_view()
+    assert total_after == total and 0 < in_view < total
+    assert len(app.query()["win"].split(",")) == 4
+    assert len(app.points()) == in_view
+    app.screenshot("zoomed")
+    app.button("Reset zoom")
+    assert app.in_view() == (total, total)
+    assert "win" not in app.query()
+    expect(app.page.get_by_role("button", name="Reset zoom")).to_be_disabled()
+
+
+def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
+    label = "Embedding (layer · sigma · dims)"
+    options = app.selectbox_options(label)
+    assert len(options) == 4, options  # two (layer, sigma) keys, each with a 2D and a 3D UMAP
+    seen = set()
+    for option in options:
+        app.choose(label, option)
+        ref = current_ref(app)
+        seen.add(ref)
+        key, name = ref.split("/")
+        assert key.split("@")[0] in option and name in option
+        assert app.in_view() == (len(embedding_table(cli_demo_lake, ref)),) * 2
+        assert len(app.points()) == 672
+        three_d = name.startswith("umap3d")
+        assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
+    assert {r.split("/")[0] for r in seen} == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
+
+
+def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:
+    from playwright.sync_api import expect
+
+    app.radio("Real vs generated")
+    assert app.query()["page"] == "compare"
+    expect(app.page.get_by_text(re.compile(r"256 generated and 416 real points"))).to_be_visible()
+    chart = app.page.get_by_test_id("stMain").get_by_test_id("stVegaLiteChart")
+    expect(chart.locator("g.mark-rect.role-mark path").first).to_be_attached()  # the heatmap cells
+    assert chart.locator("g.mark-rect.role-mark path").count() > 10
+    assert chart.locator("g.role-mark path").count() > chart.locator("g.mark-rect.role-mark path").count()  # points over the cells
+    expect(app.page.get_by_role("heading", name="Comparison metrics")).to_be_visible()
+    # The headline metrics, as the lake's compare group records them.
+    attrs = xr.open_zarr(cli_demo_lake, group=f"analysis/compare/{current_ref(app).split('/')[0]}").attrs
+    text = app.page.get_by_test_id("stMain").inner_text()
+    for metric in ("precision", "recall", "coverage"):
+        match = re.search(rf"{metric}\W*([0-9][0-9.e+-]*)", text, re.I)
+        assert match, f"no {metric} on the page"
+        assert float(match.group(1)) == pytest.approx(float(attrs[metric]), rel=1e-3, abs=1e-4), metric
+    expect(app.page.get_by_test_id("stDataFrame").filter(visible=True).first).to_be_visible()  # the per-class table
+    app.screenshot("compare")
+
+
+def test_3d_rotation_and_point_cloud(app: Explorer) -> None:
+    from playwright.sync_api import expect
+
+    label = "Embedding (layer · sigma · dims)"
+    three_d = next(o for o in app.selectbox_options(label) if " 3D " in o)
+    app.choose(label, three_d)
+    before = {p.sample_id: (p.data_x, p.data_y) for p in app.points()}
+    slider = app.page.get_by_role("slider", name="Azimuth")
+    for step in range(1, 4):  # 15 degrees, one 5-degree key press (and rerun) at a time
+        with app.rerun():
+            slider.press("ArrowRight")
+        assert app.query()["rot"].split(",")[0] == str(5 * step)
+    after = {p.sample_id: (p.data_x, p.data_y) for p in app.points()}
+    assert before.keys() == after.keys()
+    moved = sum(np.hypot(after[s][0] - before[s][0], after[s][1] - before[s][1]) > 1e-3 for s in before)
+    assert moved > 0.9 * len(before), f"only {moved} of {len(before)} points moved when rotating"
+    app.screenshot("rotated")
+
+    app.radio("3D view")
+    assert app.query()["page"] == "3d"
+    canvas = app.page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 100
+    # The point cloud is drawn: the canvas holds many colours, not one blank fill.
+    app.page.wait_for_function(
+        "() => { const c = document.querySelector('[data-testid=\"stDeckGlJsonChart\"] canvas'); return c && c.width > 0; }"
+    )
+    pixels = read_png(canvas.screenshot())
+    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colours) > 8, f"the 3D canvas shows {len(colours)} colours"
+    app.screenshot("cloud")
+
+
+def test_copied_url_restores_the_view_and_selection(app: Explorer, browser: Any, demo_server: Any) -> None:
+    app.multiselect_add("Source", "real")
+    selected = app.free_point(lambda p: p.source == "real")
+    app.click(selected)
+    other = app.free_point(lambda p: p.role == "point")
+    app.click(other)
+    assert_selected(app, selected.sample_id, manual=1)
+    url, view = app.page.url, app.in_view()
+    assert "sel=" in url and "source=real" in url
+
+    with explorer_page(browser, demo_server, "restored") as fresh:
+        fresh.goto(url)
+        assert_selected(fresh, selected.sample_id, manual=1)
+        assert fresh.multiselect_values("Source") == ["real"]
+        assert fresh.in_view() == view
+        assert fresh.query() == app.query()
+        roles = fresh.roles()
+        assert roles[selected.sample_id] == "selected" and roles[other.sample_id] == "manual"
+        fresh.screenshot("restored")
