@@ -1,6 +1,7 @@
 """The Real-vs-generated page: density difference heatmap, per-class view and the comparison metrics."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -106,13 +107,24 @@ def difference_spec(extent: Window, peak: float, sources: tuple[str, ...], rende
         .encode(
             x=x,
             y=y,
-            color=alt.Color("source:N", scale=alt.Scale(domain=domain, range=colours), title="source"),
-            shape=alt.Shape("source:N", scale=alt.Scale(domain=domain, range=shapes), title="source"),
+            # One legend (colour) naming the shapes too: a colour and a shape legend of the same
+            # field are not merged across the layers' independent colour scales.
+            color=alt.Color("source:N", scale=alt.Scale(domain=domain, range=colours), title="source", legend=alt.Legend(labelExpr=_shape_labels(domain, shapes))),
+            shape=alt.Shape("source:N", scale=alt.Scale(domain=domain, range=shapes), legend=None),
             tooltip=[alt.Tooltip("class:N"), alt.Tooltip("source:N"), alt.Tooltip("sample_id:N")],
         )
     )
     chart = alt.layer(heat, points).resolve_scale(color="independent").properties(height=height, usermeta={"embedOptions": {"renderer": renderer}})
     return chart.to_dict(validate=False)
+
+
+def _shape_labels(domain: list[str], shapes: list[str]) -> str:
+    """A Vega expression labelling each source with its mark's shape: 'real (circles)'."""
+    plural = {"circle": "circles", "cross": "crosses", "square": "squares"}
+    expression = "datum.label"
+    for source, shape in zip(domain, shapes):
+        expression = f"datum.label === {json.dumps(source)} ? {json.dumps(f'{source} ({plural.get(shape, shape)})')} : {expression}"
+    return expression
 
 
 def compare_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:

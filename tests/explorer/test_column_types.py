@@ -159,3 +159,17 @@ def test_3d_page_message_only_when_the_key_has_no_3d_embedding(small_lake, tmp_p
     at = open_app(lake, monkeypatch, {"page": "3d"})
     assert any("needs a 3D embedding" in c.value and KEY in c.value for c in at.caption)
     assert not at.get("deck_gl_json_chart") and at.get("vega_lite_chart")  # the Explore page instead
+
+
+def test_3d_page_gives_each_class_its_own_colour_and_a_legend(small_lake, monkeypatch):
+    at = open_app(small_lake.path, monkeypatch, {"emb": f"{KEY}/{NAME_3D}", "page": "3d"})
+    data = json.loads(at.get("deck_gl_json_chart")[0].proto.json)["layers"][0]["data"]
+    colours: dict[str, set[tuple[int, ...]]] = {}
+    for point in data:
+        colours.setdefault(point["class"], set()).add(tuple(point["rgb"]))
+    assert len(colours) == 6 and all(len(c) == 1 for c in colours.values())
+    assert len(set.union(*colours.values())) == 6  # class ids 1, 9, 417... would collide by remainder
+    legend = markdown_text(at)
+    assert all(label in legend for label in colours) and "1: goldfish" in legend
+    at.selectbox(key="w_color").set_value("compare.real_fraction").run()
+    assert any("real_fraction: " in c.value and "(yellow) to" in c.value for c in at.caption)  # a numeric colour says its range
