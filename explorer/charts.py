@@ -8,6 +8,7 @@ with the chart.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -17,11 +18,26 @@ import numpy as np
 from .state import DEFAULT_CATEGORICAL, DEFAULT_CONTINUOUS, Window
 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+# The categorical schemes as colour lists (Vega's own values), so that a legend can give the
+# top categories a colour each and everything else one grey ("other").
+CATEGORICAL_COLOURS = {
+    "okabe-ito": OKABE_ITO[:7],  # its grey is left for "other"
+    "tableau10": ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"),
+    "category20": (
+        "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5",
+        "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5",
+    ),
+    "dark2": ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"),
+    "set2": ("#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#ffd92f", "#e5c494", "#b3b3b3"),
+}
+OTHER = "other"  # the legend entry of every category without a colour of its own
+OTHER_COLOUR = "#d4d4d4"
 SELECTED_FILL = "#1452ff"  # the selected point: a larger blue circle
 RING = "#e3001b"  # neighbours: red rings (thin for k-NN, thick for manual)
 ROLES = ("point", "knn", "manual", "selected")
+MARK_ROLES = ROLES[1:]  # drawn by the small `marks` layer over the points
 SVG_POINT_LIMIT = 3000  # above this, canvas (SVG DOM nodes get slow)
-PICK = "pick"  # point selection: a click
+PICK = "pick"  # point selection: clicks (toggling, so every click changes the selection)
 ZOOM = "zoom"  # interval selection on the overview: the zoom window
 
 
@@ -35,6 +51,7 @@ class ColorSpec:
     palette: str = ""
     domain: tuple[Any, ...] | None = None  # fixed category order, so colours don't shift with filters
     legend: bool = True
+    colours: tuple[str, ...] | None = None  # explicit colours for `domain` (top categories + "other")
 
     def scale(self) -> Any:
         import altair as alt
@@ -42,10 +59,35 @@ class ColorSpec:
         if self.nominal:
             palette = self.palette or DEFAULT_CATEGORICAL
             domain = list(self.domain) if self.domain is not None else alt.Undefined
+            if self.colours is not None:
+                return alt.Scale(domain=domain, range=list(self.colours))
             if palette == "okabe-ito":
                 return alt.Scale(domain=domain, range=list(OKABE_ITO))
             return alt.Scale(domain=domain, scheme=palette)
         return alt.Scale(scheme=self.palette or DEFAULT_CONTINUOUS)
+
+
+def palette_size(palette: str) -> int:
+    """How many categories a categorical palette colours distinctly (the rest share grey)."""
+    return len(CATEGORICAL_COLOURS.get(palette or DEFAULT_CATEGORICAL, OKABE_ITO[:7]))
+
+
+def top_categories(counts: dict[str, int], limit: int, chosen: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The categories that get a colour: the chosen ones (in order), else the `limit` most frequent.
+
+    Ties break by name so that the same view always gets the same legend.
+    """
+    if chosen:
+        return tuple(dict.fromkeys(chosen))[:limit]
+    ranked = sorted((c for c, n in counts.items() if n > 0), key=lambda c: (-counts[c], c))
+    return tuple(ranked[:limit])
+
+
+def legend_colour_spec(title: str, palette: str, categories: tuple[str, ...], has_other: bool) -> ColorSpec:
+    """A readable categorical legend: one colour per listed category, plus grey "other" when some are left out."""
+    colours = CATEGORICAL_COLOURS.get(palette or DEFAULT_CATEGORICAL, OKABE_ITO[:7])[: len(categories)]
+    domain = categories + ((OTHER,) if has_other else ())
+    return ColorSpec("colour", title, True, palette, domain=domain, legend=True, colours=tuple(colours) + ((OTHER_COLOUR,) if has_other else ()))
 
 
 def renderer_for(points: int) -> str:
@@ -101,48 +143,94 @@ def _density_layer(extent: Window, opacity: float, scheme: str) -> Any:
 # Data never enters the cache; it is attached per rerun as named datasets.
 @lru_cache(maxsize=64)
 def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: bool, renderer: str, height: int = 560) -> dict[str, Any]:
-    """Points (dataset `points`) with hover thumbnails and a click selection; optional density underlay (`cells`).
+    """Points (dataset `points`) with hover thumbnails and a click selection; the selection's
+    highlights (dataset `marks`) drawn over them; optional density underlay (`cells`).
 
-    `points` needs columns row, thumb, x, y, sample_id, class, source, role, role_rank and
-    the colour field. Highlights are encoded with fixed values (not new scale
-    categories), so the legend never grows when points are clicked.
+    `points` needs columns x, y, sample_id, class, source, thumb and the colour field;
+    `marks` the same plus `role` (one of `MARK_ROLES`), in drawing order. The points carry
+    nothing about the selection, so a click changes only the small `marks` dataset: the
+    browser keeps the drawn points and redraws only the highlights. Highlights are
+    encoded with fixed values (not new scale categories), so the legend never grows.
+
+    The click selection toggles: every click adds or removes one id, so a click is the
+    one id by which the selection changed (`clicked_id`), also when the same point is
+    clicked twice, and the chart keeps one widget key for its whole life. Vega-Lite takes
+    a point selection's value from whatever item is under the cursor in the layered view,
+    so clicks on a highlight (drawn over its point) select too.
     """
     import altair as alt
 
     x, y = _axes(extent)
-    pick = alt.selection_point(name=PICK, fields=["sample_id"], on="click", clear=False, toggle=False)
+    pick = alt.selection_point(name=PICK, fields=["sample_id"], on="click", clear=False, toggle="true")
     fill_field = alt.Color(
         f"{color.field}:{'N' if color.nominal else 'Q'}",
         title=color.title,
         scale=color.scale(),
         legend=alt.Legend(symbolLimit=24, labelLimit=220) if color.legend else None,
     )
-    roles = list(ROLES)
+    tooltip = [
+        alt.Tooltip("image:N", title="image"),
+        alt.Tooltip("class:N", title="class"),
+        alt.Tooltip("source:N", title="source"),
+        alt.Tooltip("sample_id:N", title="sample id"),
+    ]
+    image = f"datum.thumb >= 0 ? '{thumb_base}' + datum.thumb + '.png' : null"
     points = (
         alt.Chart(alt.Data(name="points"))
-        .transform_calculate(image=f"datum.thumb >= 0 ? '{thumb_base}' + datum.thumb + '.png' : null")
-        .mark_circle(clip=True)
+        .transform_calculate(image=image)
+        .mark_circle(clip=True, size=28, opacity=0.75)
+        .encode(x=x, y=y, color=fill_field, tooltip=tooltip)
+        .add_params(pick)
+    )
+    roles = list(MARK_ROLES)
+    marks = (
+        alt.Chart(alt.Data(name="marks"))
+        .transform_calculate(image=image)
+        .mark_circle(clip=True, opacity=1)
         .encode(
             x=x,
             y=y,
             color=alt.condition("datum.role == 'selected'", alt.value(SELECTED_FILL), fill_field),
-            size=alt.Size("role:N", scale=alt.Scale(domain=roles, range=[28, 70, 70, 320]), legend=None),
-            stroke=alt.Stroke("role:N", scale=alt.Scale(domain=roles, range=["#ffffff", RING, RING, "#0b1f66"]), legend=None),
-            strokeWidth=alt.StrokeWidth("role:N", scale=alt.Scale(domain=roles, range=[0, 1.5, 3.5, 1.5]), legend=None),
-            opacity=alt.Opacity("role:N", scale=alt.Scale(domain=roles, range=[0.75, 1, 1, 1]), legend=None),
-            order=alt.Order("role_rank:Q"),
-            tooltip=[
-                alt.Tooltip("image:N", title="image"),
-                alt.Tooltip("class:N", title="class"),
-                alt.Tooltip("source:N", title="source"),
-                alt.Tooltip("sample_id:N", title="sample id"),
-            ],
+            size=alt.Size("role:N", scale=alt.Scale(domain=roles, range=[70, 70, 320]), legend=None),
+            stroke=alt.Stroke("role:N", scale=alt.Scale(domain=roles, range=[RING, RING, "#0b1f66"]), legend=None),
+            strokeWidth=alt.StrokeWidth("role:N", scale=alt.Scale(domain=roles, range=[1.5, 3.5, 1.5]), legend=None),
+            tooltip=tooltip,
         )
-        .add_params(pick)
     )
-    layers = [_density_layer(extent, 0.35, "greys"), points] if background else [points]
+    layers = [_density_layer(extent, 0.35, "greys"), points, marks] if background else [points, marks]
     chart = alt.layer(*layers).properties(height=height, usermeta={"embedOptions": {"renderer": renderer}}).configure_view(strokeWidth=0)
     return chart.to_dict(validate=False)
+
+
+@dataclass(frozen=True)
+class PickSeen:
+    """What the app knows about the scatter's toggling click selection between reruns."""
+
+    last: tuple[str, ...] = ()  # the selection the previous rerun saw
+    held: tuple[str, ...] = ()  # the selection the browser's view holds (empty after it rebuilt the view)
+
+    def update(self, current: tuple[str, ...]) -> tuple[str | None, PickSeen]:
+        """The clicked id (None: this rerun has no click) and the new knowledge, given the selection now."""
+        if current == self.last:  # a rerun for another reason (a widget, a button)
+            return None, self
+        return clicked_id(self.held, current), PickSeen(current, current)
+
+    def rebuilt(self) -> PickSeen:
+        """The browser builds a new view (new spec) whose selection starts empty."""
+        return PickSeen(self.last, ())
+
+
+def clicked_id(seen: tuple[str, ...], current: tuple[str, ...]) -> str | None:
+    """The id a click toggled, from the toggling selection before (`seen`) and after (`current`).
+
+    One click adds or removes exactly one id. Anything else (no change, or a selection
+    that does not follow from `seen` by one click) is not a click.
+    """
+    before, after = Counter(seen), Counter(current)
+    added, removed = after - before, before - after
+    if sum(added.values()) + sum(removed.values()) != 1:
+        return None
+    return next(iter(added or removed))
 
 
 @lru_cache(maxsize=64)

@@ -9,26 +9,49 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, common, export, queries, views
-from explorer.common import NONCE, ZOOM_NONCE
+from explorer.common import ZOOM_NONCE
 from explorer.data import EmbeddingFrame, LakeSession
 from explorer.details import details_panel
-from explorer.state import ViewState, brush_window, clicked_value
+from explorer.state import ViewState, brush_window
 from explorer.thumbs import ThumbnailServer
+
+SCATTER_KEY = "scatter"  # one key for the chart's life: a new key would make the browser rebuild it
+PICK_SEEN = "scatter_pick_seen"  # charts.PickSeen: what the last rerun saw of the click selection
+SPEC_SEEN = "scatter_spec_seen"  # the spec the browser's view was built from
 
 
 def apply_chart_events(view: ViewState) -> ViewState:
-    """Clicks on the scatter and brushes on the overview arrive as widget state at the start of a rerun."""
-    pick_state = st.session_state.get(f"scatter-{st.session_state[NONCE]}")
-    clicked = clicked_value(_selection(pick_state, charts.PICK), "sample_id")
+    """Clicks on the scatter and brushes on the overview arrive as widget state at the start of a rerun.
+
+    The scatter's selection toggles, so a click is the one id by which it changed since the
+    last rerun; reruns for other reasons leave it unchanged and click nothing.
+    """
+    current = picked_ids(_selection(st.session_state.get(SCATTER_KEY), charts.PICK), "sample_id")
+    clicked, st.session_state[PICK_SEEN] = st.session_state.get(PICK_SEEN, charts.PickSeen()).update(current)
     if clicked:
-        view = view.with_click(str(clicked), st.session_state.get("w_click_mode", "neighbours"))
-        st.session_state[NONCE] += 1
+        view = view.with_click(clicked, st.session_state.get("w_click_mode", "neighbours"))
     zoom_state = st.session_state.get(f"overview-{st.session_state[ZOOM_NONCE]}")
     window = brush_window(_selection(zoom_state, charts.ZOOM))
     if window is not None:
         view = replace(view, window=window)
         st.session_state[ZOOM_NONCE] += 1
     return view
+
+
+def picked_ids(selection: Any, field: str) -> tuple[str, ...]:
+    """The `field` values of every tuple a point selection holds, in order."""
+    if not selection:
+        return ()
+    items = [selection] if isinstance(selection, dict) else list(selection)
+    # A click on a density cell selects a tuple without the field (or with null): no point.
+    return tuple(str(item[field]) for item in items if isinstance(item, dict) and item.get(field) is not None)
+
+
+def _spec_shown(spec_id: int) -> None:
+    """A new spec makes the browser build a new view whose selection starts empty."""
+    if st.session_state.get(SPEC_SEEN) != spec_id:
+        st.session_state[SPEC_SEEN] = spec_id
+        st.session_state[PICK_SEEN] = st.session_state.get(PICK_SEEN, charts.PickSeen()).rebuilt()
 
 
 def _selection(state: Any, name: str) -> Any:
@@ -43,22 +66,77 @@ def _reset_zoom() -> None:
     st.session_state[ZOOM_NONCE] += 1
 
 
-def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: np.ndarray, visible_classes: int) -> tuple[charts.ColorSpec, dict[str, Any]]:
-    """The colour spec and the per-point colour column(s) for the drawn rows."""
-    if view.color_by == "class":
-        domain = tuple(session.classes.label(c) for c in common.present_classes(session, view.embedding))
-        return charts.ColorSpec("class", "class", True, view.palette, domain=domain, legend=visible_classes <= 24), {}
-    if view.color_by == "source":
-        return charts.ColorSpec("source", "source", True, view.palette, domain=frame.sources), {}
-    if view.color_by == "split":
-        return charts.ColorSpec("split", "split", True, view.palette, domain=frame.splits), {"split": None}
+HIGHLIGHT_KEY = "w_highlight"  # classes the user picked to colour (others grey)
+
+
+def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: np.ndarray) -> tuple[charts.ColorSpec, Any]:
+    """The colour spec and a function giving the colour column for any embedding rows.
+
+    Categorical colourings with more categories than the palette has colours (1000
+    classes) colour the most frequent categories among the drawn points, or the ones
+    picked in the highlight box, and draw the rest in grey as "other".
+    """
+    limit = charts.palette_size(view.palette)
+    if view.color_by in ("class", "source", "split"):
+        if view.color_by == "class":
+            codes = frame.class_id.astype(np.int64) + 1  # -1 (unknown) -> 0
+            labels = np.array(["unknown"] + [session.classes.label(c) for c in range(1000)], dtype=object)
+            chosen = tuple(session.classes.label(c) for c in st.session_state.get(HIGHLIGHT_KEY, []))
+        else:
+            codes = frame.source_code if view.color_by == "source" else frame.split_code
+            labels, chosen = np.array(frame.sources if view.color_by == "source" else frame.splits, dtype=object), ()
+        present, counts = np.unique(codes[rows], return_counts=True)
+        top = charts.top_categories({str(labels[c]): int(n) for c, n in zip(present, counts)}, limit, chosen)
+        has_other = len(present) > len(top)
+        title = view.color_by if not has_other else f"{view.color_by} ({'chosen' if chosen else f'top {len(top)} in view'})"
+        return charts.legend_colour_spec(title, view.palette, top, has_other), lambda rs: _categorical(labels, codes[rs], top)
     values = session.column_values(view.embedding, view.color_by)
     title = view.color_by.partition(".")[2]
     if values.dtype.kind in "iufb":
-        return charts.ColorSpec("value", title, False, view.palette), {"value": values[rows].astype(np.float64)}
-    drawn = np.asarray(values[rows], dtype=object)
-    categories = tuple(sorted(set(drawn.tolist())))
-    return charts.ColorSpec("value", title, True, view.palette, domain=categories, legend=len(categories) <= 24), {"value": drawn}
+        return charts.ColorSpec("value", title, False, view.palette), lambda rs: values[rs].astype(np.float32)
+    drawn = np.asarray(values[rows], dtype=object).astype(str)
+    uniques, counts = np.unique(drawn, return_counts=True)
+    top = charts.top_categories(dict(zip(uniques.tolist(), counts.tolist())), limit)
+    spec = charts.legend_colour_spec(title, view.palette, top, len(uniques) > len(top))
+    spec = replace(spec, field="value")
+
+    def column(rs: np.ndarray) -> Any:
+        text = np.asarray(values[rs], dtype=object).astype(str)
+        return pd.Categorical(np.where(np.isin(text, top), text, charts.OTHER), categories=list(spec.domain or ()))
+
+    return spec, column
+
+
+def _categorical(labels: np.ndarray, codes: np.ndarray, top: tuple[str, ...]) -> Any:
+    """Per-row colour category (a top label or "other") as a pandas Categorical (Arrow dictionary)."""
+    lookup = {name: i for i, name in enumerate(top)}
+    index = np.array([lookup.get(str(name), len(top)) for name in labels], dtype=np.int32)
+    return pd.Categorical.from_codes(index[codes], categories=[*top, charts.OTHER])
+
+
+def _table(session: LakeSession, frame: EmbeddingFrame, xy: np.ndarray, rows: np.ndarray, colour_column: tuple[str, Any]) -> pd.DataFrame:
+    """The columns a drawn point needs, compact: float32 coordinates, dictionary-coded labels."""
+    table = pd.DataFrame(
+        {
+            "x": xy[rows, 0].astype(np.float32),
+            "y": xy[rows, 1].astype(np.float32),
+            "sample_id": pd.array(np.asarray(frame.sample_id[rows], dtype=object), dtype="string"),
+            "class": export.class_labels(frame.class_id[rows], session.classes),
+            "source": pd.Categorical.from_codes(frame.source_code[rows], categories=list(frame.sources)),
+            "thumb": frame.sample_row[rows].astype(np.int32),  # the thumbnail URL is built in the browser
+        }
+    )
+    field, values = colour_column
+    table[field] = values(rows)
+    return table
+
+
+def marks_frame(session: LakeSession, frame: EmbeddingFrame, xy: np.ndarray, roles: dict[int, str], colour_column: tuple[str, Any]) -> pd.DataFrame:
+    """The highlighted rows (k-NN, manual, selected), in drawing order: the selected point last, on top."""
+    order = sorted(roles, key=lambda r: (charts.ROLES.index(roles[r]), r))
+    table = _table(session, frame, xy, np.array(order, dtype=np.int64), colour_column)
+    table["role"] = [roles[r] for r in order]
+    return table
 
 
 def _roles(frame: EmbeddingFrame, view: ViewState, neighbour_rows: np.ndarray) -> dict[int, str]:
@@ -73,23 +151,6 @@ def _roles(frame: EmbeddingFrame, view: ViewState, neighbour_rows: np.ndarray) -
     return roles
 
 
-def _scatter_points(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, rows: np.ndarray, roles: dict[int, str], visible_classes: int) -> tuple[Any, charts.ColorSpec]:
-    extra = np.array(sorted(set(roles) - set(rows.tolist())), dtype=np.int64)
-    rows = np.concatenate([rows, extra])
-    table = export.points_frame(frame, rows, session.classes)
-    table = table.drop(columns=[c for c in ("z",) if c in table])
-    table["x"], table["y"] = xy[rows, 0], xy[rows, 1]
-    table.insert(0, "row", rows)
-    table["thumb"] = frame.sample_row[rows]
-    table["role"] = pd.Series(rows).map(roles).fillna("point").to_numpy() if roles else "point"
-    table["role_rank"] = table["role"].map({role: i for i, role in enumerate(charts.ROLES)}).astype(np.int8)
-    spec, columns = _colour(session, frame, view, rows, visible_classes)
-    for name, values in columns.items():
-        if values is not None:
-            table[name] = values
-    return table, spec
-
-
 def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
     extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
     shown_extent = view.window or extent
@@ -101,23 +162,37 @@ def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: Embedding
     selected_row = int(frame.rows_of([view.selected])[0]) if view.selected else -1
     neighbours = _neighbours(session, frame, view, selected_row)
     roles = _roles(frame, view, neighbours.rows if neighbours is not None else np.zeros(0, np.int64))
-    visible_classes = len(np.unique(frame.class_id[rows])) if len(rows) else 0
-    points, colour = _scatter_points(session, frame, view, xy, rows, roles, visible_classes)
 
     left, right = st.columns([3, 2], gap="medium")
     with left:
         status = f"{visible:,} of {total:,} filtered points in view"
         status += f" · drawing a stratified sample of {len(rows):,} over a density map" if sampled else f" · drawing all {len(rows):,}"
         st.caption(status)
-        datasets = {"points": points}
+        if view.color_by == "class":
+            present = common.present_classes(session, view.embedding)
+            st.multiselect(
+                "Colour these classes (the rest grey; empty: the most frequent in view)",
+                present,
+                format_func=session.classes.label,
+                key=HIGHLIGHT_KEY,
+                max_selections=charts.palette_size(view.palette),
+                placeholder="type to find a class",
+            )
+        colour, colour_column = _colour(session, frame, view, rows)
+        column = (colour.field, colour_column)
+        # The drawn points depend on the view, never on the selection: a click leaves this
+        # dataset byte-identical and the browser keeps it (Streamlit compares dataset bytes).
+        points = _table(session, frame, xy, rows, column)
+        datasets = {"points": points, "marks": marks_frame(session, frame, xy, roles, column)}
         if sampled:
             datasets["cells"] = charts.cells_frame(views.density_grid(xy, in_window, shown_extent, bins=90).cells())
-        spec = charts.scatter_spec(colour, shown_extent, thumbs.base_url, sampled, charts.renderer_for(len(points)))
+        spec_args = (colour, shown_extent, thumbs.base_url, sampled, charts.renderer_for(len(points)))
+        _spec_shown(hash(spec_args))
         st.vega_lite_chart(
-            spec=charts.with_datasets(spec, **datasets),
+            spec=charts.with_datasets(charts.scatter_spec(*spec_args), **datasets),
             on_select="rerun",
             selection_mode=[charts.PICK],
-            key=f"scatter-{st.session_state[NONCE]}",
+            key=SCATTER_KEY,
             width="stretch",
         )
         overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
