@@ -1,7 +1,7 @@
 """The Explore page: the scatter of the embedding, the overview with box zoom, and the view exports."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,10 +12,10 @@ from explorer import charts, common, export, queries, views
 from explorer.common import ZOOM_NONCE
 from explorer.data import EmbeddingFrame, LakeSession
 from explorer.details import details_panel
-from explorer.state import ViewState, brush_window
+from explorer.state import ViewState, Window, brush_window
 from explorer.thumbs import ThumbnailServer
 
-SCATTER_KEY = "scatter"  # one key for the chart's life: a new key would make the browser rebuild it
+SCATTER_KEY = "scatter-main"  # one key for the chart's life: a new key would make the browser rebuild it
 PICK_SEEN = "scatter_pick_seen"  # charts.PickSeen: what the last rerun saw of the click selection
 SPEC_SEEN = "scatter_spec_seen"  # the spec the browser's view was built from
 
@@ -151,42 +151,77 @@ def _roles(frame: EmbeddingFrame, view: ViewState, neighbour_rows: np.ndarray) -
     return roles
 
 
-def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
-    extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
-    shown_extent = view.window or extent
-    in_window = mask & views.window_mask(xy, view.window)
-    total, visible = int(mask.sum()), int(in_window.sum())
-    rows = common.stratified_rows(session, frame, view.embedding, in_window, view.max_points)
-    sampled = len(rows) < visible
+VIEW_CACHE = "explore_drawn"  # (key, DrawnView) of the last view this browser session drew
 
+
+@dataclass(frozen=True)
+class DrawnView:
+    """Everything the Explore page draws that depends on the view but not on the selection."""
+
+    extent: Window
+    in_window: np.ndarray  # filtered points inside the zoom window
+    total: int
+    rows: np.ndarray  # drawn rows (a stratified sample when there are too many)
+    colour: charts.ColorSpec
+    column: tuple[str, Any]  # the colour field and the function giving it for any rows
+    points: pd.DataFrame
+    cells: pd.DataFrame | None  # density under a sample
+    overview: pd.DataFrame
+
+    @property
+    def sampled(self) -> bool:
+        return self.cells is not None
+
+
+def _drawn_view(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> DrawnView:
+    """The drawn view, rebuilt only when the view changes: a click reuses the last one (one per
+    browser session, so memory stays bounded), and its points stay the very same bytes."""
+    key = (id(session), view.embedding, view.rotation, view.window, view.classes, view.sources, view.splits, view.max_points,
+           view.color_by, view.palette, tuple(st.session_state.get(HIGHLIGHT_KEY, ())))  # fmt: skip
+    cached = st.session_state.get(VIEW_CACHE)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
+    in_window = mask & views.window_mask(xy, view.window)
+    rows = common.stratified_rows(session, frame, view.embedding, in_window, view.max_points)
+    colour, colour_column = _colour(session, frame, view, rows)
+    column = (colour.field, colour_column)
+    sampled = len(rows) < int(in_window.sum())
+    cells = charts.cells_frame(views.density_grid(xy, in_window, view.window or extent, bins=90).cells()) if sampled else None
+    overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
+    drawn = DrawnView(extent, in_window, int(mask.sum()), rows, colour, column, _table(session, frame, xy, rows, column), cells, overview)
+    st.session_state[VIEW_CACHE] = (key, drawn)
+    return drawn
+
+
+def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
     selected_row = int(frame.rows_of([view.selected])[0]) if view.selected else -1
     neighbours = _neighbours(session, frame, view, selected_row)
     roles = _roles(frame, view, neighbours.rows if neighbours is not None else np.zeros(0, np.int64))
 
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        status = f"{visible:,} of {total:,} filtered points in view"
-        status += f" · drawing a stratified sample of {len(rows):,} over a density map" if sampled else f" · drawing all {len(rows):,}"
-        st.caption(status)
+        caption = st.empty()
         if view.color_by == "class":
-            present = common.present_classes(session, view.embedding)
             st.multiselect(
                 "Colour these classes (the rest grey; empty: the most frequent in view)",
-                present,
+                common.present_classes(session, view.embedding),
                 format_func=session.classes.label,
                 key=HIGHLIGHT_KEY,
                 max_selections=charts.palette_size(view.palette),
                 placeholder="type to find a class",
             )
-        colour, colour_column = _colour(session, frame, view, rows)
-        column = (colour.field, colour_column)
+        drawn = _drawn_view(session, frame, view, xy, mask)
+        visible, rows = int(drawn.in_window.sum()), drawn.rows
+        status = f"{visible:,} of {drawn.total:,} filtered points in view"
+        status += f" · drawing a stratified sample of {len(rows):,} over a density map" if drawn.sampled else f" · drawing all {len(rows):,}"
+        caption.caption(status)
         # The drawn points depend on the view, never on the selection: a click leaves this
         # dataset byte-identical and the browser keeps it (Streamlit compares dataset bytes).
-        points = _table(session, frame, xy, rows, column)
-        datasets = {"points": points, "marks": marks_frame(session, frame, xy, roles, column)}
-        if sampled:
-            datasets["cells"] = charts.cells_frame(views.density_grid(xy, in_window, shown_extent, bins=90).cells())
-        spec_args = (colour, shown_extent, thumbs.base_url, sampled, charts.renderer_for(len(points)))
+        datasets = {"points": drawn.points, "marks": marks_frame(session, frame, xy, roles, drawn.column)}
+        if drawn.cells is not None:
+            datasets["cells"] = drawn.cells
+        spec_args = (drawn.colour, view.window or drawn.extent, thumbs.base_url, drawn.sampled, charts.renderer_for(len(rows)))
         _spec_shown(hash(spec_args))
         st.vega_lite_chart(
             spec=charts.with_datasets(charts.scatter_spec(*spec_args), **datasets),
@@ -195,17 +230,16 @@ def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: Embedding
             key=SCATTER_KEY,
             width="stretch",
         )
-        overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
-        with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None or sampled):
+        with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None or drawn.sampled):
             st.vega_lite_chart(
-                spec=charts.with_datasets(charts.overview_spec(extent, view.window, charts.renderer_for(len(overview))), cells=overview),
+                spec=charts.with_datasets(charts.overview_spec(drawn.extent, view.window, charts.renderer_for(len(drawn.overview))), cells=drawn.overview),
                 on_select="rerun",
                 selection_mode=[charts.ZOOM],
                 key=f"overview-{st.session_state[ZOOM_NONCE]}",
                 width="stretch",
             )
             st.button("Reset zoom", on_click=_reset_zoom, disabled=view.window is None)
-        _view_downloads(session, frame, in_window)
+        _view_downloads(session, frame, drawn.in_window)
     with right:
         details_panel(session, frame, view, selected_row, neighbours)
 
