@@ -113,6 +113,15 @@ def parse_lock(text: str) -> Lock:
     return lock
 
 
+def is_cpu_build_of(version: str, pin: str) -> bool:
+    """Whether `version` is `pin`'s release as a CPU build (`2.13.0` or `2.13.0+cpu`)."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return False
+    return Requirement(pin).specifier.contains(parsed.public) and parsed.local in (None, "cpu")
+
+
 def check(pyproject: dict, lock: Lock) -> list[str]:
     """Every disagreement between pyproject.toml and the lock, one line each ([] if none)."""
     problems = list(lock.problems)
@@ -151,10 +160,9 @@ def check(pyproject: dict, lock: Lock) -> list[str]:
                                 f"satisfy {text!r} ({key})")
 
     torch = lock.pins.get("torch")
-    wanted = Requirement(TORCH_PIN).specifier
     if torch is None:
         problems.append("torch is not pinned in requirements.lock")
-    elif not wanted.contains(Version(torch.version).public) or Version(torch.version).local not in (None, "cpu"):
+    elif not is_cpu_build_of(torch.version, TORCH_PIN):
         problems.append(f"torch=={torch.version} in requirements.lock: want the CPU build of {TORCH_PIN}")
 
     for name in sorted(lock.pins):

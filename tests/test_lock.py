@@ -153,3 +153,10 @@ def test_check_command_names_a_missing_file(tmp_path):
                            str(tmp_path / "nope.lock")], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip() == f"{tmp_path / 'nope.lock'}: no such file"
+
+
+@pytest.mark.parametrize(("version", "ok"), [("2.13.0+cpu", True), ("2.13.0", True),
+                                             ("2.13.0+cu128", False), ("2.13.1+cpu", False),
+                                             ("not-a-version", False)])
+def test_torch_pin_accepts_only_the_cpu_build_of_2_13_0(version, ok):
+    assert lockfile.is_cpu_build_of(version, "torch==2.13.0") is ok
