@@ -38,7 +38,19 @@ PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D v
 BACK_TO_2D = "back_to_2d"
 LAST_PAGE = "last_page"
 
-logger = logging.getLogger("explorer")
+
+
+def _server_log() -> logging.Logger:
+    """The explorer's logger; in a server whose logging nobody set up, it writes timestamped lines to stderr."""
+    log = logging.getLogger("explorer")
+    if not log.handlers and not logging.getLogger().handlers:  # leave configured logging (and pytest's) alone
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+    return log
+
+
+logger = _server_log()
 
 
 # --- cached resources (one per process) -----------------------------------------------
