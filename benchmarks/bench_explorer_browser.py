@@ -214,7 +214,11 @@ def timed_change(page: Any, wire: Wire, action: Callable[[], None]) -> dict[str,
 def timed_panel(page: Any, wire: Wire, action: Callable[[], None], text: str) -> dict[str, Any]:
     start = time.perf_counter()
     action()
-    wait_js(page, JS_PANEL_READY, text)
+    try:
+        wait_js(page, JS_PANEL_READY, text, timeout_s=60)
+    except Exception:
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "bench_explorer_browser_failed.png"))
+        raise
     seconds = time.perf_counter() - start
     wire.idle(start)
     server, received = wire.since(start)
@@ -287,7 +291,9 @@ def drive(lake: Path, repeat: int, log: Path) -> dict[str, Any]:
 
             clicks, manual = [], []
             for i in range(repeat):
-                first, second = points[(2 * i) % len(points)], points[(2 * i + 1) % len(points)]
+                first = points[i % len(points)]
+                # the manual neighbour far from the first point: not under its highlight rings
+                second = max(points, key=lambda p, f=first: (p[0] - f[0]) ** 2 + (p[1] - f[1]) ** 2)
                 clicks.append(timed_panel(page, wire, lambda at=first: page.mouse.click(*at), "10 nearest neighbours"))
                 manual.append(timed_panel(page, wire, lambda at=second: page.mouse.click(*at), "1 manual neighbours"))
                 clear_selection(page, wire)
