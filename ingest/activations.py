@@ -245,6 +245,7 @@ def write_batch(target: LayerTarget, layer: str, batch: ProbedBatch, sigmas: lis
 
 def run(args: argparse.Namespace) -> None:
     from lake import LakeWriter, Provenance, open_lake
+    from lake.layout import SAMPLES_GROUP
 
     from .activation_store import LayerShape, open_activation_table
     from .overlap import write_behind
@@ -276,9 +277,9 @@ def run(args: argparse.Namespace) -> None:
     with LakeWriter.open(args.lake, provenance, create=False) as writer:
         if lake.num_samples == 0:
             raise InputError(f"{lake.path}: the lake has no samples yet; add some with `ingest npz|jpeg|generate` first")
-        sample_ids = lake.column("samples", "sample_id")
-        sources = lake.column("samples", "source")
-        class_ids = lake.column("samples", "class_id").astype(np.int64)
+        sample_ids = lake.column(SAMPLES_GROUP, "sample_id")
+        sources = lake.column(SAMPLES_GROUP, "source")
+        class_ids = lake.column(SAMPLES_GROUP, "class_id").astype(np.int64)
         selected = np.isin(sources, SOURCES[args.source])
         if not selected.any():
             raise InputError(f"--source {args.source}: the lake holds no such samples")

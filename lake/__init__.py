@@ -1,16 +1,20 @@
 """The DMD2 Visualizer lake: a Zarr v3 hierarchy with xarray labels.
 
-Readers: `open_lake(path)` or plain `xr.open_zarr(path, group="samples")`.
+Layout (every group path, the analysis key, every table spec): `lake.layout`.
+Readers: `open_lake(path)` (typed: `lake.activations(layer, sigma)`, `lake.result(kind, key)`)
+or plain `xr.open_zarr(path, group="samples")`.
 Writers: `LakeWriter.open(path, Provenance(...))` (see lake.writer for the protocol).
 """
 from .classes import ClassTable, imagenet_classes
 from .errors import LakeError, LakeLockedError, NotALakeError, SchemaVersionError
 from .provenance import InputFile, Provenance, describe_file
+from .layout import SAMPLES, AnalysisKey, parse_key
 from .reader import Lake, open_lake
-from .schema import SAMPLES, SCHEMA_VERSION, ColumnSpec, TableSpec
-from .writer import LakeWriter, Table
+from .schema import SCHEMA_VERSION, ColumnSpec, TableSpec
+from .writer import LakeWriter, StagedGroup, Table
 
 __all__ = [
+    "AnalysisKey",
     "ClassTable",
     "ColumnSpec",
     "InputFile",
@@ -23,9 +27,11 @@ __all__ = [
     "SAMPLES",
     "SCHEMA_VERSION",
     "SchemaVersionError",
+    "StagedGroup",
     "Table",
     "TableSpec",
     "describe_file",
     "imagenet_classes",
     "open_lake",
+    "parse_key",
 ]

@@ -10,8 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from .schema import PROVENANCE_GROUP, SAMPLES_GROUP
+from .layout import (
+    ACTIVATIONS_GROUP,
+    GENERATION_GROUP,
+    PROVENANCE_GROUP,
+    SAMPLES_GROUP,
+    AnalysisKey,
+    activations_group,
+    analysis_group,
+    analysis_prefix,
+    child_name,
+)
 from .store import check_lake, committed_nodes, lake_path
+
 
 
 @dataclass(frozen=True)
@@ -62,23 +73,81 @@ class Lake:
         """The samples table as a Dataset (dimension `sample`; `image` plus label coordinates)."""
         return self.dataset(SAMPLES_GROUP)
 
-    def column(self, group: str, name: str) -> np.ndarray:
-        """One committed column read whole (fine for id/label columns, not for images)."""
-        values = self.root[f"{group}/{name}"][:]
-        return np.asarray(values, dtype=object) if values.dtype.kind in "OTU" else np.asarray(values)
+    def attrs(self, group: str) -> dict[str, Any]:
+        """The committed attributes of a group or array (empty when there is none)."""
+        return dict(self._nodes.get(group, {}).get("attributes", {}))
+
+    def shape(self, group: str, name: str) -> tuple[int, ...] | None:
+        """The committed shape of array `name` of `group` (None when there is none)."""
+        meta = self._nodes.get(f"{group}/{name}")
+        return None if meta is None or meta.get("node_type") != "array" else tuple(meta["shape"])
+
+    def column(self, group: str, name: str, rows: Any = None, cols: Any = None) -> np.ndarray:
+        """A committed column, whole or at `rows` (a slice, or row numbers) and inner `cols` (a slice).
+
+        Read whole, it suits id/label columns, not images; strings come back as objects.
+        """
+        array = self.root[f"{group}/{name}"]
+        inner = () if cols is None else (cols,)
+        if rows is None or isinstance(rows, slice):
+            values = array[(rows if rows is not None else slice(None), *inner)]
+        else:
+            values = array.get_orthogonal_selection((np.asarray(rows, dtype=np.int64), *inner))
+        values = np.asarray(values)
+        return values.astype(object) if values.dtype.kind in "OTU" else values
+
+    def children(self, parent: str) -> list[str]:
+        """Names of the committed groups directly below `parent` (e.g. the layers of activations)."""
+        return [name for group in self.groups(parent) if (name := child_name(group, parent)) is not None]
+
+    # --- typed readers: the layout's tables by what they are, not by path -------------
+
+    def activation_layers(self) -> list[str]:
+        """Layers with an activation table (``activations/<layer>``), sorted."""
+        return self.children(ACTIVATIONS_GROUP)
+
+    def generation_layers(self) -> list[str]:
+        """Layers with a generation-pass table (``generation/<layer>``), sorted."""
+        return self.children(GENERATION_GROUP)
+
+    def activation_sigmas(self, layer: str) -> list[float]:
+        """The noise levels on the sigma axis of ``activations/<layer>``, in storage order."""
+        return [float(v) for v in np.asarray(self.column(activations_group(layer), "sigma"), dtype=np.float32)]
+
+    def activations(self, layer: str, sigma: float | None = None, chunks: Any = None) -> Any:
+        """``activations/<layer>`` as a lazy Dataset; with `sigma`, that one slice (``mean`` is (sample, channel)).
+
+        KeyError when the layer or the sigma is not stored.
+        """
+        ds = self.dataset(activations_group(layer), chunks)
+        if sigma is None:
+            return ds
+        index = sigma_position(self.activation_sigmas(layer), sigma)
+        if index is None:
+            raise KeyError(f"{self.path}: {activations_group(layer)} has no sigma {float(np.float32(sigma)):g}")
+        return ds.isel(sigma=index)
+
+    def result(self, kind: str, key: AnalysisKey | str, name: str | None = None, chunks: Any = None) -> Any:
+        """The stored result ``analysis/<kind>/<key>[/<name>]`` as a lazy Dataset (KeyError when absent)."""
+        return self.dataset(analysis_group(kind, key, name), chunks)
+
+    def result_attrs(self, kind: str, key: AnalysisKey | str, name: str | None = None) -> dict[str, Any]:
+        """The attributes of a stored result (empty when absent)."""
+        return self.attrs(analysis_group(kind, key, name))
+
+    def results(self, kind: str) -> list[str]:
+        """Every committed group below ``analysis/<kind>`` (embeddings: their key folders too)."""
+        return self.groups(analysis_prefix(kind))
 
     def sample_ids(self) -> np.ndarray:
         return self.column(SAMPLES_GROUP, "sample_id") if self.num_samples else np.array([], dtype=object)
 
     def images(self, rows: np.ndarray | list[int] | slice) -> np.ndarray:
         """Images (N, 64, 64, 3) uint8 at the given rows of the samples table."""
-        array = self.root[f"{SAMPLES_GROUP}/image"]
-        if isinstance(rows, slice):
-            return np.asarray(array[rows])
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
-            return np.zeros((0, *array.shape[1:]), dtype=np.uint8)
-        return np.asarray(array.get_orthogonal_selection((rows,)))
+        if not isinstance(rows, slice) and np.asarray(rows).size == 0:
+            shape = self.shape(SAMPLES_GROUP, "image") or (0, 64, 64, 3)
+            return np.zeros((0, *shape[1:]), dtype=np.uint8)
+        return self.column(SAMPLES_GROUP, "image", rows)
 
     def provenance(self) -> list[dict[str, Any]]:
         """Every job's provenance record, oldest first."""
@@ -88,6 +157,15 @@ class Lake:
             if rel.startswith(PROVENANCE_GROUP + "/") and rel.count("/") == 1
         ]
         return sorted(records, key=lambda r: (r.get("started", ""), r.get("run_id", "")))
+
+
+def sigma_position(sigmas: list[float], sigma: float) -> int | None:
+    """Position of `sigma` among stored float32 sigmas (None when absent)."""
+    target = np.float32(sigma)
+    for i, s in enumerate(sigmas):
+        if np.float32(s) == target or np.isclose(np.float32(s), target, rtol=1e-6, atol=0):
+            return i
+    return None
 
 
 def open_lake(path: str | os.PathLike[str]) -> Lake:

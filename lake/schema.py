@@ -1,7 +1,8 @@
-"""The lake's schema: which groups exist, their columns, dtypes, chunking and codecs.
+"""The lake's schema vocabulary: columns, tables, dtypes, chunking and codecs.
 
-A *table* is a Zarr group whose arrays share a leading row dimension (``sample`` for
-the samples table). Columns flagged ``coord`` become xarray coordinates through the CF
+Where each table lives and which columns it has is `lake.layout`, written in these
+terms. A *table* is a Zarr group whose arrays share a leading row dimension (``sample``
+for the samples table). Columns flagged ``coord`` become xarray coordinates through the CF
 ``coordinates`` attribute, so plain ``xr.open_zarr(lake, group=...)`` labels them.
 """
 from __future__ import annotations
@@ -14,12 +15,6 @@ import numpy as np
 SCHEMA_VERSION = 1
 SCHEMA_ATTR = "dmd2viz_schema_version"
 
-SAMPLES_GROUP = "samples"
-ACTIVATIONS_GROUP = "activations"
-ANALYSIS_GROUP = "analysis"
-PROVENANCE_GROUP = "provenance"
-
-IMAGE_SIZE = 64
 
 # Readable names for the generator blocks the demo and docs talk about. `activations/<layer>`
 # groups always use the canonical block name; every CLI accepts these aliases too. They
@@ -57,13 +52,23 @@ class ColumnSpec:
     inner_shape: tuple[int, ...] = ()
     inner_dims: tuple[str, ...] = ()
     rows_per_chunk: int = ROWS_PER_COLUMN_CHUNK
+    # Chunk shape of the inner dimensions (None: each chunk holds them whole). A sigma or
+    # step axis chunked one wide lets that axis grow by adding chunks, never rewriting them.
+    inner_chunks: tuple[int, ...] | None = None
     codec: dict[str, Any] | None = None
     coord: bool = True
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The array's chunk shape: `rows_per_chunk` rows by `inner_chunks` (or the whole inner shape)."""
+        return (self.rows_per_chunk, *(self.inner_shape if self.inner_chunks is None else self.inner_chunks))
+
     def fill_value(self) -> Any:
         if self.dtype == STRING:
             return ""
+        if self.dtype == "bool":
+            return False
         if np.issubdtype(np.dtype(self.dtype), np.floating):
             return float("nan")
         return 0
@@ -89,32 +94,3 @@ class TableSpec:
     @property
     def coord_names(self) -> list[str]:
         return [c.name for c in self.columns if c.coord] + list(self.fixed_coords)
-
-
-SAMPLE_SOURCES = ("real", "generated")
-
-SAMPLES = TableSpec(
-    path=SAMPLES_GROUP,
-    row_dim="sample",
-    columns=(
-        ColumnSpec(
-            "image",
-            "uint8",
-            (IMAGE_SIZE, IMAGE_SIZE, 3),
-            ("y", "x", "channel"),
-            rows_per_chunk=IMAGES_PER_CHUNK,
-            codec=IMAGE_CODEC,
-            coord=False,
-            attrs={"description": "RGB image, height x width x channel (HWC), uint8"},
-        ),
-        ColumnSpec("sample_id", STRING, attrs={"description": "unique, stable id of the sample"}),
-        ColumnSpec("source", STRING, attrs={"description": "'real' or 'generated'"}),
-        ColumnSpec("split", STRING, attrs={"description": "dataset split ('train', 'val', ...) or 'generated'"}),
-        ColumnSpec("class_id", "int16", attrs={"description": "standard ImageNet-1k class id 0..999 (sorted wnids)"}),
-        ColumnSpec("wnid", STRING),
-        ColumnSpec("class_name", STRING),
-        ColumnSpec("origin", STRING, attrs={"description": "NPZ file and row, JPEG path under its root, or generator"}),
-        ColumnSpec("seed", "int64", attrs={"description": "generation seed; -1 for real images"}),
-        ColumnSpec("model_id", STRING, attrs={"description": "generator identity for generated samples; '' for real"}),
-    ),
-)

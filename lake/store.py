@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from .errors import LakeLockedError, NotALakeError, SchemaVersionError
-from .schema import SAMPLES, SCHEMA_ATTR, SCHEMA_VERSION, STRING, ColumnSpec, TableSpec
+from .layout import SAMPLES
+from .schema import SCHEMA_ATTR, SCHEMA_VERSION, STRING, ColumnSpec, TableSpec
 
 LOCK_FILE = ".dmd2viz.lock"
 META = "zarr.json"
@@ -181,7 +182,7 @@ def create_table_arrays(group: Any, spec: TableSpec) -> None:
         group.create_array(
             column.name,
             shape=(0, *column.inner_shape),
-            chunks=(column.rows_per_chunk, *column.inner_shape),
+            chunks=column.chunks,
             dtype=zarr_dtype(column),
             compressors=[column.codec] if column.codec else "auto",
             fill_value=column.fill_value(),

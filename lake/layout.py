@@ -1,0 +1,356 @@
+"""The lake's layout: every group path, the analysis key, and every table spec, in one place.
+
+Nothing outside `lake/` spells a group path or builds a table spec by hand: jobs and
+analyses ask this module where things go and what they look like, and read them back
+through the typed readers of `lake.reader.Lake`. Schema version 1 (README "Lake layout"):
+
+    samples/                          one row per image (SAMPLES): image + labels
+    generation/<layer>/               per generated sample: the generation pass's channel means
+    activations/<layer>/              per probed sample: mean (sample, sigma, channel), probed, labels
+    analysis/pca/<key>/               PCA scores (sample, component) + the fitted transform
+    analysis/embeddings/<key>/<name>/ UMAP coordinates (sample, axis); <name> = umap2d-n15-d0.1-...
+    analysis/knn/<key>/               k-NN graph (sample, k)
+    analysis/compare/<key>/           real vs generated per sample, plus per-class metrics (class)
+    provenance/<run_id>/              one job's record (attributes only)
+
+A *key* is ``<layer>@sigma<sigma:g>`` (`AnalysisKey`, `parse_key`): one (layer, sigma)
+slice of an activation table, the unit every analysis works on. Every per-sample
+analysis table carries the label columns (`LABEL_COLUMNS`) in the PCA table's row order.
+
+Where the coming things go (none exists yet; each fits without a new layout):
+
+- **Multi-step trajectories**: a ``step`` dimension, not new groups. Samples of a
+  k-step sampler get one row each in ``samples`` (the final image) and a ``step`` axis
+  in ``generation/<layer>`` (mean (sample, step, channel)), chunked one step wide like
+  ``sigma`` is today (`ColumnSpec.inner_chunks`), so adding steps only adds chunks
+  (`Table.extend_axis`). Keys gain an optional ``@step<k>`` suffix for analyses of one step.
+- **Lineage** (samples made from other samples: regenerations, edits, img2img): a
+  ``parent_id`` column in ``samples`` (``''`` for roots) plus the ``origin`` string that
+  already says how; a lineage is a join of ``samples`` with itself, never a new group.
+- **Text-to-image models and other image sizes** (SDXL 1024x1024, SD v1.5 512x512):
+  ``samples`` keeps one image size per lake group, so other sizes live in
+  ``samples@<H>x<W>/`` tables with the same columns (an ``image`` column of that size,
+  chunked a few images per chunk) and a ``prompt`` column, which becomes a coordinate
+  like ``class_id`` (``class_id = -1`` when a prompt conditions the model instead).
+  Activation tables stay per (model, layer); prompts join through ``sample_id``.
+- **Several models probing the same real images** (student and teacher, checkpoints):
+  ``activations/<layer>`` belongs to one model (its ``model_id`` attribute, checked on
+  every append). A second model's probes go to ``activations/<model_id>/<layer>``
+  (`activations_group(layer, model_id=...)`), and analysis keys of a non-default model
+  read ``<model_id>:<layer>@sigma<s>``, so results of both models sit side by side
+  under ``analysis/<kind>/``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .schema import IMAGE_CODEC, IMAGES_PER_CHUNK, STRING, ColumnSpec, TableSpec
+
+# --------------------------------------------------------------------------- group paths
+
+SAMPLES_GROUP = "samples"
+GENERATION_GROUP = "generation"
+ACTIVATIONS_GROUP = "activations"
+ANALYSIS_GROUP = "analysis"
+PROVENANCE_GROUP = "provenance"
+
+# Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare")
+
+IMAGE_SIZE = 64
+
+
+def generation_group(layer: str) -> str:
+    """``generation/<layer>``: the generation pass's channel means of one block."""
+    return f"{GENERATION_GROUP}/{layer}"
+
+
+def activations_group(layer: str) -> str:
+    """``activations/<layer>``: the denoiser probes of one block, all sigmas."""
+    return f"{ACTIVATIONS_GROUP}/{layer}"
+
+
+def analysis_prefix(kind: str) -> str:
+    """``analysis/<kind>``: the folder of one kind of result (pca, embeddings, knn, compare)."""
+    if kind not in ANALYSIS_KINDS:
+        raise ValueError(f"unknown analysis kind {kind!r}; one of {', '.join(ANALYSIS_KINDS)}")
+    return f"{ANALYSIS_GROUP}/{kind}"
+
+
+def analysis_group(kind: str, key: "AnalysisKey | str", name: str | None = None) -> str:
+    """``analysis/<kind>/<key>[/<name>]`` (embeddings are named below their key)."""
+    path = f"{analysis_prefix(kind)}/{key}"
+    return path if name is None else f"{path}/{name}"
+
+
+def provenance_group(run_id: str | None = None) -> str:
+    """``provenance`` or ``provenance/<run_id>``: one job's record."""
+    return PROVENANCE_GROUP if run_id is None else f"{PROVENANCE_GROUP}/{run_id}"
+
+
+def staging_group(final_path: str, run_id: str) -> str:
+    """Where a result is written before it is swapped into `final_path` (see `StagedGroup`)."""
+    return f"{final_path}.staging-{run_id}"
+
+
+def child_name(path: str, parent: str) -> str | None:
+    """The direct child's name when `path` is ``<parent>/<name>``, else None."""
+    prefix = parent.rstrip("/") + "/"
+    rest = path[len(prefix) :] if path.startswith(prefix) else ""
+    return rest if rest and "/" not in rest else None
+
+
+# --------------------------------------------------------------------------- the analysis key
+
+
+def format_sigma(sigma: float) -> str:
+    """The sigma as it appears in keys: float32 value printed with ``%g`` (2, 0.5, 80)."""
+    return f"{float(np.float32(sigma)):g}"
+
+
+@dataclass(frozen=True)
+class AnalysisKey:
+    """One (layer, sigma) activation table: the unit every analysis works on."""
+
+    layer: str
+    sigma: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}@sigma{format_sigma(self.sigma)}"
+
+    @property
+    def activations_group(self) -> str:
+        return activations_group(self.layer)
+
+    def group(self, kind: str, name: str | None = None) -> str:
+        """This key's result group of `kind` (``analysis/<kind>/<key>[/<name>]``)."""
+        return analysis_group(kind, self.name, name)
+
+    @property
+    def pca_group(self) -> str:
+        return self.group("pca")
+
+    @property
+    def knn_group(self) -> str:
+        return self.group("knn")
+
+    @property
+    def compare_group(self) -> str:
+        return self.group("compare")
+
+    @property
+    def embeddings_group(self) -> str:
+        return self.group("embeddings")
+
+    def embedding_group(self, name: str) -> str:
+        return self.group("embeddings", name)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+KEY_SEPARATOR = "@sigma"
+
+
+def parse_key(text: str) -> AnalysisKey:
+    """Inverse of `AnalysisKey.name`; ValueError (one line) for anything else."""
+    layer, sep, sigma = text.rpartition(KEY_SEPARATOR)
+    if not sep or not layer:
+        raise ValueError(f"{text!r}: not an analysis key; expected <layer>@sigma<sigma>, e.g. enc.8x8_block2@sigma2")
+    try:
+        return AnalysisKey(layer, float(np.float32(sigma)))
+    except ValueError:
+        raise ValueError(f"{text!r}: sigma {sigma!r} is not a number") from None
+
+
+# --------------------------------------------------------------------------- samples
+
+SAMPLE_SOURCES = ("real", "generated")
+
+SAMPLES = TableSpec(
+    path=SAMPLES_GROUP,
+    row_dim="sample",
+    columns=(
+        ColumnSpec(
+            "image",
+            "uint8",
+            (IMAGE_SIZE, IMAGE_SIZE, 3),
+            ("y", "x", "channel"),
+            rows_per_chunk=IMAGES_PER_CHUNK,
+            codec=IMAGE_CODEC,
+            coord=False,
+            attrs={"description": "RGB image, height x width x channel (HWC), uint8"},
+        ),
+        ColumnSpec("sample_id", STRING, attrs={"description": "unique, stable id of the sample"}),
+        ColumnSpec("source", STRING, attrs={"description": "'real' or 'generated'"}),
+        ColumnSpec("split", STRING, attrs={"description": "dataset split ('train', 'val', ...) or 'generated'"}),
+        ColumnSpec("class_id", "int16", attrs={"description": "standard ImageNet-1k class id 0..999 (sorted wnids)"}),
+        ColumnSpec("wnid", STRING),
+        ColumnSpec("class_name", STRING),
+        ColumnSpec("origin", STRING, attrs={"description": "NPZ file and row, JPEG path under its root, or generator"}),
+        ColumnSpec("seed", "int64", attrs={"description": "generation seed; -1 for real images"}),
+        ColumnSpec("model_id", STRING, attrs={"description": "generator identity for generated samples; '' for real"}),
+    ),
+)
+
+# --------------------------------------------------------------------------- generation and activations
+
+GENERATION_PROBE = "generation pass: D(80 * noise, sigma=80, onehot(class)), noise from (seed, index)"
+DENOISER_PROBE = ("denoiser probe: D(x0 + sigma * eps, sigma, onehot(class)), x0 = image / 127.5 - 1, "
+                  "eps ~ N(0, I) from (noise_seed, sample_id), the same eps at every sigma")
+
+# Zstd level 1 as for images: float activations compress little, so speed wins.
+FLOAT_CODEC: dict[str, Any] = {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
+TARGET_CHUNK_BYTES = 4 << 20
+
+
+def rows_per_chunk(row_bytes: int, low: int = 16, high: int = 16384) -> int:
+    """Rows per chunk so that a chunk holds about 4 MiB (a power of two within [low, high])."""
+    rows = max(1, TARGET_CHUNK_BYTES // max(1, row_bytes))
+    return int(min(high, max(low, 1 << (rows.bit_length() - 1))))
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """A block's output: channels, height, width."""
+
+    channels: int
+    height: int
+    width: int
+
+
+def generation_spec(layer: str, shape: LayerShape, attrs: dict[str, Any]) -> TableSpec:
+    """`generation/<layer>`: per generated sample, the spatial mean of each channel of the block output."""
+    return TableSpec(
+        path=generation_group(layer),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("mean", "float32", (shape.channels,), ("channel",), rows_per_chunk(shape.channels * 4),
+                       codec=FLOAT_CODEC, coord=False,
+                       attrs={"description": f"spatial mean per channel of {layer} in the generation pass"}),
+            ColumnSpec("sample_id", STRING, attrs={"description": "joins with samples/sample_id"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "class the sample was generated for"}),
+        ),
+        fixed_coords={"channel": np.arange(shape.channels, dtype=np.int32)},
+        attrs={"layer": layer, "probe": GENERATION_PROBE, "sigma": 80.0, **attrs},
+    )
+
+
+def activations_spec(layer: str, shape: LayerShape, sigmas: Sequence[float], keep_spatial: bool,
+                     attrs: dict[str, Any]) -> TableSpec:
+    """`activations/<layer>`: per probed sample and sigma, channel means (and optionally full maps).
+
+    The sigma-indexed columns are chunked one sigma wide, because readers take one
+    (layer, sigma) slice at a time (the analysis keys) and adding a sigma later then
+    only adds chunks, never rewrites them (`Table.extend_axis`).
+    """
+    s, c = len(sigmas), shape.channels
+    columns = [
+        ColumnSpec("mean", "float32", (s, c), ("sigma", "channel"), rows_per_chunk(c * 4), codec=FLOAT_CODEC,
+                   coord=False, inner_chunks=(1, c),
+                   attrs={"description": f"spatial mean per channel of {layer}; NaN where not probed"}),
+        ColumnSpec("probed", "bool", (s,), ("sigma",), coord=False, inner_chunks=(1,),
+                   attrs={"description": "True where (sample, sigma) has been computed"}),
+    ]
+    if keep_spatial:
+        columns.append(ColumnSpec(
+            "spatial", "float16", (s, c, shape.height, shape.width), ("sigma", "channel", "y", "x"),
+            rows_per_chunk(c * shape.height * shape.width * 2, low=1), codec=FLOAT_CODEC, coord=False,
+            inner_chunks=(1, c, shape.height, shape.width),
+            attrs={"description": f"full output maps of {layer}; NaN where not probed"}))
+    columns += [
+        ColumnSpec("sample_id", STRING, attrs={"description": "joins with samples/sample_id"}),
+        ColumnSpec("source", STRING, attrs={"description": "'real' or 'generated' (copied from samples)"}),
+        ColumnSpec("class_id", "int16", attrs={"description": "the class the probe was conditioned on"}),
+    ]
+    return TableSpec(
+        path=activations_group(layer),
+        row_dim="sample",
+        columns=tuple(columns),
+        fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32), "channel": np.arange(c, dtype=np.int32)},
+        attrs={"layer": layer, "probe": DENOISER_PROBE, "keep_spatial": keep_spatial, **attrs},
+    )
+
+
+# --------------------------------------------------------------------------- analysis results
+
+# Columns every per-sample analysis table carries, aligned with the PCA table's rows.
+LABEL_COLUMNS = ("sample_id", "source", "class_id", "split", "sample_row")
+
+
+def label_column_specs() -> tuple[ColumnSpec, ...]:
+    """The label columns of every per-sample analysis table (the join keys with samples)."""
+    return (
+        ColumnSpec("sample_id", STRING, attrs={"description": "id of the sample (join key with samples)"}),
+        ColumnSpec("source", STRING, attrs={"description": "'real' or 'generated'"}),
+        ColumnSpec("class_id", "int16", attrs={"description": "ImageNet-1k class id"}),
+        ColumnSpec("split", STRING, attrs={"description": "split from the samples table ('' when the sample is absent there)"}),
+        ColumnSpec("sample_row", "int64", attrs={"description": "row of the sample in the samples table (-1 when absent)"}),
+    )
+
+
+def pca_spec(key: AnalysisKey, n_components: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/pca/<key>``: scores (sample, component); the transform is stored beside it."""
+    scores = ColumnSpec("scores", "float32", (n_components,), ("component",), coord=False,
+                        attrs={"description": "PCA scores of the standardised activations"})
+    return TableSpec(
+        path=key.pca_group,
+        row_dim="sample",
+        columns=(scores, *label_column_specs()),
+        fixed_coords={"component": np.arange(n_components, dtype=np.int32)},
+        attrs=attrs,
+    )
+
+
+def embedding_spec(key: AnalysisKey, name: str, n_components: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/embeddings/<key>/<name>``: UMAP coordinates (sample, axis x/y[/z])."""
+    axes = ["x", "y", "z"][:n_components]
+    return TableSpec(
+        path=key.embedding_group(name),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("embedding", "float32", (n_components,), ("axis",), coord=False, attrs={"description": "UMAP coordinates"}),
+            *label_column_specs(),
+        ),
+        fixed_coords={"axis": np.array(axes, dtype=np.dtypes.StringDType())},
+        attrs=attrs,
+    )
+
+
+def knn_spec(key: AnalysisKey, k: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/knn/<key>``: each row's k nearest other rows (ids, rows, distances), nearest first."""
+    return TableSpec(
+        path=key.knn_group,
+        row_dim="sample",
+        columns=(
+            ColumnSpec("neighbor_id", STRING, (k,), ("k",), coord=False, attrs={"description": "sample ids of the neighbours, nearest first"}),
+            ColumnSpec("neighbor_row", "int64", (k,), ("k",), coord=False, attrs={"description": "rows of the neighbours in this key's tables"}),
+            ColumnSpec("distance", "float32", (k,), ("k",), coord=False, attrs={"description": "euclidean distance in PCA space"}),
+            *label_column_specs(),
+        ),
+        fixed_coords={"k": np.arange(1, k + 1, dtype=np.int32)},
+        attrs=attrs,
+    )
+
+
+def compare_spec(key: AnalysisKey, k: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/compare/<key>``: per sample, its neighbours' real share and nearest real distance.
+
+    The per-class metrics are small fixed arrays along ``class`` beside the table
+    (`StagedGroup.write_array`): class, class_label, n_real, n_generated, class_<metric>.
+    """
+    return TableSpec(
+        path=key.compare_group,
+        row_dim="sample",
+        columns=(
+            ColumnSpec("real_fraction", "float32", coord=False, attrs={"description": f"share of real samples among the {k} nearest other samples"}),
+            ColumnSpec("nearest_real_distance", "float32", coord=False, attrs={"description": "distance to the nearest other real sample (PCA space)"}),
+            *label_column_specs(),
+        ),
+        attrs=attrs,
+    )
