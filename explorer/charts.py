@@ -119,14 +119,14 @@ def _axes(extent: Window) -> tuple[Any, Any]:
     return x, y
 
 
-def _density_layer(extent: Window, opacity: float, scheme: str) -> Any:
+def _density_layer(extent: Window, opacity: float, scheme: str, aria: bool = True) -> Any:
     """Binned counts (dataset `cells`) as a heatmap with a log colour scale."""
     import altair as alt
 
     x, y = _axes(extent)
     return (
         alt.Chart(alt.Data(name="cells"))
-        .mark_rect(opacity=opacity)
+        .mark_rect(opacity=opacity, aria=aria)
         .encode(
             x=x,
             x2="x2:Q",
@@ -178,7 +178,10 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
     points = (
         alt.Chart(alt.Data(name="points"))
         .transform_calculate(image=image)
-        .mark_circle(clip=True, size=28, opacity=0.75)
+        # No ARIA description per point on canvas (it is never read there): Vega-Lite would
+        # otherwise format an "x: …; y: …" string for each of ~50,000 points, and Streamlit
+        # runs Vega's expression interpreter (CSP-safe), where every per-point expression counts.
+        .mark_circle(clip=True, size=28, opacity=0.75, aria=renderer == "svg")
         .encode(x=x, y=y, color=fill_field, tooltip=tooltip)
         .add_params(pick)
     )
@@ -197,7 +200,7 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
             tooltip=tooltip,
         )
     )
-    layers = [_density_layer(extent, 0.35, "greys"), points, marks] if background else [points, marks]
+    layers = [_density_layer(extent, 0.35, "greys", aria=False), points, marks] if background else [points, marks]
     chart = alt.layer(*layers).properties(height=height, usermeta={"embedOptions": {"renderer": renderer}}).configure_view(strokeWidth=0)
     return chart.to_dict(validate=False)
 

@@ -29,6 +29,8 @@ def test_selection_is_a_separate_small_layer_over_points_that_know_nothing_of_it
     # both layers share the colour scale, so a ringed neighbour keeps its class colour
     assert marks["encoding"]["color"]["field"] == "colour"
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    # no per-point ARIA description on canvas: one expression less per point in Vega's interpreter
+    assert points["mark"]["aria"] is False and layers["cells"]["mark"]["aria"] is False
 
 
 def test_the_click_selection_toggles_and_lives_on_the_points_layer():
@@ -39,6 +41,7 @@ def test_the_click_selection_toggles_and_lives_on_the_points_layer():
     points = _layers(spec)["points"]
     assert param["views"] == [points["name"]]
     assert [layer["data"]["name"] for layer in spec["layer"]] == ["points", "marks"]  # no density without sampling
+    assert points["mark"]["aria"] is True  # SVG keeps its accessible descriptions
 
 
 def test_a_click_is_the_one_id_the_toggling_selection_gained_or_lost():
