@@ -92,8 +92,7 @@ def _code(text: str) -> str:
     """A Markdown code span that holds any text (backticks in it included)."""
     if text == common.MISSING:
         return text
-    fence = "``" if "`" in text else "`"
-    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
 def _thumb_grid(session: LakeSession, frame: EmbeddingFrame, rows: np.ndarray, distances: np.ndarray, key: str) -> None:
