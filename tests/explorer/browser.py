@@ -168,7 +168,7 @@ class Point:
     sample_id: str
     source: str
     cls: str
-    role: str
+    role: str | None  # "selected", "knn", "manual" on a highlight mark; None (or "point") on a plain point
     data_x: float
     data_y: float
     fill: str
@@ -243,7 +243,10 @@ class Explorer:
 
     # --- the scatter ---------------------------------------------------------------------
     def points(self, chart: str = SCATTER) -> list[Point]:
-        """Every point mark of a chart (the main scatter by default), once it has drawn them."""
+        """Every point mark of a chart (the main scatter by default), once it has drawn them.
+
+        Highlight marks (the selection, drawn over their points) are included, with their role.
+        """
         self.page.locator(f"{chart} {POINT_PATHS}").first.wait_for(state="attached")
         self.page.locator(chart).first.scroll_into_view_if_needed()
         self.page.mouse.move(1, 1)  # no tooltip covering points

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from browser import Explorer, chromium, explorer_page, register_log_plugin, require_chromium, start_explorer
+from browser import (
+    Explorer,
+    chromium,
+    explorer_page,
+    register_log_plugin,
+    require_chromium,
+    start_explorer,
+)
 
 require_chromium()
 
@@ -39,8 +46,7 @@ def app(small_server: Any, request: pytest.FixtureRequest) -> Any:
 def test_hover_click_neighbours_and_export_in_chromium(app: Explorer, small_lake: Any) -> None:
     from playwright.sync_api import expect
 
-    points = app.points()
-    assert sorted(p.sample_id for p in points) == sorted(small_lake.sample_ids)
+    assert sorted(p.sample_id for p in app.points()) == sorted(small_lake.sample_ids)
 
     # Hover: a tooltip with the thumbnail (served by URL, loaded by the browser) and the labels.
     target = app.free_point(lambda p: p.source == "real")
@@ -56,11 +62,12 @@ def test_hover_click_neighbours_and_export_in_chromium(app: Explorer, small_lake
     expect(details.get_by_text(target.sample_id, exact=True)).to_be_visible()
     assert app.query()["sel"] == target.sample_id
     assert app.details_images_loaded() == 1 + 10
-    assert len(app.points()) == len(small_lake.sample_ids)
+    assert {p.sample_id for p in app.points()} == set(small_lake.sample_ids)
 
     # A second click on a point of another class toggles a manual neighbour in.
     cls = next(p.cls for p in app.points() if p.sample_id == target.sample_id)
-    other = app.free_point(lambda p: p.cls != cls and p.role == "point")
+    highlighted = app.roles()
+    other = app.free_point(lambda p: p.cls != cls and p.sample_id not in highlighted)
     app.click(other)
     expect(details.get_by_text("1 manual neighbours")).to_be_visible()
     assert app.details_images_loaded() == 1 + 10 + 1

@@ -18,7 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from browser import OVERVIEW, SCATTER, Explorer, chromium, explorer_page, read_png, register_log_plugin, require_chromium, start_explorer
+from browser import (
+    OVERVIEW,
+    Explorer,
+    chromium,
+    explorer_page,
+    read_png,
+    register_log_plugin,
+    require_chromium,
+    start_explorer,
+)
 
 require_chromium()
 
@@ -120,7 +129,8 @@ def test_manual_neighbour_toggle_export_and_clear(app: Explorer, cli_demo_lake: 
     key = current_ref(app).split("/")[0]
     knn = stored_neighbours(cli_demo_lake, key, selected.sample_id)
     # A second click on a point that is neither the selection nor one of its neighbours adds it ...
-    other = app.free_point(lambda p: p.role == "point" and p.source == "generated")
+    highlighted = app.roles()
+    other = app.free_point(lambda p: p.sample_id not in highlighted and p.source == "generated")
     app.click(other)
     assert_selected(app, selected.sample_id, manual=1)
     assert app.query()["manual"] == other.sample_id
@@ -200,9 +210,10 @@ def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
         fills = {p.fill for p in app.points()}
         assert len(fills) >= 2, f"colouring by {option} paints every point {fills}"
         legends = app.legend_titles()
-        assert legends in ([title], []), (option, legends)
+        # One legend, titled by the colour field (it may add a note such as "(top 7 in view)").
+        assert len(legends) <= 1 and all(t.startswith(title) for t in legends), (option, legends)
         if option in ("class", "source", "split"):
-            assert legends == [title]
+            assert len(legends) == 1, (option, legends)
     app.choose("Colour by", "class")
     before = {p.sample_id: p.fill for p in app.points()}
     app.choose("Palette", "tableau10")
@@ -213,8 +224,6 @@ def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
 
 
 def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
-    from playwright.sync_api import expect
-
     _, total = app.in_view()
     app.page.get_by_text("Overview and zoom").click()
     overview = app.page.locator(OVERVIEW).first
@@ -237,12 +246,12 @@ def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
     in_view, total_after = app.in_view()
     assert total_after == total and 0 < in_view < total
     assert len(app.query()["win"].split(",")) == 4
-    assert len(app.points()) == in_view
+    assert len({p.sample_id for p in app.points()}) == in_view
     app.screenshot("zoomed")
     app.button("Reset zoom")
     assert app.in_view() == (total, total)
     assert "win" not in app.query()
-    expect(app.page.get_by_role("button", name="Reset zoom")).to_be_disabled()
+    assert len({p.sample_id for p in app.points()}) == total
 
 
 def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
@@ -257,7 +266,7 @@ def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
         key, name = ref.split("/")
         assert key.split("@")[0] in option and name in option
         assert app.in_view() == (len(embedding_table(cli_demo_lake, ref)),) * 2
-        assert len(app.points()) == 672
+        assert len({p.sample_id for p in app.points()}) == 672
         three_d = name.startswith("umap3d")
         assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
     assert {r.split("/")[0] for r in seen} == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
@@ -278,7 +287,7 @@ def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:
     attrs = xr.open_zarr(cli_demo_lake, group=f"analysis/compare/{current_ref(app).split('/')[0]}").attrs
     text = app.page.get_by_test_id("stMain").inner_text()
     for metric in ("precision", "recall", "coverage"):
-        match = re.search(rf"{metric}\W*([0-9][0-9.e+-]*)", text, re.I)
+        match = re.search(rf"{metric}\W*([0-9][0-9.e+-]*)", text, re.IGNORECASE)
         assert match, f"no {metric} on the page"
         assert float(match.group(1)) == pytest.approx(float(attrs[metric]), rel=1e-3, abs=1e-4), metric
     expect(app.page.get_by_test_id("stDataFrame").filter(visible=True).first).to_be_visible()  # the per-class table
@@ -323,7 +332,8 @@ def test_copied_url_restores_the_view_and_selection(app: Explorer, browser: Any,
     app.multiselect_add("Source", "real")
     selected = app.free_point(lambda p: p.source == "real")
     app.click(selected)
-    other = app.free_point(lambda p: p.role == "point")
+    highlighted = app.roles()
+    other = app.free_point(lambda p: p.sample_id not in highlighted)
     app.click(other)
     assert_selected(app, selected.sample_id, manual=1)
     url, view = app.page.url, app.in_view()
