@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import socket
 import statistics
@@ -181,7 +182,10 @@ def first_map(browser: Any, url: str) -> tuple[Any, Wire, dict[str, Any]]:
 
 
 def point_candidates(page: Any, limit: int = 80) -> list[tuple[float, float]]:
-    return [tuple(p) for p in page.evaluate(JS_COLOURED, limit)]
+    """Inked pixels spread over the whole plot, in a fixed shuffled order (not row by row from the top)."""
+    found = [tuple(p) for p in page.evaluate(JS_COLOURED, limit)]
+    random.Random(0).shuffle(found)
+    return found
 
 
 def hover(page: Any, at: tuple[float, float]) -> float | None:

@@ -162,12 +162,14 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
 
     x, y = _axes(extent)
     pick = alt.selection_point(name=PICK, fields=["sample_id"], on="click", clear=False, toggle="true")
-    fill_field = alt.Color(
-        f"{color.field}:{'N' if color.nominal else 'Q'}",
-        title=color.title,
-        scale=color.scale(),
-        legend=alt.Legend(symbolLimit=24, labelLimit=220) if color.legend else None,
-    )
+    def fill(legend: bool) -> Any:
+        return alt.Color(
+            f"{color.field}:{'N' if color.nominal else 'Q'}",
+            title=color.title,
+            scale=color.scale(),
+            legend=alt.Legend(symbolLimit=24, labelLimit=220) if legend else None,
+        )
+
     tooltip = [
         alt.Tooltip("image:N", title="image"),
         alt.Tooltip("class:N", title="class"),
@@ -182,7 +184,7 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
         # otherwise format an "x: …; y: …" string for each of ~50,000 points, and Streamlit
         # runs Vega's expression interpreter (CSP-safe), where every per-point expression counts.
         .mark_circle(clip=True, size=28, opacity=0.75, aria=renderer == "svg")
-        .encode(x=x, y=y, color=fill_field, tooltip=tooltip)
+        .encode(x=x, y=y, color=fill(color.legend), tooltip=tooltip)
         .add_params(pick)
     )
     roles = list(MARK_ROLES)
@@ -193,7 +195,8 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
         .encode(
             x=x,
             y=y,
-            color=alt.condition("datum.role == 'selected'", alt.value(SELECTED_FILL), fill_field),
+            # the points layer's scale; its legend is enough (a second one would repeat it)
+            color=alt.condition("datum.role == 'selected'", alt.value(SELECTED_FILL), fill(False)),
             size=alt.Size("role:N", scale=alt.Scale(domain=roles, range=[70, 70, 320]), legend=None),
             stroke=alt.Stroke("role:N", scale=alt.Scale(domain=roles, range=[RING, RING, "#0b1f66"]), legend=None),
             strokeWidth=alt.StrokeWidth("role:N", scale=alt.Scale(domain=roles, range=[1.5, 3.5, 1.5]), legend=None),

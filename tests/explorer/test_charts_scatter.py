@@ -28,6 +28,7 @@ def test_selection_is_a_separate_small_layer_over_points_that_know_nothing_of_it
     assert charts.SELECTED_FILL in json.dumps(marks["encoding"]["color"])
     # both layers share the colour scale, so a ringed neighbour keeps its class colour
     assert marks["encoding"]["color"]["field"] == "colour"
+    assert marks["encoding"]["color"]["legend"] is None  # one legend, from the points layer
     assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
     # no per-point ARIA description on canvas: one expression less per point in Vega's interpreter
     assert points["mark"]["aria"] is False and layers["cells"]["mark"]["aria"] is False
