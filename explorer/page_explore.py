@@ -203,9 +203,12 @@ def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: Embedding
     with left:
         caption = st.empty()
         if view.color_by == "class":
+            present = common.present_classes(session, view.embedding)
+            # Another embedding or a smaller palette: keep only what the box can still hold.
+            st.session_state[HIGHLIGHT_KEY] = [c for c in st.session_state.get(HIGHLIGHT_KEY, []) if c in present][: charts.palette_size(view.palette)]
             st.multiselect(
                 "Colour these classes (the rest grey; empty: the most frequent in view)",
-                common.present_classes(session, view.embedding),
+                present,
                 format_func=session.classes.label,
                 key=HIGHLIGHT_KEY,
                 max_selections=charts.palette_size(view.palette),

@@ -113,3 +113,15 @@ def test_1000_classes_colour_the_top_classes_in_view_and_grey_the_rest(thousand_
     chosen = points[points["colour"] != charts.OTHER]
     assert set(chosen["class"].astype(str)) == {classes.label(1), classes.label(207)}
     assert len(chosen) == int(points["class"].isin([classes.label(1), classes.label(207)]).sum())
+
+
+def test_chosen_classes_are_trimmed_to_what_the_palette_can_colour(thousand_class_lake, monkeypatch):
+    at = open_app(thousand_class_lake, monkeypatch)
+    at.session_state[HIGHLIGHT_KEY] = list(range(10))  # e.g. picked under a 20-colour palette
+    at.run()
+    assert at.multiselect(key=HIGHLIGHT_KEY).value == list(range(7))
+    at.selectbox(key="w_palette").set_value("category20").run()
+    at.multiselect(key=HIGHLIGHT_KEY).set_value(list(range(12))).run()
+    _, spec, _ = _scatter(at)
+    points_layer = next(layer for layer in spec["layer"] if layer["data"]["name"] == "points")
+    assert len(points_layer["encoding"]["color"]["scale"]["domain"]) == 13  # 12 chosen + other
