@@ -30,6 +30,9 @@ from browser import (
 )
 
 require_chromium()
+# The first test also builds the demo lake (`make demo-lake-steps`, allowed 1200 s by the
+# fixture): the suite-wide 600 s would cut that build short on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(1500)
 
 K = 10  # the explorer's default number of neighbours
 VIEW_COLUMNS_2D = ["sample_id", "class_id", "class", "source", "split", "x", "y"]
@@ -294,9 +297,35 @@ def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:
     app.screenshot("compare")
 
 
-def test_3d_rotation_and_point_cloud(app: Explorer) -> None:
+def assert_point_cloud_drawn(app: Explorer) -> None:
+    """The 3D page's pydeck canvas is on screen and holds many colours (points), not one blank fill."""
     from playwright.sync_api import expect
 
+    canvas = app.page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 100
+    pixels = read_png(canvas.screenshot())
+    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colours) > 8, f"the 3D canvas shows {len(colours)} colours"
+
+
+def test_3d_page_follows_the_layer_and_returns(app: Explorer) -> None:
+    start = current_ref(app)
+    assert "/umap2d" in start
+    app.radio("3D view")
+    assert app.query()["page"] == "3d"
+    # The page shows the 3D embedding of the same layer and sigma ...
+    assert current_ref(app) == start.replace("/umap2d", "/umap3d")
+    assert_point_cloud_drawn(app)
+    app.screenshot("cloud-from-2d")
+    # ... and leaving it goes back to the 2D one.
+    app.radio("Explore")
+    assert current_ref(app) == start and "page" not in app.query()
+    assert app.in_view() == (672, 672)
+
+
+def test_3d_rotation_and_point_cloud(app: Explorer) -> None:
     label = "Embedding (layer · sigma · dims)"
     three_d = next(o for o in app.selectbox_options(label) if " 3D " in o)
     app.choose(label, three_d)
@@ -314,17 +343,7 @@ def test_3d_rotation_and_point_cloud(app: Explorer) -> None:
 
     app.radio("3D view")
     assert app.query()["page"] == "3d"
-    canvas = app.page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first
-    expect(canvas).to_be_visible()
-    box = canvas.bounding_box()
-    assert box is not None and box["width"] > 100 and box["height"] > 100
-    # The point cloud is drawn: the canvas holds many colours, not one blank fill.
-    app.page.wait_for_function(
-        "() => { const c = document.querySelector('[data-testid=\"stDeckGlJsonChart\"] canvas'); return c && c.width > 0; }"
-    )
-    pixels = read_png(canvas.screenshot())
-    colours = np.unique(pixels.reshape(-1, 3), axis=0)
-    assert len(colours) > 8, f"the 3D canvas shows {len(colours)} colours"
+    assert_point_cloud_drawn(app)
     app.screenshot("cloud")
 
 
