@@ -11,6 +11,8 @@ The same as functions (each reads from and writes to the lake; see README "Analy
     rows, distances = index.query(["in64/val_data/12"], k=10)
 
 Results are plain xarray datasets: ``xr.open_zarr(lake, group="analysis/pca/enc.8x8_block2@sigma2")``.
+Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare) that one runner
+(``analysis.runner``) resolves, reuses, writes and publishes; ``run_all`` is a list of steps.
 Heavy libraries (dask, umap, pynndescent, sklearn) are imported only when used.
 """
 from .commands import (

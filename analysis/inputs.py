@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from lake.layout import SAMPLES_GROUP
+
 from .errors import AnalysisError
 from .keys import AnalysisKey, available_sigmas, sigma_index
 
@@ -61,7 +63,7 @@ def open_activations(lake: Any, key: AnalysisKey, block_rows: int | None = None)
     group = key.activations_group
     if not lake.has(group):
         raise AnalysisError(f"{lake.path}: no group {group}")
-    ds = lake.dataset(group)
+    ds = lake.activations(key.layer)
     if "mean" not in ds:
         raise AnalysisError(f"{lake.path}: {group} has no 'mean' variable")
     sigmas = available_sigmas(lake, key.layer)
@@ -88,10 +90,10 @@ def probed_count(lake: Any, key: AnalysisKey) -> int | None:
     if not lake.has(f"{group}/probed"):
         return None
     index = sigma_index(available_sigmas(lake, key.layer), key.sigma)
-    array = lake.root[f"{group}/probed"]
+    rows = lake.shape(group, "probed")[0]
     total, step = 0, 1 << 20
-    for start in range(0, int(array.shape[0]), step):
-        total += int(np.count_nonzero(array[start : start + step, index]))
+    for start in range(0, rows, step):
+        total += int(np.count_nonzero(lake.column(group, "probed", slice(start, start + step), cols=index)))
     return total
 
 
@@ -106,10 +108,11 @@ class SampleLookup:
     def from_lake(cls, lake: Any) -> "SampleLookup":
         import pandas as pd
 
-        if not lake.has("samples") or lake.num_samples == 0:
+        if lake.num_samples == 0:
             return cls(pd.Index([], dtype=object), np.array([], dtype=object))
-        ids = lake.column("samples", "sample_id")
-        split = lake.column("samples", "split") if lake.has("samples/split") else np.full(len(ids), "", dtype=object)
+        ids = lake.sample_ids()
+        has_split = lake.shape(SAMPLES_GROUP, "split") is not None
+        split = lake.column(SAMPLES_GROUP, "split") if has_split else np.full(len(ids), "", dtype=object)
         return cls(pd.Index(ids), np.asarray(split, dtype=object))
 
     def rows(self, sample_ids: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -121,4 +121,17 @@ def first_real_distance(neighbor_rows: np.ndarray, distances: np.ndarray, is_rea
     first = np.argmax(real, axis=1)
     out = distances[np.arange(len(distances)), first].astype(np.float32)
     out[~real.any(axis=1)] = np.nan
+    return out
+
+
+METRIC_NAMES = ("frechet_distance", "precision", "recall", "density", "coverage")
+
+
+def compare_sets(real: np.ndarray, generated: np.ndarray, k: int) -> dict[str, float]:
+    """Frechet distance and PRDC of two sets of rows (NaN where a set is too small)."""
+    out = {name: float("nan") for name in METRIC_NAMES}
+    if len(real) >= 2 and len(generated) >= 2:
+        out["frechet_distance"] = frechet_distance_of(real, generated)
+    if len(real) > k and len(generated) > k:
+        out.update(asdict(prdc(real, generated, k)))
     return out

@@ -204,3 +204,34 @@ class NeighborIndex:
         """k nearest rows to new points given as PCA scores (see `project` for activations)."""
         scores = np.atleast_2d(np.asarray(scores, dtype=np.float32))[:, : self.scores.shape[1]]
         return brute_force_query(self.scores, self._sq_norms, scores, k)
+
+
+def nearest_real_distance(
+    scores: np.ndarray, is_real: np.ndarray, rows: np.ndarray, distances: np.ndarray, exact_below: int, seed: int
+) -> np.ndarray:
+    """Distance from each row to its nearest *other* real row.
+
+    Rows whose neighbour list (`rows`, `distances`) already holds a real sample take its
+    distance; the others are queried against an index of the real rows (exact below
+    `exact_below` real rows, else NN-descent seeded with `seed`).
+    """
+    from .metrics import first_real_distance
+
+    nearest = first_real_distance(rows, distances, is_real)
+    missing = np.flatnonzero(np.isnan(nearest))
+    real_rows = np.flatnonzero(is_real)
+    if missing.size == 0 or real_rows.size == 0:
+        return nearest
+    if real_rows.size < exact_below:
+        found, found_distances = exact_neighbors(scores[real_rows], scores[missing], min(2, real_rows.size))
+    else:
+        index = nndescent_index(scores[real_rows], seed)
+        found, found_distances = index.query(scores[missing], k=2)
+    found_rows = real_rows[found]
+    not_self = found_rows != missing[:, None]
+    has_other = not_self.any(axis=1)
+    first = np.argmax(not_self, axis=1)
+    values = found_distances[np.arange(len(missing)), first].astype(np.float32)
+    values[~has_other] = np.nan
+    nearest[missing] = values
+    return nearest

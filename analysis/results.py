@@ -1,40 +1,26 @@
-"""Writing analysis results into the lake, and reading them back.
+"""Writing analysis results into the lake, and reading their labels back.
 
 Every result group is written under a staging name inside one `LakeWriter` session and
-moved to its final path only when complete, just before the commit, so a failed run
-leaves the lake (and any previous result at that path) unchanged; see `StagedGroup`.
+swapped into its final path only when complete, just before the commit, so a failed run
+leaves the lake (and any previous result at that path) unchanged; see
+`lake.writer.StagedGroup` (re-exported here). The table specs are in `lake.layout`.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import shutil
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lake.layout import LABEL_COLUMNS, label_column_specs
+from lake.writer import StagedGroup
+from lake.writer import write_array as write_fixed
+
 from .errors import AnalysisError
 from .keys import AnalysisKey
 
-TRASH_DIR = ".dmd2viz-trash"
-
-# Columns every per-sample analysis table carries, aligned with the PCA table's rows.
-LABEL_COLUMNS = ("sample_id", "source", "class_id", "split", "sample_row")
-
-
-def label_column_specs() -> tuple[Any, ...]:
-    from lake import ColumnSpec
-    from lake.schema import STRING
-
-    return (
-        ColumnSpec("sample_id", STRING, attrs={"description": "id of the sample (join key with samples)"}),
-        ColumnSpec("source", STRING, attrs={"description": "'real' or 'generated'"}),
-        ColumnSpec("class_id", "int16", attrs={"description": "ImageNet-1k class id"}),
-        ColumnSpec("split", STRING, attrs={"description": "split from the samples table ('' when the sample is absent there)"}),
-        ColumnSpec("sample_row", "int64", attrs={"description": "row of the sample in the samples table (-1 when absent)"}),
-    )
+__all__ = ["LABEL_COLUMNS", "WRITE_ROWS", "LabelColumns", "StagedGroup", "base_attrs", "group_attrs", "label_column_specs", "now", "read_labels", "require_group", "to_attr", "write_fixed", "write_rows"]
 
 
 def now() -> str:
@@ -54,67 +40,6 @@ def to_attr(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-class StagedGroup:
-    """A result group written under a staging name, then swapped into place.
-
-    Inside the writer session: `table()` / `group()` write to ``<final>.staging-<run_id>``;
-    `publish()` moves any previous result at the final path to the lake's trash folder
-    (outside the Zarr hierarchy), renames the staging group to the final path and
-    commits, then deletes the trash. An exception before `publish()` makes the writer
-    roll the staging group back and the old result is untouched. The only unsafe window
-    is the two renames and the commit (milliseconds): a crash exactly there leaves the
-    old result's metadata without its chunks, and rerunning the command repairs it.
-    """
-
-    def __init__(self, writer: Any, final_path: str):
-        self.writer = writer
-        self.final_path = final_path
-        self.staging_path = f"{final_path}.staging-{writer.provenance.run_id}"
-
-    def table(self, spec: Any) -> Any:
-        return self.writer.table(replace(spec, path=self.staging_path))
-
-    def group(self) -> Any:
-        return self.writer.group(self.staging_path)
-
-    def publish(self) -> None:
-        root: Path = self.writer.path
-        final_dir = root / self.final_path
-        staging_dir = root / self.staging_path
-        trash = root / TRASH_DIR
-        shutil.rmtree(trash, ignore_errors=True)  # leftovers of a run killed after its commit
-        if final_dir.exists():
-            trash.mkdir(parents=True, exist_ok=True)
-            os.rename(final_dir, trash / self.writer.provenance.run_id)
-        os.rename(staging_dir, final_dir)
-        added = self.writer.rows_added
-        if self.staging_path in added:
-            added[self.final_path] = added.pop(self.staging_path)
-        self.writer.commit()
-        shutil.rmtree(trash, ignore_errors=True)
-
-
-def write_fixed(group: Any, name: str, values: np.ndarray, dims: tuple[str, ...], attrs: dict[str, Any] | None = None) -> None:
-    """A small non-table array (a transform, per-class metrics) inside a result group."""
-    values = np.asarray(values)
-    kwargs: dict[str, Any] = {}
-    if values.dtype.kind in "OUT":
-        from zarr.core.dtype import VariableLengthUTF8
-
-        values = values.astype(object)
-        kwargs["dtype"] = VariableLengthUTF8()
-    array = group.create_array(
-        name,
-        shape=values.shape,
-        chunks=values.shape if values.size else None,
-        dimension_names=dims,
-        attributes=attrs or {},
-        **({"dtype": values.dtype} if not kwargs else kwargs),
-    )
-    if values.size:
-        array[...] = values
 
 
 @dataclass
@@ -139,11 +64,10 @@ class LabelColumns:
 
 def read_labels(lake: Any, group: str, start: int = 0, stop: int | None = None) -> LabelColumns:
     """The label columns of rows [start, stop) of a result table."""
-    arrays = lake.root[group]
-    stop = int(arrays["sample_id"].shape[0]) if stop is None else stop
+    stop = int(lake.shape(group, "sample_id")[0]) if stop is None else stop
 
     def read(name: str, dtype: Any) -> np.ndarray:
-        return np.asarray(arrays[name][start:stop], dtype=dtype)
+        return np.asarray(lake.column(group, name, slice(start, stop)), dtype=dtype)
 
     return LabelColumns(
         sample_id=read("sample_id", object),
@@ -160,7 +84,7 @@ def require_group(lake: Any, group: str, hint: str) -> None:
 
 
 def group_attrs(lake: Any, group: str) -> dict[str, Any]:
-    return dict(lake.root[group].attrs) if lake.has(group) else {}
+    return lake.attrs(group)
 
 
 def base_attrs(key: AnalysisKey, run_id: str, analysis: str, parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -178,3 +102,16 @@ def base_attrs(key: AnalysisKey, run_id: str, analysis: str, parameters: dict[st
             **extra,
         }
     )
+
+
+# Rows per appended block when copying per-sample results into the lake.
+WRITE_ROWS = 65536
+
+
+def write_rows(table: Any, labels: LabelColumns, values: dict[str, np.ndarray]) -> None:
+    """Append per-sample `values` (aligned with `labels`) with the label columns, in blocks."""
+    for start in range(0, len(labels), WRITE_ROWS):
+        stop = min(start + WRITE_ROWS, len(labels))
+        columns = labels.slice(start, stop).as_columns()
+        columns.update({name: array[start:stop] for name, array in values.items()})
+        table.append(columns)

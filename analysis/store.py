@@ -37,14 +37,17 @@ def load_pca_model(lake: Any, key: Any) -> PCAModel:
     """The fitted standardise-and-project transform stored in ``analysis/pca/<key>``."""
     lake, key = as_lake(lake), as_key(key)
     require_pca(lake, key)
-    group = lake.root[key.pca_group]
-    attrs = dict(group.attrs)
+    attrs = lake.attrs(key.pca_group)
+
+    def read(name: str) -> np.ndarray:
+        return np.asarray(lake.column(key.pca_group, name), dtype=np.float64)
+
     return PCAModel(
-        mean=np.asarray(group["mean"][:], dtype=np.float64),
-        scale=np.asarray(group["scale"][:], dtype=np.float64),
-        components=np.asarray(group["components"][:], dtype=np.float64),
-        explained_variance=np.asarray(group["explained_variance"][:], dtype=np.float64),
-        explained_variance_ratio=np.asarray(group["explained_variance_ratio"][:], dtype=np.float64),
+        mean=read("mean"),
+        scale=read("scale"),
+        components=read("components"),
+        explained_variance=read("explained_variance"),
+        explained_variance_ratio=read("explained_variance_ratio"),
         n_samples=int(attrs.get("n_rows", 0)),
     )
 
@@ -58,7 +61,7 @@ def pca_scores(lake: Any, key: AnalysisKey | str, components: int | None = None,
     """The stored scores as a lazy (rows, component) dask array."""
     key = as_key(key)
     require_pca(lake, key)
-    scores = lake.dataset(key.pca_group)["scores"].data
+    scores = lake.result("pca", key)["scores"].data
     if components is not None:
         scores = scores[:, :components]
     if block_rows:
@@ -70,20 +73,20 @@ def load_scores(lake: Any, key: AnalysisKey | str, components: int | None = None
     """The stored scores read whole, float32 (n x components; 1.28M x 50 is 256 MB)."""
     key = as_key(key)
     require_pca(lake, key)
-    array = lake.root[f"{key.pca_group}/scores"]
-    stop = array.shape[1] if components is None else min(components, array.shape[1])
-    return np.ascontiguousarray(np.asarray(array[:, :stop], dtype=np.float32))
+    width = lake.shape(key.pca_group, "scores")[1]
+    stop = width if components is None else min(components, width)
+    return np.ascontiguousarray(np.asarray(lake.column(key.pca_group, "scores", cols=slice(0, stop)), dtype=np.float32))
 
 
 def pca_run_id(lake: Any, key: AnalysisKey) -> str | None:
-    return dict(lake.root[key.pca_group].attrs).get("run_id") if lake.has(key.pca_group) else None
+    return lake.attrs(key.pca_group).get("run_id") if lake.has(key.pca_group) else None
 
 
 def is_current(lake: Any, group: str, key: AnalysisKey) -> bool:
     """Whether a derived result was computed from the PCA now stored for its key."""
     if not lake.has(group):
         return False
-    return dict(lake.root[group].attrs).get("pca_run_id") == pca_run_id(lake, key)
+    return lake.attrs(group).get("pca_run_id") == pca_run_id(lake, key)
 
 
 def load_index_inputs(lake: Any, key: Any, components: int | None, use_stored: bool) -> dict[str, Any]:
@@ -92,8 +95,15 @@ def load_index_inputs(lake: Any, key: Any, components: int | None, use_stored: b
     scores = load_scores(lake, key, components)
     ids = lake.column(key.pca_group, "sample_id")
     inputs: dict[str, Any] = {"key": key.name, "scores": scores, "sample_ids": ids}
-    stored_dims = dict(lake.root[key.knn_group].attrs).get("components") if lake.has(key.knn_group) else None
+    stored_dims = lake.attrs(key.knn_group).get("components") if lake.has(key.knn_group) else None
     if use_stored and is_current(lake, key.knn_group, key) and stored_dims == scores.shape[1]:
-        inputs["stored_rows"] = np.asarray(lake.root[f"{key.knn_group}/neighbor_row"][:], dtype=np.int64)
-        inputs["stored_distances"] = np.asarray(lake.root[f"{key.knn_group}/distance"][:], dtype=np.float32)
+        inputs["stored_rows"], inputs["stored_distances"] = stored_neighbours(lake, key)
     return inputs
+
+
+def stored_neighbours(lake: Any, key: AnalysisKey, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The stored k-NN graph's neighbour rows and distances (the first `k` columns, or all)."""
+    cols = None if k is None else slice(0, k)
+    rows = np.asarray(lake.column(key.knn_group, "neighbor_row", cols=cols), dtype=np.int64)
+    distances = np.asarray(lake.column(key.knn_group, "distance", cols=cols), dtype=np.float32)
+    return rows, distances

@@ -136,12 +136,12 @@ def test_a_failed_run_leaves_the_lake_unchanged(lake: Path, monkeypatch: pytest.
     before = json.loads((lake / "zarr.json").read_text())
     scores_before = xr.open_zarr(lake, group=GROUP)["scores"].values
 
-    import analysis.commands as commands
+    from lake import StagedGroup
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(commands, "write_fixed", broken)
+    monkeypatch.setattr(StagedGroup, "write_array", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run_pca(lake, "bottleneck", 2, pca_dim=4, force=True, **QUIET)
     after = json.loads((lake / "zarr.json").read_text())

@@ -52,7 +52,7 @@ def test_a_different_seed_gives_a_different_embedding_under_its_own_name(lake: P
 
 
 def test_fit_on_a_balanced_sample_then_transform_in_chunks(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import analysis.commands as commands
+    import analysis.steps.umap as commands  # where the UMAP step reads TRANSFORM_ROWS
 
     monkeypatch.setattr(commands, "TRANSFORM_ROWS", 64)  # several transform tasks on the dask pool
     params = UMAPParams(pca_dim=8, fit_size=120)

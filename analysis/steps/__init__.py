@@ -1,0 +1,12 @@
+"""The analyses, one module each: what it reads, computes and writes (see analysis.runner).
+
+A new analysis is a new module here with a `Step` dataclass (`group`, `parameters`,
+`compute`), a line in `analysis.commands` for its function and, when `run` should do it,
+an entry in `RunConfig.steps`.
+"""
+from .compare import CompareConfig, CompareStep
+from .knn import KnnConfig, KnnStep
+from .pca import PcaStep
+from .umap import UmapStep
+
+__all__ = ["CompareConfig", "CompareStep", "KnnConfig", "KnnStep", "PcaStep", "UmapStep"]
