@@ -4,7 +4,7 @@ Builds the synthetic lake of `bench_explorer.py` (or reuses it: `--keep`, `--lak
 starts `streamlit run explorer/app.py` on 127.0.0.1 on a free port, drives headless
 Chromium with Playwright and times what a person waits for:
 
-* first map visible: from navigation to the scatter's canvas showing coloured points,
+* first map visible: from navigation to the scatter's canvas showing its points,
   on a fresh server (cold caches) and on a second visit (warm server, new browser context);
 * click to neighbours visible: from the click on a point to the details panel showing
   "nearest neighbours" with every neighbour image loaded; and a later click (a manual
