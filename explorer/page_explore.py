@@ -26,6 +26,11 @@ def apply_chart_events(view: ViewState) -> ViewState:
     The scatter's selection toggles, so a click is the one id by which it changed since the
     last rerun; reruns for other reasons leave it unchanged and click nothing.
     """
+    if SCATTER_KEY not in st.session_state:
+        # No scatter last run (first run, another page): the next one is a new view in the
+        # browser with an empty selection, whatever the old one held.
+        st.session_state[PICK_SEEN] = charts.PickSeen()
+        st.session_state.pop(SPEC_SEEN, None)
     current = picked_ids(_selection(st.session_state.get(SCATTER_KEY), charts.PICK), "sample_id")
     clicked, st.session_state[PICK_SEEN] = st.session_state.get(PICK_SEEN, charts.PickSeen()).update(current)
     if clicked:

@@ -125,3 +125,17 @@ def test_chosen_classes_are_trimmed_to_what_the_palette_can_colour(thousand_clas
     _, spec, _ = _scatter(at)
     points_layer = next(layer for layer in spec["layer"] if layer["data"]["name"] == "points")
     assert len(points_layer["encoding"]["color"]["scale"]["domain"]) == 13  # 12 chosen + other
+
+
+def test_leaving_the_page_and_coming_back_clicks_nothing(small_lake, monkeypatch):
+    at = open_app(small_lake.path, monkeypatch)
+    a, b = str(small_lake.sample_ids[3]), str(small_lake.sample_ids[200])
+    _click(at, a)
+    _click(at, a, b)  # b: a manual neighbour
+    _click(at, b)  # a clicked again (it is the selected point: nothing changes); the selection holds only b
+    assert at.session_state["view"].selected == a and at.session_state["view"].manual == (b,)
+    at.radio(key="w_page").set_value("compare").run()  # the scatter leaves the page, and its state with it
+    at.radio(key="w_page").set_value("explore").run()  # a new scatter, an empty selection: no click on b
+    assert at.session_state["view"].selected == a and at.session_state["view"].manual == (b,)
+    _click(at, str(small_lake.sample_ids[201]))  # the new view's first click registers
+    assert at.session_state["view"].manual == (b, str(small_lake.sample_ids[201]))
