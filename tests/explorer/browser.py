@@ -385,6 +385,10 @@ class Explorer:
         )
         return images.count()
 
+    def legend_labels(self, chart: str = SCATTER) -> list[str]:
+        """The entries of a chart's legend(s), in order (SVG text: textContent, not innerText)."""
+        return [t.strip() for t in self.page.locator(f"{chart} g.role-legend-label text").all_text_contents()]
+
     def legend_titles(self, chart: str = SCATTER) -> list[str]:
         return [t.strip() for t in self.page.locator(f"{chart} g.role-legend-title text").all_text_contents()]
 

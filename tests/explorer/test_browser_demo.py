@@ -226,6 +226,23 @@ def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
     app.screenshot("palette")
 
 
+def test_colour_these_classes_greys_the_rest(app: Explorer, cli_demo_lake: Path) -> None:
+    table = embedding_table(cli_demo_lake, current_ref(app))
+    classes = sorted(set(table["class_id"]))
+    assert len(classes) == 8  # the demo's classes: one more than Okabe-Ito's 7 colours
+    labels = app.legend_labels()
+    assert len(labels) == 8 and labels[-1] == "other", labels  # the 7 most frequent in view, the rest grey
+    pick = next(p.cls for p in app.points() if p.cls.startswith(f"{classes[-1]}:"))
+    app.multiselect_add("Colour these classes (the rest grey; empty: the most frequent in view)", pick)
+    assert app.legend_labels() == [pick, "other"]
+    fills: dict[str, set[str]] = {}
+    for point in app.points():
+        fills.setdefault(point.cls, set()).add(point.fill)
+    rest = set().union(*(f for c, f in fills.items() if c != pick))
+    assert len(fills[pick]) == 1 and len(rest) == 1 and fills[pick] != rest, fills
+    app.screenshot("colour-these")
+
+
 def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
     _, total = app.in_view()
     app.page.get_by_text("Overview and zoom").click()
