@@ -22,24 +22,9 @@ layer aliases: bottleneck = enc.8x8_block2, mid = dec.8x8_in0; any activations/<
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
+from lake.cli import command, run_cli
+from lake.cli import non_negative_float as _non_negative_float
+from lake.cli import positive_int as _positive_int
 
 
 def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True) -> None:
@@ -104,42 +89,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("pca", help="standardise + PCA one (layer, sigma) table out of core (Dask)", description="Standardise and PCA one (layer, sigma) activation table out of core; store scores and the transform in analysis/pca/<key>.")
+    p = command(sub, "pca", _pca_command, help="standardise + PCA one (layer, sigma) table out of core (Dask)", description="Standardise and PCA one (layer, sigma) activation table out of core; store scores and the transform in analysis/pca/<key>.")
     _add_common(p)
     _add_pca_dim(p)
     p.add_argument("--block-rows", type=_positive_int, help="rows per Dask block (default: whole storage chunks, about 64 MB)")
 
-    p = sub.add_parser("umap", help="UMAP embedding (2D or 3D) of the PCA scores", description="UMAP of one key's PCA scores into analysis/embeddings/<key>/<name>.")
+    p = command(sub, "umap", _umap_command, help="UMAP embedding (2D or 3D) of the PCA scores", description="UMAP of one key's PCA scores into analysis/embeddings/<key>/<name>.")
     _add_common(p)
     _add_umap(p)
     _add_pca_dim(p)
 
-    p = sub.add_parser("knn", help="k-nearest-neighbour graph in PCA space", description="k-NN graph of one key's PCA scores (exact below --exact-below rows, NN-descent above) into analysis/knn/<key>.")
+    p = command(sub, "knn", _knn_command, help="k-nearest-neighbour graph in PCA space", description="k-NN graph of one key's PCA scores (exact below --exact-below rows, NN-descent above) into analysis/knn/<key>.")
     _add_common(p)
     _add_knn(p)
     p.add_argument("--seed", type=int, default=42, help="NN-descent seed (default 42)")
     _add_pca_dim(p)
 
-    p = sub.add_parser("compare", help="real vs generated: Frechet distance, precision/recall/density/coverage, memorisation", description="Real vs generated in PCA space, overall and per class, into analysis/compare/<key>; prints a table.")
+    p = command(sub, "compare", _compare_command, help="real vs generated: Frechet distance, precision/recall/density/coverage, memorisation", description="Real vs generated in PCA space, overall and per class, into analysis/compare/<key>; prints a table.")
     _add_common(p)
     _add_compare(p)
     p.add_argument("--seed", type=int, default=42, help="seed of the per-set subsample (default 42)")
     p.add_argument("--exact-below", type=_positive_int, default=20000, help="exact neighbour search below this many rows (default 20000)")
     _add_pca_dim(p)
 
-    p = sub.add_parser("run", help="pca + umap 2D + umap 3D + knn + compare for one (layer, sigma)", description="Everything for one (layer, sigma): pca, umap 2D and 3D, knn, compare. Stored results with the same parameters are reused unless --force.")
+    p = command(sub, "run", _run_command, help="pca + umap 2D + umap 3D + knn + compare for one (layer, sigma)", description="Everything for one (layer, sigma): pca, umap 2D and 3D, knn, compare. Stored results with the same parameters are reused unless --force.")
     _add_common(p)
     _add_umap(p, components=False)
     _add_pca_dim(p)
     _add_knn(p, "--k", "tables with fewer rows get the exact k-NN graph (else NN-descent), and compare's own neighbour searches are exact below it too (default 20000)")
     _add_compare(p, "--compare-k", "classes in the compare table printed after the run, largest Frechet distance first (default 20)")
 
-    p = sub.add_parser("query", help="print the nearest neighbours of sample ids", description="Nearest neighbours of sample ids in one key's PCA space (stored graph when deep enough, else exact).")
+    p = command(sub, "query", _query_command, help="print the nearest neighbours of sample ids", description="Nearest neighbours of sample ids in one key's PCA space (stored graph when deep enough, else exact).")
     _add_common(p, compute=False)
     p.add_argument("--sample-id", nargs="+", required=True, help="one or more sample ids")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours to print (default 10)")
 
-    p = sub.add_parser("list", help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
+    p = command(sub, "list", _list_command, help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
     _add_common(p, table=False, compute=False)
     return parser
 
@@ -167,7 +152,7 @@ def _umap_params(args: argparse.Namespace, components: int) -> Any:
 
 
 def _compare_config(args: argparse.Namespace) -> Any:
-    from .commands import CompareConfig
+    from .steps import CompareConfig
 
     return _from_args(CompareConfig, args, k=args.compare_k)
 
@@ -200,65 +185,93 @@ def _print_compare(report: dict[str, Any], max_classes: int, all_classes: str = 
         print(f"... {len(ranked) - max_classes} more classes (--max-classes N, or {all_classes} for all)")
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    from . import commands
-    from .report import compare_report
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    """scheduler, force, log and progress as every step function takes them."""
+    from .runner import stderr_log
 
     progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
-    log = commands._stderr
-    common = {"scheduler": getattr(args, "scheduler", None), "force": getattr(args, "force", False), "log": log, "progress": progress}
-    if args.command == "pca":
-        outcome = commands.run_pca(args.lake, args.layer, args.sigma, pca_dim=args.pca_dim, block_rows=args.block_rows, **common)
-        outcomes = [outcome]
-    elif args.command == "umap":
-        outcomes = [commands.run_umap(args.lake, args.layer, args.sigma, _umap_params(args, args.components), **common)]
-    elif args.command == "knn":
-        config = _from_args(commands.KnnConfig, args, exact=_exact(args))
-        outcomes = [commands.run_knn(args.lake, args.layer, args.sigma, **asdict(config), **common)]
-    elif args.command == "compare":
-        outcome = commands.run_compare(args.lake, args.layer, args.sigma, _compare_config(args), **common)
-        report = compare_report(args.lake, outcome.key)
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            _print_compare(report, args.max_classes)
-        return 0
-    elif args.command == "run":
-        config = _from_args(commands.RunConfig, args, exact=_exact(args))
-        outcomes = commands.run_all(args.lake, args.layer, args.sigma, config, **common)
-        compared = [o for o in outcomes if o.analysis == "compare"]
-        if compared and not args.json:
-            _print_outcomes(outcomes)
-            print()
-            _print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
-            return 0
-    elif args.command == "query":
-        neighbours = commands.query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=log)
-        records = [vars(n) for n in neighbours]
-        if args.json:
-            print(json.dumps(records, indent=2))
-        else:
-            print_table(records, ["query", "rank", "sample_id", "source", "class_id", "distance"])
-        return 0
-    elif args.command == "list":
-        listing = commands.list_analyses(args.lake)
-        if args.json:
-            print(json.dumps(listing, indent=2))
-        else:
-            print(f"{listing['lake']}: activation tables")
-            print_table([{**t, "sigmas": ", ".join(t["sigmas"])} for t in listing["activations"]], ["layer", "sigmas", "rows"])
-            print("analyses")
-            if listing["analyses"]:
-                print_table(listing["analyses"], ["kind", "group", "n_rows", "stale", "created"])
-            else:
-                print("  (none; try `python -m analysis run --lake LAKE`)")
-        return 0
-    else:  # pragma: no cover - argparse enforces the choices
-        raise AssertionError(args.command)
+    return {"scheduler": getattr(args, "scheduler", None), "force": getattr(args, "force", False), "log": stderr_log, "progress": progress}
+
+
+def _print_result(args: argparse.Namespace, outcomes: list[Any]) -> int:
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], indent=2))
     else:
         _print_outcomes(outcomes)
+    return 0
+
+
+def _pca_command(args: argparse.Namespace) -> int:
+    from .commands import run_pca
+
+    return _print_result(args, [run_pca(args.lake, args.layer, args.sigma, pca_dim=args.pca_dim, block_rows=args.block_rows, **_common(args))])
+
+
+def _umap_command(args: argparse.Namespace) -> int:
+    from .commands import run_umap
+
+    return _print_result(args, [run_umap(args.lake, args.layer, args.sigma, _umap_params(args, args.components), **_common(args))])
+
+
+def _knn_command(args: argparse.Namespace) -> int:
+    from .commands import KnnConfig, run_knn
+
+    config = _from_args(KnnConfig, args, exact=_exact(args))
+    return _print_result(args, [run_knn(args.lake, args.layer, args.sigma, **asdict(config), **_common(args))])
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    from .commands import run_compare
+    from .report import compare_report
+
+    outcome = run_compare(args.lake, args.layer, args.sigma, _compare_config(args), **_common(args))
+    report = compare_report(args.lake, outcome.key)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_compare(report, args.max_classes)
+    return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from .commands import RunConfig, run_all
+    from .report import compare_report
+
+    outcomes = run_all(args.lake, args.layer, args.sigma, _from_args(RunConfig, args, exact=_exact(args)), **_common(args))
+    compared = [o for o in outcomes if o.analysis == "compare"]
+    if not compared or args.json:
+        return _print_result(args, outcomes)
+    _print_outcomes(outcomes)
+    print()
+    _print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
+    return 0
+
+
+def _query_command(args: argparse.Namespace) -> int:
+    from .commands import query
+
+    records = [vars(n) for n in query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=_common(args)["log"])]
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        print_table(records, ["query", "rank", "sample_id", "source", "class_id", "distance"])
+    return 0
+
+
+def _list_command(args: argparse.Namespace) -> int:
+    from .commands import list_analyses
+
+    listing = list_analyses(args.lake)
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print(f"{listing['lake']}: activation tables")
+    print_table([{**t, "sigmas": ", ".join(t["sigmas"])} for t in listing["activations"]], ["layer", "sigmas", "rows"])
+    print("analyses")
+    if listing["analyses"]:
+        print_table(listing["analyses"], ["kind", "group", "n_rows", "stale", "created"])
+    else:
+        print("  (none; try `python -m analysis run --lake LAKE`)")
     return 0
 
 
@@ -268,17 +281,6 @@ def _print_outcomes(outcomes: list[Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from lake import LakeError
-
     from .errors import AnalysisError
 
-    try:
-        return _dispatch(args)
-    except (AnalysisError, LakeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; the lake is unchanged", file=sys.stderr)
-        return 130
+    return run_cli(build_parser(), argv, (AnalysisError,), interrupted="interrupted; the lake is unchanged")

@@ -82,10 +82,12 @@ def clustered_batch(start: int, stop: int, dim: int, classes: int, seed: int) ->
 def write_table(lake: Path, rows: int, dim: int, classes: int, seed: int, rows_per_chunk: int = 4096) -> float:
     """An activations/<layer> table of `rows` x `dim` float32 (one sigma), written block by block."""
     from lake import ColumnSpec, LakeWriter, Provenance, TableSpec
+    from lake.layout import activations_group
     from lake.schema import STRING
 
+    # The layout's columns minus `probed` (every row is probed), with a chunking chosen here.
     spec = TableSpec(
-        path=f"activations/{LAYER}",
+        path=activations_group(LAYER),
         row_dim="sample",
         columns=(
             ColumnSpec("mean", "float32", (1, dim), ("sigma", "channel"), rows_per_chunk=rows_per_chunk, coord=False),

@@ -5,8 +5,9 @@ Baselines, on the same device, preset and compute blocks as the jobs:
   hooks, no lake;
 - probing: the denoiser forward on the same images at the same sigmas, cut after the
   deepest requested layer exactly as the job cuts it, no capture, no lake.
-Then the real jobs (in-process `python -m ingest generate|activations`, fresh lake in a
-temporary directory) make the same number of images/probes. A ratio of 1.10 means
+Then the real jobs (in-process `ingest.generate.generate` and
+`ingest.activations.probe_activations`, what `python -m ingest generate|activations` calls;
+fresh lake in a temporary directory) make the same number of images/probes. A ratio of 1.10 means
 the lake, the hooks and the bookkeeping cost 10% over the bare forward passes. FLOPs
 per image are counted with torch's FlopCounterMode; the fraction of peak divides the
 achieved FLOP rate by --peak-flops (default: H100 SXM dense bf16). Prints JSON.
@@ -92,13 +93,10 @@ def bare_probe(module, device, images: np.ndarray, class_ids: np.ndarray, sigmas
     return time.perf_counter() - began
 
 
-def timed_job(argv: list[str]) -> float:
-    from ingest.cli import main
-
+def timed_job(job, *args, **kwargs) -> float:  # noqa: ANN001 - an ingest job function
+    """Seconds one ingest job function takes (what `python -m ingest ...` calls, minus argparse)."""
     began = time.perf_counter()
-    code = main(argv)
-    if code != 0:
-        raise SystemExit(f"benchmark job failed ({code}): {' '.join(argv)}")
+    job(*args, **kwargs)
     return time.perf_counter() - began
 
 
@@ -121,11 +119,11 @@ def main() -> None:
 
     import models
     from ingest.activations import parse_sigmas
-    from ingest.probe import compute_block, load_model, resolve_layer_flag
+    from ingest.probe import ModelSpec, compute_block, load_model, resolve_layer_flag
 
-    model_args = argparse.Namespace(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)
+    model = ModelSpec(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)
     began = time.perf_counter()
-    loaded, identity = load_model(model_args)
+    loaded, identity = load_model(model)
     load_s = time.perf_counter() - began
     module, device = loaded.module, loaded.device
     layers = resolve_layer_flag(args.layers, module)
@@ -142,8 +140,10 @@ def main() -> None:
     for _ in range(3):
         bare_generation(module, device, indices[:block], block, seed=0)
 
-    common = ["--preset", args.preset, "--device", args.device, "--dtype", args.dtype, "--no-progress"]
-    batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    from ingest.activations import probe_activations
+    from ingest.generate import generate
+
+    batch = {"batch_size": args.batch_size} if args.batch_size else {}
     results: dict[str, list[float]] = {"bare_generate": [], "job_generate": [], "bare_probe": [], "job_probe": []}
     images = class_ids = None
     probe_flops = 0.0
@@ -152,20 +152,19 @@ def main() -> None:
             lake = Path(tmp) / f"lake{repeat}"
             results["bare_generate"].append(bare_generation(module, device, indices, block, seed=0))
             results["job_generate"].append(timed_job(
-                ["generate", "--lake", str(lake), "--num-samples", str(n), "--seed", "0", "--layers", args.layers,
-                 *common, *batch]))
+                generate, lake, model, n, seed=0, layers=args.layers, progress=False, **batch))
             if images is None:
                 from lake import open_lake
+                from lake.layout import SAMPLES_GROUP
 
                 opened = open_lake(lake)
-                images, class_ids = opened.images(slice(0, n)), opened.column("samples", "class_id")
+                images, class_ids = opened.images(slice(0, n)), opened.column(SAMPLES_GROUP, "class_id")
                 probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, layers))
                 for _ in range(3):
                     bare_probe(module, device, images[:block], class_ids[:block], sigmas[:1], block, layers)
             results["bare_probe"].append(bare_probe(module, device, images, class_ids, sigmas, block, layers))
             results["job_probe"].append(timed_job(
-                ["activations", "--lake", str(lake), "--layers", args.layers, "--sigmas", args.sigmas,
-                 "--source", "generated", *common, *batch]))
+                probe_activations, lake, model, args.layers, args.sigmas, source="generated", progress=False, **batch))
 
     best = {k: min(v) for k, v in results.items()}
     probes = n * len(sigmas)

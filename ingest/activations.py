@@ -18,23 +18,31 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InputError
 from .options import add_lake_flag, add_run_flags, positive
 
+if TYPE_CHECKING:
+    from .probe import ModelSpec
+
 SOURCES = {"real": ("real",), "generated": ("generated",), "all": ("real", "generated")}
+DEFAULT_SIGMAS = (0.5, 2.0, 10.0, 80.0)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from lake.cli import command
+
     from .probe import add_model_flags
 
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "activations",
+        run,
         help="probe lake samples through the generator as a denoiser at several noise levels",
         description="For every selected sample and sigma, run D(x0 + sigma*eps, sigma, onehot(class)) with "
         "x0 = image/127.5 - 1 and eps drawn from (--noise-seed, sample_id), and store the per-channel spatial mean of "
@@ -57,13 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(a 64x64 block is hundreds of KB per sample and sigma)")
     add_model_flags(parser)
     add_run_flags(parser, default_batch=64)
-    parser.set_defaults(run=run)
 
 
-def parse_sigmas(text: str) -> list[float]:
-    """--sigmas as float32-exact values in the order given (duplicates dropped)."""
+def parse_sigmas(text: str | Sequence[float]) -> list[float]:
+    """--sigmas (comma-separated, or numbers) as float32-exact values in the order given (duplicates dropped)."""
     values: list[float] = []
-    for token in text.split(","):
+    for token in (text.split(",") if isinstance(text, str) else [str(t) for t in text]):
         if not token.strip():
             continue
         try:
@@ -244,6 +251,22 @@ def write_batch(target: LayerTarget, layer: str, batch: ProbedBatch, sigmas: lis
 
 
 def run(args: argparse.Namespace) -> None:
+    """`python -m ingest activations`: the flags as `probe_activations`'s typed arguments."""
+    from .probe import ModelSpec
+
+    probe_activations(args.lake, ModelSpec.from_args(args), args.layers, args.sigmas, source=args.source,
+                      noise_seed=args.noise_seed, keep_spatial=args.keep_spatial, batch_size=args.batch_size,
+                      progress=not args.no_progress)
+
+
+def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layers: str | Sequence[str],
+                      sigmas: str | Sequence[float] = DEFAULT_SIGMAS, *, source: str = "all", noise_seed: int = 0,
+                      keep_spatial: bool = False, batch_size: int = 64, progress: bool = True) -> None:
+    """Probe the samples of an existing lake through `model` as a denoiser; store `layers` at every sigma.
+
+    Only (sample, sigma) pairs not yet `probed` are computed; `source` is real,
+    generated or all. One process only. Bad input raises InputError (one line).
+    """
     from lake import LakeWriter, Provenance, open_lake
     from lake.layout import SAMPLES_GROUP
 
@@ -252,55 +275,57 @@ def run(args: argparse.Namespace) -> None:
     from .pipeline import progress_bar
     from .probe import compute_block, layer_shapes, load_model, random_weights_note, resolve_layer_flag
 
-    positive(args.batch_size, "--batch-size")
+    positive(batch_size, "--batch-size")
+    if source not in SOURCES:
+        raise InputError(f"--source {source}: one of {', '.join(sorted(SOURCES))}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Every process would probe everything and all but one would find the lake locked.
         raise InputError("ingest activations runs as one process; start it with python -m, not accelerate launch/torchrun")
-    sigmas = parse_sigmas(args.sigmas)
-    if args.noise_seed < 0:
-        raise InputError(f"--noise-seed must be >= 0, got {args.noise_seed}")
-    lake = open_lake(args.lake)  # a missing lake is an error here, never created
-    loaded, identity = load_model(args)
-    layers = resolve_layer_flag(args.layers, loaded.module)
+    sigmas = parse_sigmas(sigmas)
+    if noise_seed < 0:
+        raise InputError(f"--noise-seed must be >= 0, got {noise_seed}")
+    lake = open_lake(lake_path)  # a missing lake is an error here, never created
+    loaded, identity = load_model(model)
+    layers = resolve_layer_flag(layers if isinstance(layers, str) else ",".join(layers), loaded.module)
     if not layers:
         raise InputError("--layers: give at least one block, e.g. bottleneck,mid")
     shapes = layer_shapes(loaded.module, layers)
     job = ProbeJob(module=loaded.module, device=loaded.device, layers=layers,
-                   sigmas=sigmas, noise_seed=args.noise_seed, keep_spatial=args.keep_spatial,
+                   sigmas=sigmas, noise_seed=noise_seed, keep_spatial=keep_spatial,
                    block=compute_block(loaded.device), shapes=shapes)
     provenance = Provenance(
         job="ingest activations",
-        parameters={"layers": layers, "sigmas": sigmas, "source": args.source, "noise_seed": args.noise_seed,
-                    "keep_spatial": args.keep_spatial, **identity.attrs(), "dtype": identity.dtype,
+        parameters={"layers": layers, "sigmas": sigmas, "source": source, "noise_seed": noise_seed,
+                    "keep_spatial": keep_spatial, **identity.attrs(), "dtype": identity.dtype,
                     "device": str(loaded.device), "compute_block": job.block},
     )
-    with LakeWriter.open(args.lake, provenance, create=False) as writer:
+    with LakeWriter.open(lake_path, provenance, create=False) as writer:
         if lake.num_samples == 0:
             raise InputError(f"{lake.path}: the lake has no samples yet; add some with `ingest npz|jpeg|generate` first")
         sample_ids = lake.column(SAMPLES_GROUP, "sample_id")
         sources = lake.column(SAMPLES_GROUP, "source")
         class_ids = lake.column(SAMPLES_GROUP, "class_id").astype(np.int64)
-        selected = np.isin(sources, SOURCES[args.source])
+        selected = np.isin(sources, SOURCES[source])
         if not selected.any():
-            raise InputError(f"--source {args.source}: the lake holds no such samples")
-        attrs = {**identity.attrs(), "noise_seed": args.noise_seed, "compute_block": job.block}
+            raise InputError(f"--source {source}: the lake holds no such samples")
+        attrs = {**identity.attrs(), "noise_seed": noise_seed, "compute_block": job.block}
         targets = {}
         for layer in layers:
-            table = open_activation_table(writer, layer, LayerShape(*shapes[layer]), sigmas, args.keep_spatial, attrs)
+            table = open_activation_table(writer, layer, LayerShape(*shapes[layer]), sigmas, keep_spatial, attrs)
             targets[layer] = plan_layer(table, sample_ids, selected, sigmas)
         need = np.logical_or.reduce([t.need for t in targets.values()])
         writer.commit()  # new groups and sigma axes are visible from the start
-        steps = plan_steps(need, job.block, args.batch_size)
+        steps = plan_steps(need, job.block, batch_size)
         note = random_weights_note(identity)  # once the job is sure to run: errors stay one line
         if note:
             print(note, file=sys.stderr)
-        with progress_bar(int(need.sum()), "ingest activations", disable=args.no_progress) as bar:
+        with progress_bar(int(need.sum()), "ingest activations", disable=not progress) as bar:
             bar.unit = "probe"
 
             def write(batch: ProbedBatch) -> None:
                 done = need[batch.rows] & batch.computed
                 for layer, target in targets.items():
-                    write_batch(target, layer, batch, sigmas, sample_ids, sources, class_ids, args.keep_spatial)
+                    write_batch(target, layer, batch, sigmas, sample_ids, sources, class_ids, keep_spatial)
                 writer.commit()
                 bar.update(int(done.sum()))
 

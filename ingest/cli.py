@@ -1,14 +1,15 @@
 """The `python -m ingest` command line: one subcommand per ingest job.
 
-Each job module exposes `add_parser(subparsers)`, which registers its flags and sets
-`run` to a function taking the parsed arguments. Job modules import heavy libraries
-(torch, zarr) inside `run`, so `--help` stays fast.
+Each job module exposes `add_parser(subparsers)`, which registers its flags and the
+adapter `run(args)` that calls the job's plain function (`ingest_npz`, `ingest_jpeg`,
+`generate`, `probe_activations`) with typed arguments; dispatch and one-line errors are
+`lake.cli.run_cli`, shared with `python -m analysis`. Job modules import heavy libraries
+(torch, zarr) inside their functions, so `--help` stays fast.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data", "ingest.generate", "ingest.activations")
 
@@ -25,22 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_reporting_errors(args.run, args)
-
-
-def run_reporting_errors(run, args) -> int:  # noqa: ANN001 - argparse callables
-    """Run a job; user-facing errors become one line on stderr and exit status 2."""
-    from lake.errors import LakeError
+    from lake.cli import run_cli
 
     from .errors import InputError
 
-    try:
-        run(args)
-    except (InputError, LakeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: committed batches are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(build_parser(), argv, (InputError,),
+                   interrupted="interrupted: committed batches are kept; rerun the same command to resume")

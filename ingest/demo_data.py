@@ -37,8 +37,12 @@ class DemoSizes:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    from lake.cli import command
+
+    parser = command(
+        subparsers,
         "demo-data",
+        run,
         help="write a small ImageNet64-format demo set (NPZ + JPEG folder) built from real photographs",
         description="Build the demo inputs from photographs shipped with scikit-image and scikit-learn: "
         "OUT/imagenet64/{train_data_batch_1,val_data}.npz and OUT/jpeg/<wnid>/*.JPEG. Deterministic.",
@@ -47,7 +51,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-per-photo", type=int, default=DemoSizes.train_per_photo, help="training crops per photo")
     parser.add_argument("--val-per-photo", type=int, default=DemoSizes.val_per_photo, help="validation crops per photo")
     parser.add_argument("--jpeg-per-photo", type=int, default=DemoSizes.jpeg_per_photo, help="JPEG files per photo")
-    parser.set_defaults(run=run)
 
 
 def load_photo(spec: str) -> np.ndarray:

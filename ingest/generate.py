@@ -16,25 +16,33 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InputError
 from .options import add_lake_flag, add_run_flags, positive
 
+if TYPE_CHECKING:
+    from .probe import ModelSpec
+
 NUM_CLASSES = 1000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from lake.cli import command
+
     from .probe import add_model_flags
 
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "generate",
+        run,
         help="generate samples with the one-step generator (and record its activations)",
         description="Generate samples 0..N-1 with DMD2's one-step generator, D(80 * noise, 80, class), into the lake's "
         "samples table (source=generated), with the spatial mean of each --layers block in generation/<layer>. "
@@ -57,7 +65,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "enc.8x8_block2); default none. An unknown name lists the valid ones")
     add_model_flags(parser, multi_process=True)
     add_run_flags(parser, default_batch=256)
-    parser.set_defaults(run=run)
 
 
 @dataclass(frozen=True)
@@ -80,15 +87,15 @@ class ClassPlan:
         return np.array([self.class_of(int(i)) for i in indices], dtype=np.int64)
 
 
-def parse_class_list(text: str | None) -> tuple[int, ...] | None:
-    """--classes as standard class ids, in the order given (duplicates dropped)."""
+def parse_class_list(text: str | Sequence[int | str] | None) -> tuple[int, ...] | None:
+    """--classes (comma-separated, or a list of ids, wnids or names) as standard class ids, in order, without duplicates."""
     from lake.classes import imagenet_classes
 
-    if not text:
+    if text is None or len(text) == 0:
         return None
     table = imagenet_classes()
     chosen: list[int] = []
-    for token in text.split(","):
+    for token in (text.split(",") if isinstance(text, str) else [str(t) for t in text]):
         if not token.strip():
             continue
         try:
@@ -220,23 +227,55 @@ class Failure:
     """Sent from rank 0 instead of a plan when the job cannot start (the others then exit quietly)."""
 
 
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What `generate` was asked for, as rank 0 writes it into the lake."""
+
+    lake: str | os.PathLike[str]
+    model: ModelSpec
+    num_samples: int
+    seed: int
+    samples_per_class: int | None
+    progress: bool
+
+
 def run(args: argparse.Namespace) -> None:
+    """`python -m ingest generate`: the flags as `generate`'s typed arguments."""
+    from .probe import ModelSpec
+
+    generate(args.lake, ModelSpec.from_args(args), args.num_samples, seed=args.seed,
+             samples_per_class=args.samples_per_class, classes=args.classes, layers=args.layers,
+             batch_size=args.batch_size, progress=not args.no_progress)
+
+
+def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *, seed: int = 0,
+             samples_per_class: int | None = None, classes: str | Sequence[int | str] | None = None,
+             layers: str | Sequence[str] | None = None, batch_size: int = 256, progress: bool = True) -> None:
+    """Make sure generated samples 0..num_samples-1 of (`seed`, `model`) are in `lake` (created if missing).
+
+    Sample i depends only on (seed, i, model); only missing samples are made. `classes`
+    (ids, wnids or names) restricts the classes, cycled in order with
+    `samples_per_class`; `layers` (names or aliases) also stores their generation-pass
+    channel means in ``generation/<layer>``. Under `accelerate launch`/torchrun every
+    process calls this; rank 0 alone writes. Bad input raises InputError (one line).
+    """
     from .probe import compute_block, layer_shapes, load_model, resolve_layer_flag
     from .ranks import detect_ranks
 
-    positive(args.batch_size, "--batch-size")
-    positive(args.samples_per_class, "--samples-per-class")
-    if args.num_samples < 0:
-        raise InputError(f"--num-samples must be >= 0, got {args.num_samples}")
-    if args.seed < 0:
-        raise InputError(f"--seed must be >= 0, got {args.seed}")
-    plan = ClassPlan(args.seed, args.samples_per_class, parse_class_list(args.classes))
+    positive(batch_size, "--batch-size")
+    positive(samples_per_class, "--samples-per-class")
+    if num_samples < 0:
+        raise InputError(f"--num-samples must be >= 0, got {num_samples}")
+    if seed < 0:
+        raise InputError(f"--seed must be >= 0, got {seed}")
+    plan = ClassPlan(seed, samples_per_class, parse_class_list(classes))
+    layer_text = layers if layers is None or isinstance(layers, str) else ",".join(layers)
 
-    ranks = detect_ranks(args.device)
+    ranks = detect_ranks(model.device)
     try:
-        loaded, identity = load_model(args, device=ranks.device)
-        layers = resolve_layer_flag(args.layers, loaded.module)
-        shapes = layer_shapes(loaded.module, layers) if layers else {}
+        loaded, identity = load_model(model, device=ranks.device)
+        chosen = resolve_layer_flag(layer_text, loaded.module)
+        shapes = layer_shapes(loaded.module, chosen) if chosen else {}
     except InputError:
         if not ranks.is_main:
             raise SystemExit(2) from None  # rank 0 reports the same error once
@@ -244,8 +283,8 @@ def run(args: argparse.Namespace) -> None:
     config = loaded.config
     block = compute_block(loaded.device)
     job = GenerationJob(
-        module=loaded.module, device=loaded.device, model_id=identity.model_id, seed=args.seed, classes=plan,
-        layers=layers, block=block, blocks_per_rank=max(1, math.ceil(args.batch_size / (block * ranks.count))),
+        module=loaded.module, device=loaded.device, model_id=identity.model_id, seed=seed, classes=plan,
+        layers=chosen, block=block, blocks_per_rank=max(1, math.ceil(batch_size / (block * ranks.count))),
         noise_shape=(config.in_channels, config.img_resolution, config.img_resolution),
         channels={layer: shape[0] for layer, shape in shapes.items()},
     )
@@ -256,10 +295,10 @@ def run(args: argparse.Namespace) -> None:
         for _ in compute_steps(job, needed, ranks):
             pass
         return
-    write_lake(args, job, identity, shapes, ranks)
+    write_lake(GenerateRequest(lake, model, num_samples, seed, samples_per_class, progress), job, identity, shapes, ranks)
 
 
-def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shapes: dict[str, tuple[int, int, int]],
+def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shapes: dict[str, tuple[int, int, int]],
                ranks: Any) -> None:
     """Rank 0: plan what is missing, tell the other ranks, then append and commit batch after batch."""
     from lake import InputFile, LakeWriter, Provenance
@@ -270,31 +309,31 @@ def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shap
     from .probe import random_weights_note
 
     inputs = []
-    if args.checkpoint:
+    if request.model.checkpoint:
         from models.checkpoint import resolve_checkpoint
 
-        path = resolve_checkpoint(args.checkpoint)
+        path = resolve_checkpoint(request.model.checkpoint)
         inputs.append(InputFile(path=str(path), size=path.stat().st_size, sha256=identity.checkpoint_sha256 or ""))
     provenance = Provenance(
         job="ingest generate",
         inputs=inputs,
-        parameters={"num_samples": args.num_samples, "seed": args.seed, "samples_per_class": args.samples_per_class,
+        parameters={"num_samples": request.num_samples, "seed": request.seed, "samples_per_class": request.samples_per_class,
                     "classes": list(job.classes.classes) if job.classes.classes else None, "layers": job.layers,
                     **identity.attrs(), "dtype": identity.dtype, "device": str(job.device),
                     "compute_block": job.block, "processes": ranks.count},
     )
-    prefix = sample_id_prefix(identity.model_id, args.seed)
+    prefix = sample_id_prefix(identity.model_id, request.seed)
     planned = False
     try:
-        with LakeWriter.open(args.lake, provenance) as writer:
+        with LakeWriter.open(request.lake, provenance) as writer:
             sink = SampleSink(writer)
             attrs = {**identity.attrs(), "compute_block": job.block}
             tables = {layer: open_generation_table(writer, layer, LayerShape(*shapes[layer]), attrs) for layer in job.layers}
             check_class_plan(sink, prefix, job.classes)
             layer_ids = {layer: set(table.keys()) for layer, table in tables.items()}
-            missing = ~present_mask(sink.existing, prefix, args.num_samples)
+            missing = ~present_mask(sink.existing, prefix, request.num_samples)
             for ids in layer_ids.values():
-                missing |= ~present_mask(ids, prefix, args.num_samples)
+                missing |= ~present_mask(ids, prefix, request.num_samples)
             needed = np.flatnonzero(missing)
             ranks.broadcast(needed)
             planned = True
@@ -302,7 +341,7 @@ def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shap
             if note:
                 print(note, file=sys.stderr)
 
-            with progress_bar(len(needed), "ingest generate", disable=args.no_progress) as bar:
+            with progress_bar(len(needed), "ingest generate", disable=not request.progress) as bar:
 
                 def write(batch: GeneratedBatch) -> None:
                     ids = [f"{prefix}{i}" for i in batch.indices.tolist()]
@@ -316,7 +355,7 @@ def write_lake(args: argparse.Namespace, job: GenerationJob, identity: Any, shap
                     added = sink.write(SampleBatch(
                         images=batch.images[new], sample_ids=[ids[k] for k in new], class_ids=batch.class_ids[new],
                         origins=[f"generator:{identity.model_id}#{i}" for i in batch.indices[new].tolist()],
-                        source="generated", split="generated", seed=args.seed, model_id=identity.model_id,
+                        source="generated", split="generated", seed=request.seed, model_id=identity.model_id,
                     ))
                     if not added:
                         writer.commit()  # activations-only batch (samples made by an earlier run without --layers)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, positive
+from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, non_negative, positive
 from .selection import Selection, parse_selection
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
@@ -36,8 +36,12 @@ class ImageFile:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    from lake.cli import command
+
+    parser = command(
+        subparsers,
         "jpeg",
+        run,
         help="ingest an ILSVRC-layout folder ROOT/<wnid>/*.JPEG (also .jpg, .png)",
         description="Centre-crop, box-resize to 64x64 and store every image of ROOT/<wnid>/ in the lake, "
         "classed by its folder's WordNet id. Resumable and crash-safe; rerunning adds only what is missing.",
@@ -49,7 +53,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_run_flags(parser, default_batch=512)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="decoding threads (default: number of CPUs)")
     add_commit_flag(parser)
-    parser.set_defaults(run=run)
 
 
 def scan(root: Path) -> list[ImageFile]:
@@ -94,29 +97,41 @@ def plan(files: list[ImageFile], selection: Selection, existing: set[str]) -> li
 
 
 def run(args: argparse.Namespace) -> None:
+    """`python -m ingest jpeg`: the flags as `ingest_jpeg`'s typed arguments."""
+    ingest_jpeg(args.lake, args.root, parse_selection(args.limit, args.classes, args.per_class), split=args.split,
+                batch_size=args.batch_size, workers=args.workers, commit_interval=args.commit_interval,
+                progress=not args.no_progress)
+
+
+def ingest_jpeg(lake: str | os.PathLike[str], root: str | os.PathLike[str], selection: Selection = Selection(), *,
+                split: str = "train", batch_size: int = 512, workers: int | None = None, commit_interval: float = 1.0,
+                progress: bool = True) -> None:
+    """Store every image of an ILSVRC-layout folder ROOT/<wnid>/ in the samples table of `lake` (created if missing).
+
+    `workers` decoding threads (default: the CPUs); `batch_size` and `commit_interval`
+    change speed and memory, never the result. Resumable: ids already in the lake are skipped.
+    """
     from lake import LakeWriter, Provenance
 
     from .pipeline import SampleBatch, SampleSink, prefetch, progress_bar
 
-    positive(args.batch_size, "--batch-size")
-    if args.commit_interval < 0:
-        raise InputError(f"--commit-interval must be >= 0, got {args.commit_interval}")
-    positive(args.workers, "--workers")
-    selection = parse_selection(args.limit, args.classes, args.per_class)
-    root = Path(args.root)
+    workers = workers if workers is not None else os.cpu_count() or 2
+    positive(batch_size, "--batch-size")
+    non_negative(commit_interval, "--commit-interval")
+    positive(workers, "--workers")
+    root = Path(root)
     files = scan(root)
     provenance = Provenance(
         job="ingest jpeg",
-        parameters={"root": str(root.resolve()), "files": len(files), "split": args.split,
-                    "limit": args.limit, "classes": args.classes, "per_class": args.per_class},
+        parameters={"root": str(root.resolve()), "files": len(files), "split": split, **selection.describe()},
     )
-    with LakeWriter.open(args.lake, provenance) as writer, ThreadPoolExecutor(args.workers) as pool:
-        sink = SampleSink(writer, commit_interval=args.commit_interval)
+    with LakeWriter.open(lake, provenance) as writer, ThreadPoolExecutor(workers) as pool:
+        sink = SampleSink(writer, commit_interval=commit_interval)
         todo = plan(files, selection, sink.existing)
 
         def batches() -> Iterator[SampleBatch]:
-            for start in range(0, len(todo), args.batch_size):
-                chunk = todo[start : start + args.batch_size]
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
                 images = list(pool.map(to_imagenet64, (root / f.relative for f in chunk)))
                 yield SampleBatch(
                     images=np.stack(images),
@@ -124,9 +139,9 @@ def run(args: argparse.Namespace) -> None:
                     class_ids=np.array([f.class_id for f in chunk]),
                     origins=[f.relative for f in chunk],
                     source="real",
-                    split=args.split,
+                    split=split,
                 )
 
-        with progress_bar(len(todo), "ingest jpeg", disable=args.no_progress) as bar:
+        with progress_bar(len(todo), "ingest jpeg", disable=not progress) as bar:
             for batch in prefetch(batches()):
                 bar.update(sink.write(batch))

@@ -10,17 +10,18 @@ a few batches whatever the file size.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, positive
+from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, non_negative, positive
 from .selection import Selection, parse_selection
 
 ROW_BYTES = 64 * 64 * 3
@@ -44,8 +45,12 @@ class NpzInput:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    from lake.cli import command
+
+    parser = command(
+        subparsers,
         "npz",
+        run,
         help="ingest ImageNet64 NPZ batches (train_data_batch_N.npz, val_data.npz)",
         description="Stream ImageNet64 NPZ files into the lake's samples table, pixel-exact, resumable and crash-safe. "
         "Files are taken in numeric order of their names (batch_2 before batch_10), whether named one by one or "
@@ -65,7 +70,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_selection_flags(parser)
     add_run_flags(parser, default_batch=2048)
     add_commit_flag(parser)
-    parser.set_defaults(run=run)
 
 
 def natural_key(path: Path) -> list[object]:
@@ -228,29 +232,40 @@ def plan(inputs: list[NpzInput], selection: Selection, existing: set[str]) -> li
 
 
 def run(args: argparse.Namespace) -> None:
+    """`python -m ingest npz`: the flags as `ingest_npz`'s typed arguments."""
+    ingest_npz(args.lake, args.paths, parse_selection(args.limit, args.classes, args.per_class), split=args.split,
+               batch_size=args.batch_size, commit_interval=args.commit_interval, progress=not args.no_progress)
+
+
+def ingest_npz(lake: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], selection: Selection = Selection(), *,
+               split: str | None = None, batch_size: int = 2048, commit_interval: float = 1.0, progress: bool = True) -> None:
+    """Stream ImageNet64 NPZ files (or folders of them) into the samples table of `lake` (created if missing).
+
+    `split` overrides the split read off each file name; `batch_size` and
+    `commit_interval` change speed and memory, never the result. Resumable: ids already
+    in the lake are skipped. Bad input raises InputError (one line) before the lake is touched.
+    """
     from lake import LakeWriter, Provenance, describe_file
 
     from .pipeline import SampleBatch, SampleSink, prefetch, progress_bar
 
-    positive(args.batch_size, "--batch-size")
-    if args.commit_interval < 0:
-        raise InputError(f"--commit-interval must be >= 0, got {args.commit_interval}")
-    selection = parse_selection(args.limit, args.classes, args.per_class)
-    paths = expand_paths(args.paths)
-    inputs = [open_npz(p, args.split) for p in paths]  # validate everything before touching the lake
+    positive(batch_size, "--batch-size")
+    non_negative(commit_interval, "--commit-interval")
+    files = expand_paths([os.fspath(p) for p in paths])
+    inputs = [open_npz(p, split) for p in files]  # validate everything before touching the lake
     provenance = Provenance(
         job="ingest npz",
-        inputs=[describe_file(p, hash_bytes=1 << 24) for p in paths],
-        parameters={"split": args.split, "limit": args.limit, "classes": args.classes, "per_class": args.per_class},
+        inputs=[describe_file(p, hash_bytes=1 << 24) for p in files],
+        parameters={"split": split, **selection.describe()},
     )
-    with LakeWriter.open(args.lake, provenance) as writer:
-        sink = SampleSink(writer, commit_interval=args.commit_interval)
+    with LakeWriter.open(lake, provenance) as writer:
+        sink = SampleSink(writer, commit_interval=commit_interval)
         todo = plan(inputs, selection, sink.existing)
         total = sum(len(rows) for _, rows in todo)
 
         def batches() -> Iterator[SampleBatch]:
             for npz, rows in todo:
-                for batch_rows, images in read_images(npz, rows, args.batch_size):
+                for batch_rows, images in read_images(npz, rows, batch_size):
                     yield SampleBatch(
                         images=images,
                         sample_ids=[npz.sample_id(int(r)) for r in batch_rows],
@@ -260,6 +275,6 @@ def run(args: argparse.Namespace) -> None:
                         split=npz.split,
                     )
 
-        with progress_bar(total, "ingest npz", disable=args.no_progress) as bar:
+        with progress_bar(total, "ingest npz", disable=not progress) as bar:
             for batch in prefetch(batches()):
                 bar.update(sink.write(batch))

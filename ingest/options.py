@@ -33,10 +33,21 @@ def add_run_flags(parser: argparse.ArgumentParser, default_batch: int) -> None:
 
 
 def positive(value: int | None, flag: str) -> None:
+    """InputError naming `flag` unless `value` is None or a positive integer (lake.cli's validator)."""
+    from lake.cli import require_positive
+
     from .errors import InputError
 
-    if value is not None and value <= 0:
-        raise InputError(f"{flag} must be a positive integer, got {value}")
+    require_positive(value, flag, InputError)
+
+
+def non_negative(value: float, flag: str) -> None:
+    """InputError naming `flag` when `value` is negative."""
+    from lake.cli import require_non_negative
+
+    from .errors import InputError
+
+    require_non_negative(value, flag, InputError)
 
 
 def add_commit_flag(parser: argparse.ArgumentParser, default: float = 1.0) -> None:

@@ -45,6 +45,21 @@ def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """Which network to load, with which weights, where: what the model flags say, as a value."""
+
+    preset: str = "dmd2-imagenet64"
+    checkpoint: str | None = None  # None: seeded random weights (recorded as weights=random)
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
+    dtype: str = "fp32"  # fp32 or bf16 (CUDA only)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ModelSpec":
+        """The spec the parsed --preset/--checkpoint/--device/--dtype flags describe."""
+        return cls(preset=args.preset, checkpoint=args.checkpoint, device=args.device, dtype=args.dtype)
+
+
+@dataclass(frozen=True)
 class ModelIdentity:
     """What the lake records about the network that produced a result."""
 
@@ -60,13 +75,13 @@ class ModelIdentity:
                 "checkpoint": self.checkpoint_name or "", "checkpoint_sha256": self.checkpoint_sha256 or ""}
 
 
-def load_model(args: argparse.Namespace, device: Any = None) -> tuple[Any, ModelIdentity]:
-    """Load the generator named by the model flags; every failure is an InputError naming the flag."""
+def load_model(spec: ModelSpec, device: Any = None) -> tuple[Any, ModelIdentity]:
+    """Load the generator `spec` names (on `device` when given); every failure is an InputError naming the flag."""
     import models
 
-    requested = args.device if device is None else device
+    requested = spec.device if device is None else device
     try:
-        models.get_preset(args.preset)
+        models.get_preset(spec.preset)
     except ValueError as exc:
         raise InputError(f"--preset: {exc}") from None
     try:
@@ -74,16 +89,16 @@ def load_model(args: argparse.Namespace, device: Any = None) -> tuple[Any, Model
     except ValueError as exc:
         raise InputError(f"--device: {exc}") from None
     try:
-        models.pick_dtype(args.dtype, torch_device)
+        models.pick_dtype(spec.dtype, torch_device)
     except ValueError as exc:
         raise InputError(f"--dtype: {exc}") from None
     try:
-        loaded = models.load_generator(args.preset, checkpoint=args.checkpoint, device=str(torch_device), dtype=args.dtype)
+        loaded = models.load_generator(spec.preset, checkpoint=spec.checkpoint, device=str(torch_device), dtype=spec.dtype)
     except (FileNotFoundError, ValueError) as exc:  # CheckpointError and CheckpointMismatchError are ValueErrors
-        raise InputError(f"--checkpoint {args.checkpoint}: {exc}") from None
+        raise InputError(f"--checkpoint {spec.checkpoint}: {exc}") from None
     identity = ModelIdentity(
         model_id=loaded.model_id, preset=loaded.preset, weights=loaded.weights,
-        checkpoint_name=loaded.checkpoint_name, checkpoint_sha256=loaded.checkpoint_sha256, dtype=args.dtype,
+        checkpoint_name=loaded.checkpoint_name, checkpoint_sha256=loaded.checkpoint_sha256, dtype=spec.dtype,
     )
     return loaded, identity
 

@@ -1,7 +1,8 @@
 """Which inputs an ingest keeps: --classes, --per-class and --limit, as pure functions of the labels."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,13 @@ class Selection:
     limit: int | None = None
     classes: frozenset[int] | None = None
     per_class: int | None = None
+    # The --classes text as given (ids, wnids or names), recorded in provenance.
+    classes_text: str | None = field(default=None, compare=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The selection as provenance records it (the flags' values)."""
+        classes = self.classes_text if self.classes_text is not None else (sorted(self.classes) if self.classes else None)
+        return {"limit": self.limit, "classes": classes, "per_class": self.per_class}
 
     def mask(self, class_ids: np.ndarray) -> np.ndarray:
         """Boolean mask over inputs (in their global order) of those to ingest."""
@@ -58,4 +66,4 @@ def parse_selection(limit: int | None, classes: str | None, per_class: int | Non
             chosen = frozenset(table.resolve(token) for token in classes.split(",") if token.strip())
         except ValueError as exc:
             raise InputError(f"--classes: {exc}") from None
-    return Selection(limit=limit, classes=chosen, per_class=per_class)
+    return Selection(limit=limit, classes=chosen, per_class=per_class, classes_text=classes)

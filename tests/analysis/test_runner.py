@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from analysis import RunConfig
-from analysis.runner import Computed, Step, run_step, run_steps
+from analysis.runner import Computed, run_step, run_steps
 from analysis.steps import CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
 from lake import open_lake
 from lake.layout import knn_spec
