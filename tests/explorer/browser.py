@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS_ENV = "DMD2VIZ_SCREENSHOTS"  # folder for screenshots of key states; unset: none are saved
@@ -195,7 +196,22 @@ class Explorer:
 
     def settle(self, after: int | None = None) -> None:
         """Wait until the app is idle (and, with `after`, has run again since that count); then check for errors."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         floor = -1 if after is None else after
+        try:
+            self._wait_idle(floor)
+        except PlaywrightTimeout as exc:
+            self.assert_no_errors()  # an error on the page explains the missing run best
+            state = self.page.evaluate(
+                "() => [window.__dmd2runs, document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')]"
+            )
+            raise AssertionError(
+                f"the app did not finish a new run after the action (script runs before: {floor}, now: {state[0]}, state: {state[1]}): {exc}"
+            ) from exc
+        self.assert_no_errors()
+
+    def _wait_idle(self, floor: int) -> None:
         self.page.wait_for_function(
             """(floor) => {
               const app = document.querySelector('[data-testid="stApp"]');
@@ -204,7 +220,6 @@ class Explorer:
             }""",
             arg=floor,
         )
-        self.assert_no_errors()
 
     def assert_no_errors(self) -> None:
         """Fail on any error box or exception element, or any uncaught JavaScript error, with the server log."""
@@ -220,6 +235,22 @@ class Explorer:
         before = self.runs()
         yield
         self.settle(after=before)
+
+    def eventually(self, check: Callable[[], T], timeout_ms: int = TIMEOUT_MS) -> T:
+        """Retry `check` until it stops failing an assertion, and return its result.
+
+        Vega draws a chart asynchronously after the script run that sent its data has ended,
+        so what a test reads from a chart right after a rerun may still be the previous
+        drawing; this polls for the expected one (as Playwright's `expect` does for the DOM).
+        """
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            try:
+                return check()
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                self.page.wait_for_timeout(100)  # a polling interval, not a wait for the page
 
     def act(self, action: Callable[[], Any]) -> None:
         with self.rerun():
@@ -280,9 +311,14 @@ class Explorer:
         return tooltip
 
     def click(self, point: Point) -> None:
-        """Click a point (a rerun follows)."""
+        """Click a point (a rerun follows).
+
+        The point is located again by its sample id first: the chart may have been laid
+        out anew (a resize, a screenshot) since `point` was read.
+        """
+        here = self.free_point(lambda p: p.sample_id == point.sample_id)
         with self.rerun():
-            self.page.mouse.click(point.x, point.y)
+            self.page.mouse.click(here.x, here.y)
 
     def click_id(self, sample_id: str) -> None:
         self.click(self.free_point(lambda p: p.sample_id == sample_id))

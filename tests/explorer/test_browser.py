@@ -43,6 +43,11 @@ def app(small_server: Any, request: pytest.FixtureRequest) -> Any:
         yield explorer
 
 
+def _assert_selected_drawn(app: Explorer, sample_id: str) -> None:
+    roles = app.roles()
+    assert [s for s, r in roles.items() if r == "selected"] == [sample_id], roles
+
+
 def test_hover_click_neighbours_and_export_in_chromium(app: Explorer, small_lake: Any) -> None:
     from playwright.sync_api import expect
 
@@ -63,6 +68,7 @@ def test_hover_click_neighbours_and_export_in_chromium(app: Explorer, small_lake
     assert app.query()["sel"] == target.sample_id
     assert app.details_images_loaded() == 1 + 10
     assert {p.sample_id for p in app.points()} == set(small_lake.sample_ids)
+    app.eventually(lambda: _assert_selected_drawn(app, target.sample_id))
 
     # A second click on a point of another class toggles a manual neighbour in.
     cls = next(p.cls for p in app.points() if p.sample_id == target.sample_id)

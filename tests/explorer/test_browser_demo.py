@@ -93,6 +93,22 @@ def assert_selected(app: Explorer, sample_id: str, manual: int = 0) -> None:
         expect(details.get_by_text(re.compile(r"^\d+ manual neighbours"))).to_have_count(0)
     assert app.details_images_loaded() == 1 + K + manual
 
+    def drawn() -> None:  # the chart's highlights: the selected point, its K neighbours, the manual ones
+        roles = list(app.roles().items())
+        assert [s for s, r in roles if r == "selected"] == [sample_id], roles
+        assert sum(r == "knn" for _, r in roles) == K and sum(r == "manual" for _, r in roles) == manual, roles
+
+    app.eventually(drawn)
+
+
+def _assert_equal(actual: Any, expected: Any) -> None:
+    assert actual == expected, (actual, expected)
+
+
+def _assert_len(items: Any, n: int) -> Any:
+    assert len(items) == n, (len(items), n, items if len(items) < 20 else "...")
+    return items
+
 
 def test_hover_real_and_generated_points_show_thumbnails(app: Explorer) -> None:
     assert app.in_view() == (672, 672)
@@ -114,9 +130,6 @@ def test_click_real_then_generated_point_lists_neighbours(app: Explorer) -> None
         assert app.query()["sel"] == point.sample_id
         assert_selected(app, point.sample_id)
         # Every drawn point is still there; the selected one is drawn as such.
-        roles = app.roles()
-        assert [s for s, r in roles.items() if r == "selected"] == [point.sample_id]
-        assert sum(r == "knn" for r in roles.values()) == K
         app.screenshot(f"selected-{source}")
         app.button("Clear selection and manual neighbours")
         expect(app.details().get_by_text("Click a point to select it")).to_be_visible()
@@ -156,7 +169,7 @@ def test_manual_neighbour_toggle_export_and_clear(app: Explorer, cli_demo_lake: 
     assert "manual" not in app.query()
     app.button("Clear selection and manual neighbours")
     expect(app.details().get_by_text("Click a point to select it")).to_be_visible()
-    assert app.roles() == {}
+    app.eventually(lambda: _assert_equal(app.roles(), {}))
 
 
 def test_view_export_csv_and_parquet_hold_the_rows_in_view(app: Explorer, cli_demo_lake: Path) -> None:
@@ -184,7 +197,7 @@ def test_class_search_filter(app: Explorer, cli_demo_lake: Path) -> None:
     assert app.multiselect_values("Classes") == ["281: tabby"]
     assert app.in_view() == (int((table["class_id"] == 281).sum()),) * 2
     assert app.query()["classes"] == "281"
-    assert {p.cls for p in app.points()} == {"281: tabby"}
+    app.eventually(lambda: _assert_equal({p.cls for p in app.points()}, {"281: tabby"}))
     app.screenshot("class-search")
 
 
@@ -198,7 +211,7 @@ def test_source_and_split_filters_match_the_lake(app: Explorer, cli_demo_lake: P
     app.multiselect_add("Split", splits[-1])
     chosen = (table["source"] == "real") & (table["split"] == splits[-1])
     assert app.in_view() == (int(chosen.sum()),) * 2
-    assert {p.source for p in app.points()} == {"real"}
+    app.eventually(lambda: _assert_equal({p.source for p in app.points()}, {"real"}))
     assert app.query()["source"] == "real" and app.query()["split"] == splits[-1]
 
 
@@ -210,19 +223,26 @@ def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
         ref = app.query().get("color", "class")
         title = ref if option in ("class", "source", "split") else ref.partition(".")[2]
         assert option.startswith(title), (option, ref)
-        fills = {p.fill for p in app.points()}
-        assert len(fills) >= 2, f"colouring by {option} paints every point {fills}"
-        legends = app.legend_titles()
-        # One legend, titled by the colour field (it may add a note such as "(top 7 in view)").
-        assert len(legends) <= 1 and all(t.startswith(title) for t in legends), (option, legends)
-        if option in ("class", "source", "split"):
-            assert len(legends) == 1, (option, legends)
+
+        def coloured(option: str = option, title: str = title) -> None:
+            fills = {p.fill for p in app.points()}
+            assert len(fills) >= 2, f"colouring by {option} paints every point {fills}"
+            legends = app.legend_titles()
+            # One legend, titled by the colour field (it may add a note such as "(top 7 in view)").
+            assert len(legends) == 1 and legends[0].startswith(title), (option, legends)
+
+        app.eventually(coloured)
     app.choose("Colour by", "class")
+    app.eventually(lambda: _assert_equal(app.legend_titles()[:1], ["class (top 7 in view)"]))
     before = {p.sample_id: p.fill for p in app.points()}
     app.choose("Palette", "tableau10")
-    after = {p.sample_id: p.fill for p in app.points()}
     assert app.query()["palette"] == "tableau10"
-    assert before.keys() == after.keys() and before != after
+
+    def repainted() -> None:
+        after = {p.sample_id: p.fill for p in app.points()}
+        assert before.keys() == after.keys() and before != after
+
+    app.eventually(repainted)
     app.screenshot("palette")
 
 
@@ -230,16 +250,21 @@ def test_colour_these_classes_greys_the_rest(app: Explorer, cli_demo_lake: Path)
     table = embedding_table(cli_demo_lake, current_ref(app))
     classes = sorted(set(table["class_id"]))
     assert len(classes) == 8  # the demo's classes: one more than Okabe-Ito's 7 colours
-    labels = app.legend_labels()
-    assert len(labels) == 8 and labels[-1] == "other", labels  # the 7 most frequent in view, the rest grey
+    # The 7 most frequent classes in view get a colour each, the rest are grey "other".
+    labels = app.eventually(lambda: _assert_len(app.legend_labels(), 8))
+    assert labels[-1] == "other", labels
     pick = next(p.cls for p in app.points() if p.cls.startswith(f"{classes[-1]}:"))
     app.multiselect_add("Colour these classes (the rest grey; empty: the most frequent in view)", pick)
-    assert app.legend_labels() == [pick, "other"]
-    fills: dict[str, set[str]] = {}
-    for point in app.points():
-        fills.setdefault(point.cls, set()).add(point.fill)
-    rest = set().union(*(f for c, f in fills.items() if c != pick))
-    assert len(fills[pick]) == 1 and len(rest) == 1 and fills[pick] != rest, fills
+    app.eventually(lambda: _assert_equal(app.legend_labels(), [pick, "other"]))
+
+    def greyed() -> None:
+        fills: dict[str, set[str]] = {}
+        for point in app.points():
+            fills.setdefault(point.cls, set()).add(point.fill)
+        rest = set().union(*(f for c, f in fills.items() if c != pick))
+        assert len(fills[pick]) == 1 and len(rest) == 1 and fills[pick] != rest, fills
+
+    app.eventually(greyed)
     app.screenshot("colour-these")
 
 
@@ -266,12 +291,12 @@ def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
     in_view, total_after = app.in_view()
     assert total_after == total and 0 < in_view < total
     assert len(app.query()["win"].split(",")) == 4
-    assert len({p.sample_id for p in app.points()}) == in_view
+    app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, in_view))
     app.screenshot("zoomed")
     app.button("Reset zoom")
     assert app.in_view() == (total, total)
     assert "win" not in app.query()
-    assert len({p.sample_id for p in app.points()}) == total
+    app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, total))
 
 
 def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
@@ -286,7 +311,7 @@ def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
         key, name = ref.split("/")
         assert key.split("@")[0] in option and name in option
         assert app.in_view() == (len(embedding_table(cli_demo_lake, ref)),) * 2
-        assert len({p.sample_id for p in app.points()}) == 672
+        app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, 672))
         three_d = name.startswith("umap3d")
         assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
     assert {r.split("/")[0] for r in seen} == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
@@ -345,17 +370,32 @@ def test_3d_page_follows_the_layer_and_returns(app: Explorer) -> None:
 def test_3d_rotation_and_point_cloud(app: Explorer) -> None:
     label = "Embedding (layer · sigma · dims)"
     three_d = next(o for o in app.selectbox_options(label) if " 3D " in o)
+
+    def positions() -> dict[str, tuple[float, float]]:
+        return {p.sample_id: (p.data_x, p.data_y) for p in app.points()}
+
+    two_d = positions()
     app.choose(label, three_d)
-    before = {p.sample_id: (p.data_x, p.data_y) for p in app.points()}
+
+    def redrawn() -> dict[str, tuple[float, float]]:  # the 3D embedding's drawing, not the 2D one's
+        now = positions()
+        assert now.keys() == two_d.keys() and now != two_d
+        return now
+
+    before = app.eventually(redrawn)
     slider = app.page.get_by_role("slider", name="Azimuth")
     for step in range(1, 4):  # 15 degrees, one 5-degree key press (and rerun) at a time
         with app.rerun():
             slider.press("ArrowRight")
         assert app.query()["rot"].split(",")[0] == str(5 * step)
-    after = {p.sample_id: (p.data_x, p.data_y) for p in app.points()}
-    assert before.keys() == after.keys()
-    moved = sum(np.hypot(after[s][0] - before[s][0], after[s][1] - before[s][1]) > 1e-3 for s in before)
-    assert moved > 0.9 * len(before), f"only {moved} of {len(before)} points moved when rotating"
+
+    def rotated() -> None:
+        after = {p.sample_id: (p.data_x, p.data_y) for p in app.points()}
+        assert before.keys() == after.keys()
+        moved = sum(np.hypot(after[s][0] - before[s][0], after[s][1] - before[s][1]) > 1e-3 for s in before)
+        assert moved > 0.9 * len(before), f"only {moved} of {len(before)} points moved when rotating"
+
+    app.eventually(rotated)
     app.screenshot("rotated")
 
     app.radio("3D view")
@@ -381,6 +421,6 @@ def test_copied_url_restores_the_view_and_selection(app: Explorer, browser: Any,
         assert fresh.multiselect_values("Source") == ["real"]
         assert fresh.in_view() == view
         assert fresh.query() == app.query()
-        roles = fresh.roles()
+        roles = fresh.roles()  # assert_selected waited for the highlights
         assert roles[selected.sample_id] == "selected" and roles[other.sample_id] == "manual"
         fresh.screenshot("restored")
