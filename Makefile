@@ -34,18 +34,18 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
 		$(LOCK_TOOLS)/bin/python -m pip install -q "pip-tools>=7.4,<8"; }
-	$(LOCK_TOOLS)/bin/python scripts/lockfile.py constraints > $(LOCK_TOOLS)/constraints.txt
+	$(LOCK_TOOLS)/bin/python .ci/lockfile.py constraints > $(LOCK_TOOLS)/constraints.txt
 	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile -q --allow-unsafe \
 		--all-extras --strip-extras --no-emit-index-url --no-emit-find-links \
 		-c $(LOCK_TOOLS)/constraints.txt $(LOCK_ARGS) -o $(LOCK) pyproject.toml
-	$(LOCK_TOOLS)/bin/python scripts/lockfile.py stamp
+	$(LOCK_TOOLS)/bin/python .ci/lockfile.py stamp
 
 lock-upgrade:
 	$(MAKE) --no-print-directory lock LOCK_ARGS=--upgrade
 
 # What tests/test_lock.py checks, as one line per disagreement.
 lock-check: $(STAMP)
-	$(PY) scripts/lockfile.py check
+	$(PY) .ci/lockfile.py check
 
 demo: demo-lake explore
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,15 @@ def cli_demo_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli_demo")
     lake, data = root / "demo_lake", root / "demo_data"
     command = ["make", "--no-print-directory", "-C", str(REPO), "demo-lake-steps", f"PY={sys.executable}", f"LAKE={lake}", f"DEMO_DATA={data}"]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=1200)
-    if result.returncode != 0:
-        raise AssertionError(f"building the demo lake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Its own process group, so a timeout ends the job make started, not only make.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=2400)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"building the demo lake took over 2400 s:\n{output[-4000:]}") from None
+    if proc.returncode != 0:
+        raise AssertionError(f"building the demo lake failed ({proc.returncode}):\n{output[-6000:]}")
     return lake

@@ -1,6 +1,6 @@
 """requirements.lock agrees with pyproject.toml (fast, no network).
 
-The first tests check the repository's own files; the others feed scripts/lockfile.py
+The first tests check the repository's own files; the others feed .ci/lockfile.py
 edited copies to show that each kind of disagreement is caught.
 """
 
@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "lockfile.py"
+SCRIPT = ROOT / ".ci" / "lockfile.py"
 PYPROJECT_TEXT = (ROOT / "pyproject.toml").read_text()
 LOCK_TEXT = (ROOT / "requirements.lock").read_text()
 

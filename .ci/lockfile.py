@@ -4,9 +4,9 @@ The lock is written by pip-compile (`make lock`), then stamped here with a diges
 requirement lists of pyproject.toml it was compiled from. `check` finds every way the lock
 and pyproject.toml can disagree; tests/test_lock.py runs it, `make lock-check` prints it.
 
-    python scripts/lockfile.py stamp      # after pip-compile: write the digest header
-    python scripts/lockfile.py check      # one line per problem, exit 1 if any
-    python scripts/lockfile.py constraints  # the pins pip-compile must honour (torch)
+    python .ci/lockfile.py stamp      # after pip-compile: write the digest header
+    python .ci/lockfile.py check      # one line per problem, exit 1 if any
+    python .ci/lockfile.py constraints  # the pins pip-compile must honour (torch)
 
 Standard library plus `packaging` (pinned in the lock itself), so it runs in the venv.
 """
