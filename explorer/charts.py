@@ -17,11 +17,11 @@ import numpy as np
 
 from .state import DEFAULT_CATEGORICAL, DEFAULT_CONTINUOUS, Window
 
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")  # Okabe & Ito (2008), all 8
 # The categorical schemes as colour lists (Vega's own values), so that a legend can give the
 # top categories a colour each and everything else one grey ("other").
 CATEGORICAL_COLOURS = {
-    "okabe-ito": OKABE_ITO[:7],  # its grey is left for "other"
+    "okabe-ito": OKABE_ITO,
     "tableau10": ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"),
     "category20": (
         "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5",
@@ -69,7 +69,7 @@ class ColorSpec:
 
 def palette_size(palette: str) -> int:
     """How many categories a categorical palette colours distinctly (the rest share grey)."""
-    return len(CATEGORICAL_COLOURS.get(palette or DEFAULT_CATEGORICAL, OKABE_ITO[:7]))
+    return len(CATEGORICAL_COLOURS.get(palette or DEFAULT_CATEGORICAL, OKABE_ITO))
 
 
 def top_categories(counts: dict[str, int], limit: int, chosen: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -85,7 +85,7 @@ def top_categories(counts: dict[str, int], limit: int, chosen: tuple[str, ...] =
 
 def legend_colour_spec(title: str, palette: str, categories: tuple[str, ...], has_other: bool) -> ColorSpec:
     """A readable categorical legend: one colour per listed category, plus grey "other" when some are left out."""
-    colours = CATEGORICAL_COLOURS.get(palette or DEFAULT_CATEGORICAL, OKABE_ITO[:7])[: len(categories)]
+    colours = CATEGORICAL_COLOURS.get(palette or DEFAULT_CATEGORICAL, OKABE_ITO)[: len(categories)]
     domain = categories + ((OTHER,) if has_other else ())
     return ColorSpec("colour", title, True, palette, domain=domain, legend=True, colours=tuple(colours) + ((OTHER_COLOUR,) if has_other else ()))
 

@@ -91,8 +91,13 @@ def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: 
             codes = frame.source_code if view.color_by == "source" else frame.split_code
             labels, chosen = np.array(frame.sources if view.color_by == "source" else frame.splits, dtype=object), ()
         present, counts = np.unique(codes[rows], return_counts=True)
-        top = charts.top_categories({str(labels[c]): int(n) for c, n in zip(present, counts)}, limit, chosen)
-        has_other = len(present) > len(top)
+        everywhere = _present_codes(session, frame, view, codes)
+        if len(everywhere) <= limit and not chosen:
+            # Every category of the embedding gets a colour, in code order: no colour shifts with filters or zoom.
+            top, has_other = tuple(str(labels[c]) for c in everywhere), False
+        else:
+            top = charts.top_categories({str(labels[c]): int(n) for c, n in zip(present, counts)}, limit, chosen)
+            has_other = len(present) > len(top)
         title = view.color_by if not has_other else f"{view.color_by} ({'chosen' if chosen else f'top {len(top)} in view'})"
         return charts.legend_colour_spec(title, view.palette, top, has_other), lambda rs: _categorical(labels, codes[rs], top)
     values = session.column_values(view.embedding, view.color_by)
@@ -110,6 +115,11 @@ def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: 
         return pd.Categorical(np.where(np.isin(text, top), text, charts.OTHER), categories=list(spec.domain or ()))
 
     return spec, column
+
+
+def _present_codes(session: LakeSession, frame: EmbeddingFrame, view: ViewState, codes: np.ndarray) -> np.ndarray:
+    """The category codes that occur anywhere in the embedding (memoised per embedding and colouring)."""
+    return session.memo(("present_codes", view.embedding, view.color_by), lambda: np.flatnonzero(np.bincount(codes, minlength=1)))
 
 
 def _categorical(labels: np.ndarray, codes: np.ndarray, top: tuple[str, ...]) -> Any:

@@ -233,7 +233,9 @@ def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
 
         app.eventually(coloured)
     app.choose("Colour by", "class")
-    app.eventually(lambda: _assert_equal(app.legend_titles()[:1], ["class (top 7 in view)"]))
+    # The demo's 8 classes fit the default palette: each has its own colour, no "other".
+    app.eventually(lambda: _assert_equal(app.legend_titles()[:1], ["class"]))
+    app.eventually(lambda: _assert_equal(len({p.fill for p in app.points() if p.role in (None, "point")}), 8))
     before = {p.sample_id: p.fill for p in app.points()}
     app.choose("Palette", "tableau10")
     assert app.query()["palette"] == "tableau10"
@@ -249,10 +251,10 @@ def test_colour_by_every_offered_option_and_a_palette(app: Explorer) -> None:
 def test_colour_these_classes_greys_the_rest(app: Explorer, cli_demo_lake: Path) -> None:
     table = embedding_table(cli_demo_lake, current_ref(app))
     classes = sorted(set(table["class_id"]))
-    assert len(classes) == 8  # the demo's classes: one more than Okabe-Ito's 7 colours
-    # The 7 most frequent classes in view get a colour each, the rest are grey "other".
+    assert len(classes) == 8  # the demo's classes: as many as Okabe-Ito's colours
+    # All 8 get a colour each, in class order (stable under filters), and no "other".
     labels = app.eventually(lambda: _assert_len(app.legend_labels(), 8))
-    assert labels[-1] == "other", labels
+    assert [int(label.split(":")[0]) for label in labels] == classes, labels
     pick = next(p.cls for p in app.points() if p.cls.startswith(f"{classes[-1]}:"))
     app.multiselect_add("Colour these classes (the rest grey; empty: the most frequent in view)", pick)
     app.eventually(lambda: _assert_equal(app.legend_labels(), [pick, "other"]))

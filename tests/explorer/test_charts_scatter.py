@@ -81,15 +81,15 @@ def test_1000_classes_get_a_readable_legend_top_classes_in_view_plus_other():
     counts[classes.label(500)] = 90
     counts[classes.label(3)] = counts[classes.label(7)] = 50
     top = charts.top_categories(counts, charts.palette_size(""))
-    assert len(top) == 7 == charts.palette_size("okabe-ito")
+    assert len(top) == 8 == charts.palette_size("okabe-ito")
     assert top[0] == classes.label(500) and set(top[1:3]) == {classes.label(3), classes.label(7)}
     assert top[1:3] == tuple(sorted(top[1:3]))  # ties break by name: the same view, the same legend
-    colour = charts.legend_colour_spec("class (top 7 in view)", "", top, has_other=True)
+    colour = charts.legend_colour_spec("class (top 8 in view)", "", top, has_other=True)
     spec = charts.scatter_spec(colour, EXTENT, "http://x/thumb/", True, "canvas")
     scale = _layers(spec)["points"]["encoding"]["color"]["scale"]
     assert scale["domain"] == [*top, charts.OTHER]
-    assert scale["range"] == [*charts.OKABE_ITO[:7], charts.OTHER_COLOUR]
-    assert len(set(scale["range"])) == 8  # every listed class has its own colour, "other" is grey
+    assert scale["range"] == [*charts.OKABE_ITO, charts.OTHER_COLOUR]
+    assert len(set(scale["range"])) == 9  # every listed class has its own colour, "other" is grey
     assert _layers(spec)["points"]["encoding"]["color"]["legend"] is not None
 
 

@@ -96,8 +96,8 @@ def test_1000_classes_colour_the_top_classes_in_view_and_grey_the_rest(thousand_
     points_layer = next(layer for layer in spec["layer"] if layer["data"]["name"] == "points")
     colour = points_layer["encoding"]["color"]
     domain = colour["scale"]["domain"]
-    assert len(domain) == 8 and domain[-1] == charts.OTHER  # 7 readable entries plus "other"
-    assert colour["scale"]["range"][-1] == charts.OTHER_COLOUR and "top 7 in view" in colour["title"]
+    assert len(domain) == 9 and domain[-1] == charts.OTHER  # 8 readable entries plus "other"
+    assert colour["scale"]["range"][-1] == charts.OTHER_COLOUR and "top 8 in view" in colour["title"]
     points = _frame(datasets["points"])
     assert points["class"].nunique() == 1000
     coloured = points[points["colour"] != charts.OTHER]
@@ -119,7 +119,7 @@ def test_chosen_classes_are_trimmed_to_what_the_palette_can_colour(thousand_clas
     at = open_app(thousand_class_lake, monkeypatch)
     at.session_state[HIGHLIGHT_KEY] = list(range(10))  # e.g. picked under a 20-colour palette
     at.run()
-    assert at.multiselect(key=HIGHLIGHT_KEY).value == list(range(7))
+    assert at.multiselect(key=HIGHLIGHT_KEY).value == list(range(8))  # Okabe-Ito colours 8
     at.selectbox(key="w_palette").set_value("category20").run()
     at.multiselect(key=HIGHLIGHT_KEY).set_value(list(range(12))).run()
     _, spec, _ = _scatter(at)
