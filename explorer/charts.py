@@ -8,6 +8,7 @@ with the chart.
 from __future__ import annotations
 
 import copy
+import json
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,7 @@ CATEGORICAL_COLOURS = {
 }
 OTHER = "other"  # the legend entry of every category without a colour of its own
 OTHER_COLOUR = "#d4d4d4"
+NO_VALUE = "(none)"  # the legend entry of an empty text value
 SELECTED_FILL = "#1452ff"  # the selected point: a larger blue circle
 RING = "#e3001b"  # neighbours: red rings (thin for k-NN, thick for manual)
 ROLES = ("point", "knn", "manual", "selected")
@@ -39,6 +41,13 @@ MARK_ROLES = ROLES[1:]  # drawn by the small `marks` layer over the points
 SVG_POINT_LIMIT = 3000  # above this, canvas (SVG DOM nodes get slow)
 PICK = "pick"  # point selection: clicks (toggling, so every click changes the selection)
 ZOOM = "zoom"  # interval selection on the overview: the zoom window
+# The heatmap and the points must never share a hue, or "orange" means two things. The
+# heatmap is purple-green (ColorBrewer PRGn, colour-blind safe); the points are Okabe-Ito
+# orange (real) and near-black (generated) with different shapes, so they read without colour too.
+HEAT_SCHEME = "purplegreen"
+SOURCE_COLOURS = {"real": "#E69F00", "generated": "#1a1a1a"}
+SOURCE_SHAPES = {"real": "circle", "generated": "cross"}
+SOURCE_OTHER_COLOUR, SOURCE_OTHER_SHAPE = "#999999", "square"
 
 
 @dataclass(frozen=True)
@@ -254,9 +263,15 @@ def overview_spec(extent: Window, window: Window | None, renderer: str, height: 
     return chart.to_dict(validate=False)
 
 
+def source_scale(sources: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
+    """Domain, colours and shapes of the source encoding: fixed per source name, whatever order the lake has."""
+    domain = list(sources)
+    return domain, [SOURCE_COLOURS.get(s, SOURCE_OTHER_COLOUR) for s in domain], [SOURCE_SHAPES.get(s, SOURCE_OTHER_SHAPE) for s in domain]
+
+
 @lru_cache(maxsize=16)
-def difference_spec(extent: Window, peak: float, source_domain: tuple[str, ...], renderer: str, height: int = 480) -> dict[str, Any]:
-    """Generated-minus-real density (`cells`, diverging and colour-blind safe) under points by source (`points`)."""
+def difference_spec(extent: Window, peak: float, sources: tuple[str, ...], renderer: str, height: int = 480) -> dict[str, Any]:
+    """Generated-minus-real density (`cells`, purple-green) under points by source (`points`, orange/black, circle/cross)."""
     import altair as alt
 
     x, y = _axes(extent)
@@ -272,23 +287,36 @@ def difference_spec(extent: Window, peak: float, source_domain: tuple[str, ...],
             color=alt.Color(
                 "difference:Q",
                 title="generated − real density",
-                scale=alt.Scale(scheme="purpleorange", domain=[-peak, peak], domainMid=0),
+                scale=alt.Scale(scheme=HEAT_SCHEME, domain=[-peak, peak], domainMid=0),
             ),
             tooltip=[alt.Tooltip("difference:Q", format=".2e")],
         )
     )
+    domain, colours, shapes = source_scale(sources)
     points = (
         alt.Chart(alt.Data(name="points"))
-        .mark_circle(size=12, opacity=0.6, clip=True)
+        .mark_point(size=18, opacity=0.75, filled=True, clip=True)
         .encode(
             x=x,
             y=y,
-            color=alt.Color("source:N", scale=alt.Scale(domain=list(source_domain), range=["#0072B2", "#D55E00", "#999999"]), title="source"),
+            # One legend (colour) naming the shapes too: a colour and a shape legend of the same
+            # field are not merged across the layers' independent colour scales.
+            color=alt.Color("source:N", scale=alt.Scale(domain=domain, range=colours), title="source", legend=alt.Legend(labelExpr=_shape_labels(domain, shapes))),
+            shape=alt.Shape("source:N", scale=alt.Scale(domain=domain, range=shapes), legend=None),
             tooltip=[alt.Tooltip("class:N"), alt.Tooltip("source:N"), alt.Tooltip("sample_id:N")],
         )
     )
     chart = alt.layer(heat, points).resolve_scale(color="independent").properties(height=height, usermeta={"embedOptions": {"renderer": renderer}})
     return chart.to_dict(validate=False)
+
+
+def _shape_labels(domain: list[str], shapes: list[str]) -> str:
+    """A Vega expression labelling each source with its mark's shape: 'real (circles)'."""
+    plural = {"circle": "circles", "cross": "crosses", "square": "squares"}
+    expression = "datum.label"
+    for source, shape in zip(domain, shapes):
+        expression = f"datum.label === {json.dumps(source)} ? {json.dumps(f'{source} ({plural.get(shape, shape)})')} : {expression}"
+    return expression
 
 
 def hex_to_rgb(color: str) -> list[int]:

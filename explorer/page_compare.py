@@ -1,9 +1,7 @@
 """The Real-vs-generated page: density difference heatmap, per-class view and the comparison metrics."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -11,15 +9,8 @@ import streamlit as st
 
 from explorer import charts, common, export, views
 from explorer.data import EmbeddingFrame, LakeSession
-from explorer.state import ViewState, Window
+from explorer.state import ViewState
 
-# The heatmap and the points must never share a hue, or "orange" means two things. The
-# heatmap is purple-green (ColorBrewer PRGn, colour-blind safe); the points are Okabe-Ito
-# orange (real) and near-black (generated) with different shapes, so they read without colour too.
-HEAT_SCHEME = "purplegreen"
-SOURCE_COLOURS = {"real": "#E69F00", "generated": "#1a1a1a"}
-SOURCE_SHAPES = {"real": "circle", "generated": "cross"}
-OTHER_COLOUR, OTHER_SHAPE = "#999999", "square"
 LEGEND_TEXT = "green cells: generated over-represented · purple cells: real under-covered · orange circles: real · black crosses: generated"
 
 
@@ -69,64 +60,6 @@ def _space_line(attrs: dict[str, Any], k: Any) -> str:
     return line + "."
 
 
-def source_scale(sources: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
-    """Domain, colours and shapes of the source encoding: fixed per source name, whatever order the lake has."""
-    domain = list(sources)
-    return domain, [SOURCE_COLOURS.get(s, OTHER_COLOUR) for s in domain], [SOURCE_SHAPES.get(s, OTHER_SHAPE) for s in domain]
-
-
-@lru_cache(maxsize=16)
-def difference_spec(extent: Window, peak: float, sources: tuple[str, ...], renderer: str, height: int = 480) -> dict[str, Any]:
-    """Generated-minus-real density (`cells`, purple-green) under points by source (`points`, orange/black, circle/cross)."""
-    import altair as alt
-
-    x0, x1, y0, y1 = extent
-    x = alt.X("x:Q", title=None, scale=alt.Scale(domain=[x0, x1], nice=False, zero=False))
-    y = alt.Y("y:Q", title=None, scale=alt.Scale(domain=[y0, y1], nice=False, zero=False))
-    peak = peak if peak > 0 else 1.0
-    heat = (
-        alt.Chart(alt.Data(name="cells"))
-        .mark_rect()
-        .encode(
-            x=x,
-            x2="x2:Q",
-            y=y,
-            y2="y2:Q",
-            color=alt.Color(
-                "difference:Q",
-                title="generated − real density",
-                scale=alt.Scale(scheme=HEAT_SCHEME, domain=[-peak, peak], domainMid=0),
-            ),
-            tooltip=[alt.Tooltip("difference:Q", format=".2e")],
-        )
-    )
-    domain, colours, shapes = source_scale(sources)
-    points = (
-        alt.Chart(alt.Data(name="points"))
-        .mark_point(size=18, opacity=0.75, filled=True, clip=True)
-        .encode(
-            x=x,
-            y=y,
-            # One legend (colour) naming the shapes too: a colour and a shape legend of the same
-            # field are not merged across the layers' independent colour scales.
-            color=alt.Color("source:N", scale=alt.Scale(domain=domain, range=colours), title="source", legend=alt.Legend(labelExpr=_shape_labels(domain, shapes))),
-            shape=alt.Shape("source:N", scale=alt.Scale(domain=domain, range=shapes), legend=None),
-            tooltip=[alt.Tooltip("class:N"), alt.Tooltip("source:N"), alt.Tooltip("sample_id:N")],
-        )
-    )
-    chart = alt.layer(heat, points).resolve_scale(color="independent").properties(height=height, usermeta={"embedOptions": {"renderer": renderer}})
-    return chart.to_dict(validate=False)
-
-
-def _shape_labels(domain: list[str], shapes: list[str]) -> str:
-    """A Vega expression labelling each source with its mark's shape: 'real (circles)'."""
-    plural = {"circle": "circles", "cross": "crosses", "square": "squares"}
-    expression = "datum.label"
-    for source, shape in zip(domain, shapes):
-        expression = f"datum.label === {json.dumps(source)} ? {json.dumps(f'{source} ({plural.get(shape, shape)})')} : {expression}"
-    return expression
-
-
 def compare_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
     info = session.embedding(view.embedding)
     overall, per_class = session.compare_summary(info.key)
@@ -152,7 +85,7 @@ def compare_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, x
         points = export.points_frame(frame, rows, session.classes).assign(x=xy[rows, 0], y=xy[rows, 1])
         cells = views.difference_cells(grid)
         peak = float(np.abs(cells[4]).max()) if len(cells[4]) else 1.0
-        spec = difference_spec(extent, peak, frame.sources, charts.renderer_for(len(points)))
+        spec = charts.difference_spec(extent, peak, frame.sources, charts.renderer_for(len(points)))
         st.vega_lite_chart(spec=charts.with_datasets(spec, cells=charts.cells_frame(cells, "difference"), points=points), width="stretch", key="difference")
     with right:
         st.subheader("Comparison metrics")

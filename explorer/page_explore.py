@@ -104,17 +104,23 @@ def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: 
     title = view.color_by.partition(".")[2]
     if values.dtype.kind in "iufb":
         return charts.ColorSpec("value", title, False, view.palette), lambda rs: values[rs].astype(np.float32)
-    drawn = np.asarray(values[rows], dtype=object).astype(str)
+    drawn = _text_labels(values[rows])
     uniques, counts = np.unique(drawn, return_counts=True)
     top = charts.top_categories(dict(zip(uniques.tolist(), counts.tolist())), limit)
     spec = charts.legend_colour_spec(title, view.palette, top, len(uniques) > len(top))
     spec = replace(spec, field="value")
 
     def column(rs: np.ndarray) -> Any:
-        text = np.asarray(values[rs], dtype=object).astype(str)
+        text = _text_labels(values[rs])
         return pd.Categorical(np.where(np.isin(text, top), text, charts.OTHER), categories=list(spec.domain or ()))
 
     return spec, column
+
+
+def _text_labels(values: np.ndarray) -> np.ndarray:
+    """Text category labels; an empty value (a real image's `model_id`) reads as "(none)" in the legend."""
+    text = np.asarray(values, dtype=object).astype(str)
+    return np.where(text == "", charts.NO_VALUE, text)
 
 
 def _present_codes(session: LakeSession, frame: EmbeddingFrame, view: ViewState, codes: np.ndarray) -> np.ndarray:

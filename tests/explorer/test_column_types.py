@@ -15,6 +15,7 @@ import pytest
 
 from apptest import markdown_text, open_app, scatter_points
 from conftest import KEY, NAME_2D, NAME_3D
+from explorer import charts
 from explorer.common import MISSING, format_value, markdown_text as escape
 from explorer.data import EmbeddingInfo, LakeSession, _categorical_or_numeric, embedding_of_key, random_weights
 from lake import LakeWriter, Provenance, open_lake
@@ -50,7 +51,7 @@ def test_colour_by_every_column_type_on_explore_and_3d(typed_lake, monkeypatch, 
     shown = dict(zip(points["sample_id"], points["value"]))
     for sample_id, value in shown.items():
         if nominal:  # its own category, or "other" where the palette has fewer colours than categories
-            assert value in (str(by_id[sample_id]), "other")
+            assert value in (str(by_id[sample_id]) or charts.NO_VALUE, charts.OTHER)  # an empty text reads "(none)"
         else:
             assert (np.isnan(value) and np.isnan(by_id[sample_id])) or value == pytest.approx(float(by_id[sample_id]))
     if column == "compare.memorised":

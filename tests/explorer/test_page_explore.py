@@ -139,3 +139,14 @@ def test_leaving_the_page_and_coming_back_clicks_nothing(small_lake, monkeypatch
     assert at.session_state["view"].selected == a and at.session_state["view"].manual == (b,)
     _click(at, str(small_lake.sample_ids[201]))  # the new view's first click registers
     assert at.session_state["view"].manual == (b, str(small_lake.sample_ids[201]))
+
+
+def test_an_empty_text_value_has_a_readable_legend_entry(small_lake, monkeypatch):
+    # Real images have model_id "": the legend says "(none)" instead of an empty label.
+    at = open_app(small_lake.path, monkeypatch, {"color": "samples.model_id"})
+    _, spec, datasets = _scatter(at)
+    points_layer = next(layer for layer in spec["layer"] if layer["data"]["name"] == "points")
+    domain = points_layer["encoding"]["color"]["scale"]["domain"]
+    assert charts.NO_VALUE in domain and "" not in domain and "dmd2-test" in domain
+    points = _frame(datasets["points"])
+    assert set(points["value"].astype(str)) == {charts.NO_VALUE, "dmd2-test"}
