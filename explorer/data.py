@@ -18,11 +18,18 @@ from typing import Any
 
 import numpy as np
 
-EMBEDDINGS_PREFIX = "analysis/embeddings"
-KNN_PREFIX = "analysis/knn"
-PCA_PREFIX = "analysis/pca"
-COMPARE_PREFIX = "analysis/compare"
-SAMPLES_GROUP = "samples"
+from lake.layout import (
+    GENERATION_GROUP,
+    SAMPLES_GROUP,
+    activations_group,
+    analysis_group,
+    analysis_prefix,
+    format_sigma,
+    parse_key,
+)
+
+# Where a column comes from (`ColumnInfo.group`): the details panel tells compare metrics by it.
+COMPARE_PREFIX = analysis_prefix("compare")
 
 # rows_of() scans the ids for up to this many ids instead of building a hash index.
 _MAX_SCANNED_IDS = 16
@@ -111,11 +118,18 @@ class EmbeddingInfo:
 
     @property
     def layer(self) -> str:
-        return self.key.split("@sigma")[0]
+        try:
+            return parse_key(self.key).layer
+        except ValueError:  # a folder that is not a key: show it whole
+            return self.key
 
     @property
     def sigma(self) -> str:
-        return self.key.split("@sigma")[1] if "@sigma" in self.key else ""
+        """The key's sigma as keys print it (`format_sigma`); '' when the folder is not a key."""
+        try:
+            return format_sigma(parse_key(self.key).sigma)
+        except ValueError:
+            return ""
 
     def label(self) -> str:
         trust = self.attrs.get("trustworthiness")
@@ -126,23 +140,15 @@ class EmbeddingInfo:
 def list_embeddings(lake: Any) -> list[EmbeddingInfo]:
     """Every committed embedding in the lake, sorted by layer, sigma and name."""
     found = []
-    for group in lake.groups(EMBEDDINGS_PREFIX):
-        if not lake.has(f"{group}/embedding"):
+    prefix = analysis_prefix("embeddings")
+    for group in lake.results("embeddings"):
+        shape = lake.shape(group, "embedding")
+        if shape is None or len(shape) != 2 or shape[1] not in (2, 3):
             continue
-        rel = group[len(EMBEDDINGS_PREFIX) + 1 :]
+        rel = group[len(prefix) + 1 :]  # <key>/<name>
         key, _, name = rel.rpartition("/")
-        array = lake.root[f"{group}/embedding"]
-        if array.ndim != 2 or array.shape[1] not in (2, 3):
-            continue
         found.append(
-            EmbeddingInfo(
-                path=group,
-                key=key or rel,
-                name=name,
-                dims=int(array.shape[1]),
-                rows=int(array.shape[0]),
-                attrs=dict(lake.root[group].attrs),
-            )
+            EmbeddingInfo(path=group, key=key or rel, name=name, dims=int(shape[1]), rows=int(shape[0]), attrs=lake.attrs(group))
         )
     return sorted(found, key=lambda e: (e.layer, _sigma_sort_key(e.sigma), e.name))
 
@@ -189,13 +195,12 @@ def random_weights(lake: Any, layer: str) -> RandomWeights | None:
         model_ids.append(str(attrs.get("model_id", "")))
         return True
 
-    generated = any([is_random(dict(lake.root[group].attrs)) for group in lake.groups("generation")])
+    generated = any([is_random(lake.attrs(group)) for group in lake.groups(GENERATION_GROUP)])
     if not generated:
-        for record in lake.groups("provenance"):
-            attrs = dict(lake.root[record].attrs)
+        for attrs in lake.provenance():
             if attrs.get("job") == "ingest generate" and attrs.get("status") == "complete":
                 generated = is_random(dict(attrs.get("parameters") or {})) or generated
-    probes = lake.has(f"activations/{layer}") and is_random(dict(lake.root[f"activations/{layer}"].attrs))
+    probes = lake.has(activations_group(layer)) and is_random(lake.attrs(activations_group(layer)))
     if not (generated or probes):
         return None
     return RandomWeights(generated, bool(probes), tuple(sorted({m for m in model_ids if m})))
@@ -463,8 +468,9 @@ class EmbeddingFrame:
         return self.source_code == code
 
 
-def _read(lake: Any, path: str, selection: Any = slice(None)) -> np.ndarray:
-    return np.asarray(lake.root[path][selection])
+def _read(lake: Any, group: str, name: str) -> np.ndarray:
+    """A whole column in its stored dtype (ids stay StringDType: hashing and comparing them is vectorised)."""
+    return lake.column(group, name, native=True)
 
 
 class LakeSession:
@@ -509,23 +515,23 @@ class LakeSession:
         return self.memo(("frame", ref), lambda: self._load_frame(self.embedding(ref)))
 
     def _samples_ids(self) -> np.ndarray:
-        return self.memo("samples_ids", lambda: _read(self.lake, f"{SAMPLES_GROUP}/sample_id"))
+        return self.memo("samples_ids", lambda: _read(self.lake, SAMPLES_GROUP, "sample_id"))
 
     def _samples_hash(self) -> np.ndarray:
         return self.memo("samples_hash", lambda: hash_ids(self._samples_ids()))
 
     def _load_frame(self, info: EmbeddingInfo) -> EmbeddingFrame:
         group = info.path
-        coords = _read(self.lake, f"{group}/embedding").astype(np.float32, copy=False)
+        coords = _read(self.lake, group, "embedding").astype(np.float32, copy=False)
         n = len(coords)
 
         def load_ids() -> np.ndarray:
-            return _read(self.lake, f"{group}/sample_id")
+            return _read(self.lake, group, "sample_id")
 
         id_hash = None
-        stored_row = self.lake.has(f"{group}/sample_row") and self.lake.root[f"{group}/sample_row"].dtype.kind in "iu"
-        if stored_row:  # written by the analysis package: no id join needed
-            sample_row = _read(self.lake, f"{group}/sample_row").astype(np.int64, copy=False)
+        row_info = self.lake.array_info(group, "sample_row")
+        if row_info is not None and row_info.dtype.kind in "iu":  # written by the analysis package: no id join needed
+            sample_row = _read(self.lake, group, "sample_row").astype(np.int64, copy=False)
         else:
             ids = load_ids()
             id_hash = hash_ids(ids)
@@ -533,10 +539,10 @@ class LakeSession:
             load_ids = lambda: ids  # noqa: E731 - already read
 
         def label_column(name: str) -> np.ndarray | None:
-            if self.lake.has(f"{group}/{name}"):
-                return _read(self.lake, f"{group}/{name}")
-            if self.lake.has(f"{SAMPLES_GROUP}/{name}"):
-                column = _read(self.lake, f"{SAMPLES_GROUP}/{name}")
+            if self.lake.shape(group, name) is not None:
+                return _read(self.lake, group, name)
+            if self.lake.shape(SAMPLES_GROUP, name) is not None:
+                column = _read(self.lake, SAMPLES_GROUP, name)
                 return _take(column, sample_row)
             return None
 
@@ -570,11 +576,11 @@ class LakeSession:
                 info = self.embedding(ref)
                 frame = self.frame(ref)
                 frame.sample_id  # noqa: B018 - reads the ids once, for clicks and exports
-                for prefix in (KNN_PREFIX, PCA_PREFIX, COMPARE_PREFIX):
-                    group = self.group_for(prefix, info.key)
+                for kind in ("knn", "pca", "compare"):
+                    group = self.group_for(kind, info.key)
                     if group:
                         self.table_rows(group, ref)
-                        if prefix != COMPARE_PREFIX:
+                        if kind != "compare":
                             self.table_to_embedding(group, ref)
             except Exception:  # warming is an optimisation; the foreground path reports errors
                 pass
@@ -586,17 +592,13 @@ class LakeSession:
         """Per-sample columns for colouring: samples labels, the embedding's, and the compare metrics."""
         info = self.embedding(ref)
         found: list[ColumnInfo] = []
-        tables = [("samples", SAMPLES_GROUP), ("compare", f"{COMPARE_PREFIX}/{info.key}")]
+        tables = [("samples", SAMPLES_GROUP), ("compare", analysis_group("compare", info.key))]
         for table, group in tables:
-            if not self.lake.has(group):
-                continue
-            zgroup = self.lake.root[group]
-            for name, array in sorted(zgroup.arrays(), key=lambda item: item[0]):
-                dims = tuple(array.metadata.dimension_names or ())
-                if array.ndim != 1 or (dims and dims[0] != "sample") or name in ("sample_id", "sample_row"):
+            for array in self.lake.arrays(group):
+                if not array.per_sample or array.name in ("sample_id", "sample_row"):
                     continue
                 numeric = array.dtype.kind in "iuf"  # bool columns are read as two categories
-                found.append(ColumnInfo(f"{table}.{name}", group, name, numeric))
+                found.append(ColumnInfo(f"{table}.{array.name}", group, array.name, numeric))
         return found
 
     def column_values(self, ref: str, column_ref: str) -> np.ndarray:
@@ -612,7 +614,7 @@ class LakeSession:
         column = next((c for c in self.columns(ref) if c.ref == column_ref), None)
         if column is None:
             raise KeyError(column_ref)
-        values = _categorical_or_numeric(_read(self.lake, f"{column.group}/{column.name}"))
+        values = _categorical_or_numeric(_read(self.lake, column.group, column.name))
         if column.group == SAMPLES_GROUP:
             rows = frame.sample_row
         else:
@@ -620,8 +622,9 @@ class LakeSession:
         return _take(values, rows)
 
     # --- analysis groups ----------------------------------------------------------
-    def group_for(self, prefix: str, key: str) -> str | None:
-        path = f"{prefix}/{key}"
+    def group_for(self, kind: str, key: str) -> str | None:
+        """The committed result group ``analysis/<kind>/<key>`` (kind: knn, pca, compare), else None."""
+        path = analysis_group(kind, key)
         return path if self.lake.has(path) else None
 
     def table_rows(self, group: str, ref: str) -> np.ndarray:
@@ -629,11 +632,11 @@ class LakeSession:
         frame = self.frame(ref)
 
         def compute() -> np.ndarray:
-            if self.lake.has(f"{group}/sample_row"):  # same samples rows in the same order: no id join
-                table_sample_row = _read(self.lake, f"{group}/sample_row")
+            if self.lake.shape(group, "sample_row") is not None:  # same samples rows in the same order: no id join
+                table_sample_row = _read(self.lake, group, "sample_row")
                 if same_rows(frame.sample_row, table_sample_row):
                     return np.arange(len(frame.sample_row), dtype=np.int64)
-            return align_rows(frame.sample_id, _read(self.lake, f"{group}/sample_id"))
+            return align_rows(frame.sample_id, _read(self.lake, group, "sample_id"))
 
         return self.memo(("align", group, ref), compute)
 
@@ -642,7 +645,7 @@ class LakeSession:
 
         def compute() -> np.ndarray:
             rows = self.table_rows(group, ref)
-            n = int(self.lake.root[f"{group}/sample_id"].shape[0])
+            n = int((self.lake.shape(group, "sample_id") or (0,))[0])
             inverse = np.full(n, -1, dtype=np.int64)
             ok = rows >= 0
             inverse[rows[ok]] = np.flatnonzero(ok)
@@ -656,11 +659,11 @@ class LakeSession:
     def sample_record(self, sample_row: int) -> dict[str, Any]:
         """Every scalar column of one sample (provenance: origin, seed, model, split...)."""
         record: dict[str, Any] = {}
-        group = self.lake.root[SAMPLES_GROUP]
-        for name, array in sorted(group.arrays(), key=lambda item: item[0]):
+        row = slice(int(sample_row), int(sample_row) + 1)
+        for array in self.lake.arrays(SAMPLES_GROUP):
             if array.ndim == 1:
-                value = array[sample_row]
-                record[name] = value.item() if hasattr(value, "item") else str(value)
+                value = self.lake.column(SAMPLES_GROUP, array.name, row, native=True)[0]
+                record[array.name] = value.item() if hasattr(value, "item") else str(value)
         return record
 
     def compare_summary(self, key: str) -> tuple[dict[str, Any], Any]:
@@ -671,19 +674,17 @@ class LakeSession:
 def _compare_summary(session: LakeSession, key: str) -> tuple[dict[str, Any], Any]:
     import pandas as pd
 
-    group = session.group_for(COMPARE_PREFIX, key)
+    group = session.group_for("compare", key)
     if group is None:
         return {}, pd.DataFrame()
-    zgroup = session.lake.root[group]
-    attrs = dict(zgroup.attrs)
+    attrs = session.lake.attrs(group)
     overall = {k: v for k, v in attrs.items() if isinstance(v, (int, float, str, bool))}
     if isinstance(attrs.get("parameters"), dict):  # k, max_per_set, ...: what the metrics mean depends on them
         overall.update({f"parameters.{k}": v for k, v in attrs["parameters"].items() if isinstance(v, (int, float, str, bool))})
     columns: dict[str, np.ndarray] = {}
-    for name, array in sorted(zgroup.arrays(), key=lambda item: item[0]):
-        dims = tuple(array.metadata.dimension_names or ())
-        if array.ndim == 1 and dims and dims[0] == "class":
-            columns[name] = np.asarray(array[:])
+    for array in session.lake.arrays(group):
+        if array.ndim == 1 and array.dims and array.dims[0] == "class":
+            columns[array.name] = _read(session.lake, group, array.name)
     if not columns:
         return overall, pd.DataFrame()
     table = pd.DataFrame({name: _categorical_or_numeric(values) if values.dtype.kind not in "iuf" else values for name, values in columns.items()})

@@ -82,10 +82,12 @@ class Lake:
         meta = self._nodes.get(f"{group}/{name}")
         return None if meta is None or meta.get("node_type") != "array" else tuple(meta["shape"])
 
-    def column(self, group: str, name: str, rows: Any = None, cols: Any = None) -> np.ndarray:
+    def column(self, group: str, name: str, rows: Any = None, cols: Any = None, *, native: bool = False) -> np.ndarray:
         """A committed column, whole or at `rows` (a slice, or row numbers) and inner `cols` (a slice).
 
-        Read whole, it suits id/label columns, not images; strings come back as objects.
+        Read whole, it suits id/label columns, not images; strings come back as objects,
+        or, with `native`, in the stored dtype (zarr's StringDType: no per-string Python
+        objects, which is what hashing or comparing 1.28M ids at interactive speed needs).
         """
         array = self.root[f"{group}/{name}"]
         inner = () if cols is None else (cols,)
@@ -94,7 +96,19 @@ class Lake:
         else:
             values = array.get_orthogonal_selection((np.asarray(rows, dtype=np.int64), *inner))
         values = np.asarray(values)
-        return values.astype(object) if values.dtype.kind in "OTU" else values
+        return values.astype(object) if values.dtype.kind in "OTU" and not native else values
+
+    def arrays(self, group: str) -> list[ArrayInfo]:
+        """The committed arrays directly in `group`, sorted by name (empty when there is no group)."""
+        if not self.has(group):
+            return []
+        return sorted((_array_info(name, array) for name, array in self.root[group].arrays()), key=lambda a: a.name)
+
+    def array_info(self, group: str, name: str) -> ArrayInfo | None:
+        """Name, shape, dtype, dimension names and chunks of array `name` of `group` (None when absent)."""
+        if self.shape(group, name) is None:
+            return None
+        return _array_info(name, self.root[f"{group}/{name}"])
 
     def children(self, parent: str) -> list[str]:
         """Names of the committed groups directly below `parent` (e.g. the layers of activations)."""
@@ -157,6 +171,36 @@ class Lake:
             if rel.startswith(PROVENANCE_GROUP + "/") and rel.count("/") == 1
         ]
         return sorted(records, key=lambda r: (r.get("started", ""), r.get("run_id", "")))
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What a reader needs to know of a stored array before reading it (no data is read)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    dims: tuple[str, ...]  # dimension names; () when the array has none
+    chunks: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def per_sample(self) -> bool:
+        """One value per row of a table: 1-D along ``sample`` (or along an unnamed dimension)."""
+        return self.ndim == 1 and (not self.dims or self.dims[0] == "sample")
+
+
+def _array_info(name: str, array: Any) -> ArrayInfo:
+    return ArrayInfo(
+        name=name,
+        shape=tuple(int(n) for n in array.shape),
+        dtype=array.dtype,
+        dims=tuple(array.metadata.dimension_names or ()),
+        chunks=tuple(int(n) for n in array.chunks),
+    )
 
 
 def sigma_position(sigmas: list[float], sigma: float) -> int | None:
