@@ -1,9 +1,15 @@
 """Nearest neighbours in activation space (on PCA scores): graph building and queries.
 
 Small tables get the exact graph (brute force, sklearn); large ones an approximate
-graph from pynndescent (seeded, so reruns give the same graph). Interactive queries go
-through `NeighborIndex`, which keeps the scores in memory once and answers a query on
-1.28M x 50 scores by brute force in tens of milliseconds.
+graph from pynndescent (seeded, so reruns give the same graph). Queries come in two
+forms, both numpy only (no dask, no torch, nothing heavy at import):
+
+- `NeighborIndex` keeps one key's scores in memory and answers many queries (1.28M x 50
+  scores by brute force in tens of milliseconds): ``analysis query``, notebooks.
+- The lake read side (`stored_k`, `graph_row`, `streamed_neighbors`, `score_distances`)
+  answers one query straight from the stored tables in bounded memory: the stored
+  graph's row, else the PCA scores streamed block by block. The explorer uses these
+  and maps the table rows they return onto its embedding's rows.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from lake.layout import AnalysisKey, analysis_group
+
 from .errors import AnalysisError
 
 EXACT_BELOW = 20000
@@ -21,6 +29,8 @@ EXACT_BELOW = 20000
 NNDESCENT_NEIGHBORS = 30
 # Query in groups so that the (rows x queries) distance block stays under ~256 MB.
 QUERY_BLOCK_BYTES = 256 << 20
+# Rows of PCA scores read per block when streaming them from the lake: 64k x 256 float32 = 64 MiB at most.
+STREAM_BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,7 @@ class NeighborIndex:
         self._row_of = pd.Index(np.asarray(self.sample_ids, dtype=object))
 
     @classmethod
-    def open(cls, lake: Any, key: Any, components: int | None = None, use_stored: bool = True) -> "NeighborIndex":
+    def open(cls, lake: Any, key: Any, components: int | None = None, use_stored: bool = True) -> NeighborIndex:
         """Load the scores (all or the first `components`) and, if current, the stored k-NN graph."""
         from .store import load_index_inputs
 
@@ -235,3 +245,83 @@ def nearest_real_distance(
     values[~has_other] = np.nan
     nearest[missing] = values
     return nearest
+
+
+# --------------------------------------------------------------------------- the lake read side
+
+
+@dataclass(frozen=True)
+class GraphRow:
+    """One row of a stored k-NN graph (``analysis/knn/<key>``), nearest first."""
+
+    ids: np.ndarray  # (k,) neighbour sample ids (the stored string dtype)
+    rows: np.ndarray  # (k,) int64 neighbour rows in the key's tables
+    distances: np.ndarray  # (k,) float32
+
+
+def stored_k(lake: Any, key: AnalysisKey | str) -> int:
+    """How many neighbours per sample the stored k-NN graph of `key` holds (0 when there is none)."""
+    shape = lake.shape(analysis_group("knn", key), "neighbor_id")
+    return int(shape[1]) if shape and len(shape) == 2 else 0
+
+
+def graph_row(lake: Any, key: AnalysisKey | str, row: int) -> GraphRow:
+    """Row `row` of the stored k-NN graph of `key`: one chunk read per column."""
+    group, one = analysis_group("knn", key), slice(int(row), int(row) + 1)
+    return GraphRow(
+        ids=lake.column(group, "neighbor_id", one, native=True)[0],
+        rows=np.asarray(lake.column(group, "neighbor_row", one)[0], dtype=np.int64),
+        distances=np.asarray(lake.column(group, "distance", one)[0], dtype=np.float32),
+    )
+
+
+def streamed_neighbors(
+    lake: Any, key: AnalysisKey | str, row: int, k: int, eligible: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest other rows to `row` by exact euclidean distance on the stored PCA scores of `key`.
+
+    Returns (rows, distances) in the key's table rows, nearest first (ties by row). Only
+    rows where `eligible` (a bool per table row) is true are candidates. The scores are
+    streamed in chunk-aligned blocks (`STREAM_BLOCK_ROWS`), so memory stays bounded at
+    any table size; float32 ranks a shortlist per block (~5x faster) and float64 decides
+    within it.
+    """
+    group = analysis_group("pca", key)
+    info = lake.array_info(group, "scores")
+    if info is None:
+        raise AnalysisError(f"{lake.path}: no PCA scores for {key}; run `python -m analysis pca` first")
+    query = np.asarray(lake.column(group, "scores", slice(int(row), int(row) + 1))[0], dtype=np.float64)
+    block = max(STREAM_BLOCK_ROWS // max(info.chunks[0], 1), 1) * info.chunks[0]
+    best_rows = np.zeros(0, np.int64)
+    best_d = np.zeros(0, np.float64)
+    query32 = query.astype(np.float32)
+    shortlist = 2 * k + 16
+    for start in range(0, info.shape[0], block):
+        chunk = np.asarray(lake.column(group, "scores", slice(start, start + block)), dtype=np.float32)
+        diff = chunk - query32
+        rough = np.einsum("ij,ij->i", diff, diff)
+        rows = np.arange(start, start + len(chunk))
+        keep = (rows != row) & np.isfinite(rough)
+        if eligible is not None:
+            keep &= eligible[rows]
+        rows, rough = rows[keep], rough[keep]
+        if len(rough) > shortlist:
+            rows = rows[np.argpartition(rough, shortlist - 1)[:shortlist]]
+        d = np.sqrt(np.maximum(((chunk[rows - start].astype(np.float64) - query) ** 2).sum(axis=1), 0.0))
+        if len(d) > k:
+            top = np.argpartition(d, k - 1)[:k]
+            rows, d = rows[top], d[top]
+        best_rows = np.concatenate([best_rows, rows])
+        best_d = np.concatenate([best_d, d])
+        if len(best_d) > k:
+            top = np.argpartition(best_d, k - 1)[:k]
+            best_rows, best_d = best_rows[top], best_d[top]
+    order = np.lexsort((best_rows, best_d))
+    return best_rows[order], best_d[order].astype(np.float32)
+
+
+def score_distances(lake: Any, key: AnalysisKey | str, row: int, others: np.ndarray) -> np.ndarray:
+    """Euclidean PCA-score distances from table row `row` to each of the table rows `others` (float32)."""
+    wanted = np.concatenate([[int(row)], np.asarray(others, dtype=np.int64)])
+    scores = np.asarray(lake.column(analysis_group("pca", key), "scores", wanted), dtype=np.float64)
+    return np.sqrt(((scores[1:] - scores[0]) ** 2).sum(axis=1)).astype(np.float32)
