@@ -318,17 +318,54 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     return remap[codes] if categories else codes, tuple(categories[i] for i in order)
 
 
-def align_rows(target_ids: np.ndarray, source_ids: np.ndarray, source_hash: np.ndarray | None = None) -> np.ndarray:
+# A hash column given now, or later (a memoised reader), so a join that ends at the prefix check hashes nothing.
+Hashes = np.ndarray | Callable[[], np.ndarray] | None
+
+
+def _hashes(ids: np.ndarray, given: Hashes) -> np.ndarray:
+    if given is None:
+        return hash_ids(ids)
+    return given() if callable(given) else given
+
+
+class HashIndex:
+    """Rows of ids in one table through its sorted 64-bit id hashes; every hit is verified on the id.
+
+    The one id join of the explorer: `align_rows` builds one per join, `EmbeddingFrame`
+    keeps one for its lookups by id.
+    """
+
+    def __init__(self, ids: np.ndarray, hashes: Hashes = None):
+        self.ids = np.asarray(ids)
+        table_hash = _hashes(self.ids, hashes)
+        self.order = np.argsort(table_hash, kind="stable")
+        self.sorted_hash = table_hash[self.order]
+
+    def rows(self, query_ids: np.ndarray, query_hash: Hashes = None) -> np.ndarray:
+        """Row of each query id in the table (-1 when absent)."""
+        query_ids = np.asarray(query_ids)
+        query_hash = _hashes(query_ids, query_hash)
+        if len(self.sorted_hash) == 0:
+            return np.full(len(query_hash), -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self.sorted_hash, query_hash), 0, len(self.sorted_hash) - 1)
+        rows = self.order[pos].astype(np.int64)
+        found = self.sorted_hash[pos] == query_hash
+        found &= np.asarray(self.ids[rows] == query_ids, dtype=bool)
+        return np.where(found, rows, -1)
+
+
+def align_rows(target_ids: np.ndarray, source_ids: np.ndarray, source_hash: Hashes = None, target_hash: Hashes = None) -> np.ndarray:
     """For each target id, its row in `source_ids` (-1 when absent).
 
     Tables written by the same job share row order, so the common case is a prefix
-    match checked in one vectorised comparison; otherwise a sorted-hash join.
+    match checked in one vectorised comparison; otherwise a sorted-hash join
+    (`HashIndex`). Hashes already known (or memoised) can be passed, as arrays or as
+    callables that are only called when the prefix check fails.
     """
     n = len(target_ids)
     if n <= len(source_ids) and np.array_equal(np.asarray(source_ids[:n]), np.asarray(target_ids)):
         return np.arange(n, dtype=np.int64)
-    source_hash = hash_ids(source_ids) if source_hash is None else source_hash
-    return lookup_hashed(hash_ids(target_ids), np.asarray(target_ids), source_hash, np.asarray(source_ids))
+    return HashIndex(source_ids, source_hash).rows(target_ids, target_hash)
 
 
 def same_rows(target_rows: np.ndarray, source_rows: np.ndarray) -> bool:
@@ -341,19 +378,6 @@ def same_rows(target_rows: np.ndarray, source_rows: np.ndarray) -> bool:
     if len(target_rows) != len(source_rows) or source_rows.dtype.kind not in "iu":
         return False
     return bool(np.array_equal(target_rows, source_rows) and (len(target_rows) == 0 or target_rows.min() >= 0))
-
-
-def lookup_hashed(query_hash: np.ndarray, query_ids: np.ndarray, table_hash: np.ndarray, table_ids: np.ndarray) -> np.ndarray:
-    """Rows of `query_ids` in a table given by ids and their hashes (-1 when absent); ids are verified."""
-    order = np.argsort(table_hash, kind="stable")
-    sorted_hash = table_hash[order]
-    pos = np.clip(np.searchsorted(sorted_hash, query_hash), 0, max(len(sorted_hash) - 1, 0))
-    if len(sorted_hash) == 0:
-        return np.full(len(query_hash), -1, dtype=np.int64)
-    rows = order[pos].astype(np.int64)
-    found = sorted_hash[pos] == query_hash
-    found &= np.asarray(table_ids[rows] == query_ids, dtype=bool)
-    return np.where(found, rows, -1)
 
 
 @dataclass(frozen=True)
@@ -403,7 +427,7 @@ class EmbeddingFrame:
         self._load_ids = load_ids
         self._ids: np.ndarray | None = None
         self._id_hash = id_hash
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._sorted: HashIndex | None = None  # built on the first lookup of many ids
         self._scanned: dict[str, int] = {}  # rows of ids found by a scan
         self._lock = threading.Lock()
 
@@ -454,14 +478,8 @@ class EmbeddingFrame:
                 found.append(row)
             return np.array(found, dtype=np.int64)
         if self._sorted is None:
-            order = np.argsort(self.id_hash, kind="stable")
-            self._sorted = (order, self.id_hash[order])
-        order, sorted_hash = self._sorted
-        query = hash_ids(ids)
-        pos = np.clip(np.searchsorted(sorted_hash, query), 0, len(sorted_hash) - 1)
-        rows = order[pos].astype(np.int64)
-        ok = (sorted_hash[pos] == query) & np.asarray(self.sample_id[rows] == ids, dtype=bool)
-        return np.where(ok, rows, -1)
+            self._sorted = HashIndex(self.sample_id, self.id_hash)
+        return self._sorted.rows(ids)
 
     def source_is(self, name: str) -> np.ndarray:
         code = self.sources.index(name) if name in self.sources else -2
@@ -558,11 +576,7 @@ class LakeSession:
         return EmbeddingFrame(info, coords, load_ids, class_id, source_codes, sources, split_codes, splits, sample_row, id_hash)
 
     def _align_to_samples(self, ids: np.ndarray, id_hash: np.ndarray) -> np.ndarray:
-        samples = self._samples_ids()
-        n = len(ids)
-        if n <= len(samples) and np.array_equal(samples[:n], ids):
-            return np.arange(n, dtype=np.int64)
-        return lookup_hashed(id_hash, ids, self._samples_hash(), samples)
+        return align_rows(ids, self._samples_ids(), self._samples_hash, id_hash)
 
     def warm(self, ref: str) -> threading.Thread:
         """Precompute, in a background thread, the one-off joins a first click or colour change needs.
@@ -636,7 +650,8 @@ class LakeSession:
                 table_sample_row = _read(self.lake, group, "sample_row")
                 if same_rows(frame.sample_row, table_sample_row):
                     return np.arange(len(frame.sample_row), dtype=np.int64)
-            return align_rows(frame.sample_id, _read(self.lake, group, "sample_id"))
+            # The frame's id hashes are kept: its later lookups by id reuse them.
+            return align_rows(frame.sample_id, _read(self.lake, group, "sample_id"), target_hash=lambda: frame.id_hash)
 
         return self.memo(("align", group, ref), compute)
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import KEY, NAME_2D, NAME_3D
-from explorer.data import LakeSession, LakeState, align_rows, diagnose_lake, factorize, hash_ids, row_uniform, same_rows
+from explorer.data import HashIndex, LakeSession, LakeState, align_rows, diagnose_lake, factorize, hash_ids, row_uniform, same_rows
 from lake import LakeWriter, Provenance
 
 
@@ -129,3 +129,23 @@ def test_hash_of_an_id_does_not_depend_on_the_batch():
     alone = hash_ids(np.array(["in64/a/1"], dtype=object))[0]
     batched = hash_ids(np.array(["x" * 70, "in64/a/1"], dtype=object))[1]
     assert alone == batched
+
+
+def test_hash_index_verifies_ids_and_align_rows_hashes_only_when_it_must():
+    ids = np.array(["a", "b", "c", "d"], dtype=np.dtypes.StringDType())
+    index = HashIndex(ids)
+    assert index.rows(np.array(["d", "zz", "a"], dtype=np.dtypes.StringDType())).tolist() == [3, -1, 0]
+    # Colliding hashes never give a wrong row: every hit is checked on the id itself.
+    colliding = HashIndex(ids, np.zeros(4, np.uint64))
+    found = colliding.rows(ids, np.zeros(4, np.uint64))
+    assert all(r in (-1, i) for i, r in enumerate(found.tolist())) and (found >= 0).any()
+    assert HashIndex(np.zeros(0, dtype=object)).rows(np.array(["a"], dtype=object)).tolist() == [-1]
+    calls = []
+
+    def source_hash():
+        calls.append("source")
+        return hash_ids(ids)
+
+    # Same order (a prefix): no hash is computed; otherwise the given hashes are used.
+    assert align_rows(ids[:2], ids, source_hash).tolist() == [0, 1] and calls == []
+    assert align_rows(ids[::-1], ids, source_hash).tolist() == [3, 2, 1, 0] and calls == ["source"]
