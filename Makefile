@@ -14,7 +14,7 @@ LOCK := requirements.lock
 # pip-tools lives in its own venv so that refreshing the lock never changes the project's.
 LOCK_TOOLS := $(VENV)/.lock-tools
 
-.PHONY: setup demo demo-lake demo-lake-steps explore test browser clean-demo lock lock-upgrade lock-check
+.PHONY: setup demo demo-lake demo-lake-steps explore test lint browser clean-demo lock lock-upgrade lock-check
 
 setup: $(STAMP)
 
@@ -73,7 +73,12 @@ browser:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
 	fi
 
-test: $(STAMP) browser
+# ruff (lint) and mypy (types) as pyproject.toml configures them; `make test` runs both first.
+lint: $(STAMP)
+	$(PY) -m ruff check lake ingest models analysis explorer benchmarks tests
+	$(PY) -m mypy
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest
 
 clean-demo:

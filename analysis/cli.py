@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from lake.cli import command, run_cli
+from lake.cli import non_negative_float as _non_negative_float
+from lake.cli import positive_int as _positive_int
+
 EPILOG = """examples:
   python -m analysis run --lake demo_lake --layer bottleneck --sigma 2
   python -m analysis umap --lake demo_lake --layer enc.8x8_block2 --sigma 2 --components 3
@@ -21,10 +25,6 @@ EPILOG = """examples:
 layer aliases: bottleneck = enc.8x8_block2, mid = dec.8x8_in0; any activations/<layer> group works.
 """
 
-
-from lake.cli import command, run_cli
-from lake.cli import non_negative_float as _non_negative_float
-from lake.cli import positive_int as _positive_int
 
 
 def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True) -> None:

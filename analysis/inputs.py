@@ -105,7 +105,7 @@ class SampleLookup:
     split: np.ndarray  # object array, aligned with the samples table
 
     @classmethod
-    def from_lake(cls, lake: Any) -> "SampleLookup":
+    def from_lake(cls, lake: Any) -> SampleLookup:
         import pandas as pd
 
         if lake.num_samples == 0:

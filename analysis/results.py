@@ -24,7 +24,7 @@ __all__ = ["LABEL_COLUMNS", "WRITE_ROWS", "LabelColumns", "StagedGroup", "base_a
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def to_attr(value: Any) -> Any:
@@ -55,7 +55,7 @@ class LabelColumns:
     def as_columns(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in LABEL_COLUMNS}
 
-    def slice(self, start: int, stop: int) -> "LabelColumns":
+    def slice(self, start: int, stop: int) -> LabelColumns:
         return LabelColumns(*(getattr(self, name)[start:stop] for name in LABEL_COLUMNS))
 
     def __len__(self) -> int:

@@ -159,7 +159,7 @@ def main() -> None:
 
                 opened = open_lake(lake)
                 images, class_ids = opened.images(slice(0, n)), opened.column(SAMPLES_GROUP, "class_id")
-                probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, layers))
+                probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, layers))  # noqa: B023 (called at once)
                 for _ in range(3):
                     bare_probe(module, device, images[:block], class_ids[:block], sigmas[:1], block, layers)
             results["bare_probe"].append(bare_probe(module, device, images, class_ids, sigmas, block, layers))

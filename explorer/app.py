@@ -13,14 +13,8 @@ import logging
 import sys
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import streamlit as st
-
-try:
-    import explorer  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer import common, views
 from explorer.common import NONCE, VIEW, ZOOM_NONCE
@@ -146,7 +140,7 @@ def _follow_page_to_3d(session: LakeSession) -> None:
     embedding is restored only if the 3D one is still the one this switch chose (a 3D
     embedding the researcher picked stays).
     """
-    page, ref = st.session_state.get("w_page"), st.session_state.get("w_embedding")
+    page, ref = st.session_state.get("w_page"), str(st.session_state.get("w_embedding"))
     dims = {e.ref: e.dims for e in session.embeddings}
     back = st.session_state.get(BACK_TO_2D)
     if page == "3d" and dims.get(ref) == 2:

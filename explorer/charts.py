@@ -72,8 +72,8 @@ class ColorSpec:
                 return alt.Scale(domain=domain, range=list(self.colours))
             if palette == "okabe-ito":
                 return alt.Scale(domain=domain, range=list(OKABE_ITO))
-            return alt.Scale(domain=domain, scheme=palette)
-        return alt.Scale(scheme=self.palette or DEFAULT_CONTINUOUS)
+            return alt.Scale(domain=domain, scheme=palette)  # type: ignore[arg-type]  # a Vega scheme name, validated in state.py
+        return alt.Scale(scheme=self.palette or DEFAULT_CONTINUOUS)  # type: ignore[arg-type]  # a Vega scheme name, validated in state.py
 
 
 def palette_size(palette: str) -> int:
@@ -141,7 +141,7 @@ def _density_layer(extent: Window, opacity: float, scheme: str, aria: bool = Tru
             x2="x2:Q",
             y=y,
             y2="y2:Q",
-            color=alt.Color("count:Q", scale=alt.Scale(type="log", scheme=scheme), legend=None),
+            color=alt.Color("count:Q", scale=alt.Scale(type="log", scheme=scheme), legend=None),  # type: ignore[arg-type]  # a Vega scheme name, validated in state.py
             tooltip=[alt.Tooltip("count:Q", title="points in cell")],
         )
     )
@@ -287,7 +287,7 @@ def difference_spec(extent: Window, peak: float, sources: tuple[str, ...], rende
             color=alt.Color(
                 "difference:Q",
                 title="generated − real density",
-                scale=alt.Scale(scheme=HEAT_SCHEME, domain=[-peak, peak], domainMid=0),
+                scale=alt.Scale(scheme=HEAT_SCHEME, domain=[-peak, peak], domainMid=0),  # type: ignore[arg-type]  # a Vega scheme name, validated in state.py
             ),
             tooltip=[alt.Tooltip("difference:Q", format=".2e")],
         )

@@ -80,7 +80,7 @@ def parse_args(argv: list[str]) -> tuple[ExplorerConfig, list[str]]:
         args, unknown = parser.parse_known_args(argv)
     except (argparse.ArgumentError, ValueError) as exc:
         problems.append(f"ignoring the explorer arguments: {exc}")
-        args, unknown = parser.parse_known_args([]), []
+        args, unknown = parser.parse_known_args([])[0], []
     if unknown:
         problems.append(f"ignoring unknown arguments: {' '.join(unknown)}")
     config = ExplorerConfig(

@@ -28,11 +28,11 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
     sample_row = int(frame.sample_row[row])
     record = session.sample_record(sample_row) if sample_row >= 0 else {}
     if sample_row >= 0:
-        st.image(upscale(session.images([sample_row])[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))
+        st.image(upscale(session.images(np.array([sample_row]))[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))
     st.markdown("  \n".join(f"**{label}**: {text}" for label, text in sample_facts(session, frame, view.embedding, row, record)))
     st.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="clear")
 
-    manual_rows = frame.rows_of(view.manual)
+    manual_rows = frame.rows_of(list(view.manual))
     manual_rows = manual_rows[manual_rows >= 0]
     manual_d = queries.activation_distances(session, view.embedding, row, manual_rows)
     if neighbours is not None:

@@ -53,7 +53,8 @@ def cloud_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, mas
     table["class"] = table["class"].astype(str)
     table["source"] = table["source"].astype(str)
     table["sample_id"] = table["sample_id"].astype(str)
-    centre = tuple(float(v) for v in np.nanmean(frame.coords, axis=0))
+    cx, cy, cz = (float(v) for v in np.nanmean(frame.coords, axis=0))
+    centre = (cx, cy, cz)
     span = float(np.nanmax(np.ptp(frame.coords, axis=0)))
     st.caption(f"{len(rows):,} of {int(mask.sum()):,} filtered points · drag to rotate, scroll to zoom · select points in the Explore page.")
     if legend:

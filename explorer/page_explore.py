@@ -162,7 +162,7 @@ def marks_frame(session: LakeSession, frame: EmbeddingFrame, xy: np.ndarray, rol
 
 def _roles(frame: EmbeddingFrame, view: ViewState, neighbour_rows: np.ndarray) -> dict[int, str]:
     roles: dict[int, str] = {int(r): "knn" for r in neighbour_rows}
-    for r in frame.rows_of(view.manual):
+    for r in frame.rows_of(list(view.manual)):
         if r >= 0:
             roles[int(r)] = "manual"
     if view.selected:

@@ -18,7 +18,7 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     if st.session_state.get("w_embedding") not in refs:
         st.session_state["w_embedding"] = refs[0]
     labels = {e.ref: e.label() for e in session.embeddings}
-    ref = sb.selectbox("Embedding (layer · sigma · dims)", refs, format_func=labels.get, key="w_embedding")
+    ref = str(sb.selectbox("Embedding (layer · sigma · dims)", refs, format_func=lambda r: labels.get(r, r), key="w_embedding"))
     info = session.embedding(ref)
     frame = common.load_frame(session, ref)
 

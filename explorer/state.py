@@ -44,7 +44,7 @@ class ViewState:
     max_points: int = 50_000
     page: str = "explore"  # "explore", "compare" (real vs generated) or "3d"
 
-    def with_click(self, sample_id: str, mode: str = "neighbours") -> "ViewState":
+    def with_click(self, sample_id: str, mode: str = "neighbours") -> ViewState:
         """The state after clicking a point.
 
         In `neighbours` mode the first click selects and later clicks on other points
@@ -61,7 +61,7 @@ class ViewState:
             return replace(self, manual=tuple(m for m in self.manual if m != sample_id))
         return replace(self, manual=(*self.manual, sample_id))
 
-    def cleared(self) -> "ViewState":
+    def cleared(self) -> ViewState:
         """No selected point and no manual neighbours."""
         return replace(self, selected=None, manual=())
 

@@ -66,7 +66,7 @@ def allowed_hosts(bind_host: str, port: int, public_host: str | None = None) -> 
 
 def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:
     """Whether a request's Host header names this server (a DNS-rebinding guard)."""
-    return bool(host_header) and host_header.strip().lower() in allowed
+    return host_header is not None and host_header.strip().lower() in allowed
 
 
 def encode_png(image: np.ndarray, size: int = 64) -> bytes:

@@ -112,14 +112,15 @@ class DensityGrid:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.counts.shape  # type: ignore[return-value]
+        rows, cols = self.counts.shape
+        return rows, cols
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Non-empty cells as (x0, x1, y0, y1, value) arrays."""
         return _cells(self.counts, self.extent, self.counts != 0)
 
 
-def _cells(values: np.ndarray, extent: Window, keep: np.ndarray) -> tuple[np.ndarray, ...]:
+def _cells(values: np.ndarray, extent: Window, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ny, nx = values.shape
     x0, x1, y0, y1 = extent
     iy, ix = np.nonzero(keep)

@@ -123,7 +123,7 @@ def plan_steps(need: np.ndarray, block: int, batch_size: int) -> list[ProbeStep]
     blocks = math.ceil(n / block)
     padded = np.zeros((blocks * block, r), dtype=bool)
     padded[:n] = need
-    per_block = padded.reshape(blocks, block, r).any(axis=1)
+    per_block = np.any(padded.reshape(blocks, block, r), axis=1)
     busy = np.flatnonzero(per_block.any(axis=1))
     per_step = max(1, math.ceil(batch_size / block))
     return [ProbeStep(busy[i : i + per_step], per_block[busy[i : i + per_step]]) for i in range(0, len(busy), per_step)]

@@ -209,7 +209,7 @@ def _pack(job: GenerationJob, outputs: list[tuple[np.ndarray, Any]], size: int) 
     """This rank's blocks as fixed-size arrays (padding: index -1), synchronising with the device once."""
     import torch
 
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "index": np.full(size, -1, dtype=np.int64),
         "image": np.zeros((size, *job.noise_shape[1:], job.noise_shape[0]), dtype=np.uint8),
         **{f"mean/{layer}": np.zeros((size, job.channels[layer]), dtype=np.float32) for layer in job.layers},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ class ModelSpec:
     dtype: str = "fp32"  # fp32 or bf16 (CUDA only)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ModelSpec":
+    def from_args(cls, args: argparse.Namespace) -> ModelSpec:
         """The spec the parsed --preset/--checkpoint/--device/--dtype flags describe."""
         return cls(preset=args.preset, checkpoint=args.checkpoint, device=args.device, dtype=args.dtype)
 
@@ -146,7 +146,8 @@ def generate_block(module: Any, noise: Any, class_ids: Any, layers: Sequence[str
     import models
     import torch
 
-    with torch.inference_mode(), (models.capture(module, layers) if layers else nullcontext({})) as acts:
+    captured: AbstractContextManager[dict[str, Any]] = models.capture(module, layers) if layers else nullcontext({})
+    with torch.inference_mode(), captured as acts:
         images = models.one_step_generate(module, noise, class_ids)
         means, _ = _reduce(acts, layers, keep_spatial=False)
     return BlockOutput(means=means, spatial={}, images=images)

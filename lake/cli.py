@@ -43,7 +43,7 @@ def run_cli(
 
     try:
         return int(args.run(args) or 0)
-    except (LakeError, *errors) as exc:
+    except (LakeError, *errors) as exc:  # type: ignore[misc]  # mypy cannot type a starred tuple of exception types
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

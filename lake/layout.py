@@ -81,7 +81,7 @@ def analysis_prefix(kind: str) -> str:
     return f"{ANALYSIS_GROUP}/{kind}"
 
 
-def analysis_group(kind: str, key: "AnalysisKey | str", name: str | None = None) -> str:
+def analysis_group(kind: str, key: AnalysisKey | str, name: str | None = None) -> str:
     """``analysis/<kind>/<key>[/<name>]`` (embeddings are named below their key)."""
     path = f"{analysis_prefix(kind)}/{key}"
     return path if name is None else f"{path}/{name}"

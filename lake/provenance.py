@@ -33,8 +33,8 @@ class Provenance:
     inputs: list[InputFile] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     # Microseconds in both, so records of jobs started within one second still sort in order.
-    run_id: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8])
-    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"))
+    run_id: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8])
+    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds"))
     versions: dict[str, str] = field(default_factory=lambda: package_versions())
     host: str = field(default_factory=platform.node)
 

@@ -36,7 +36,7 @@ class Table:
 
     group: Any  # zarr.Group, opened on live (uncommitted) metadata
     spec: TableSpec
-    writer: "LakeWriter | None" = None  # counts appended rows for provenance
+    writer: LakeWriter | None = None  # counts appended rows for provenance
 
     @property
     def num_rows(self) -> int:
@@ -50,7 +50,7 @@ class Table:
         """The live zarr array of a column (for reads and region writes inside the session)."""
         return self.group[name]
 
-    def append(self, columns: Mapping[str, np.ndarray]) -> slice:
+    def append(self, columns: Mapping[str, np.ndarray | Sequence[Any]]) -> slice:
         """Append rows given as one array per column (every column of the spec, same length)."""
         missing = [c.name for c in self.spec.columns if c.name not in columns]
         if missing:
@@ -125,10 +125,10 @@ class LakeWriter:
         self._committed_rows: dict[str, int] = {}
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], provenance: Provenance, create: bool = True) -> "LakeWriter":
+    def open(cls, path: str | os.PathLike[str], provenance: Provenance, create: bool = True) -> LakeWriter:
         return cls(lake_path(path), provenance, create)
 
-    def __enter__(self) -> "LakeWriter":
+    def __enter__(self) -> LakeWriter:
         import zarr
 
         if self._create and (not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))):
@@ -175,7 +175,7 @@ class LakeWriter:
             return None
         return dict(node.attrs) if isinstance(node, zarr.Group) else None
 
-    def staged(self, final_path: str) -> "StagedGroup":
+    def staged(self, final_path: str) -> StagedGroup:
         """A result group written under a staging name and swapped into `final_path` on `publish()`."""
         return StagedGroup(self, final_path)
 

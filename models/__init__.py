@@ -59,7 +59,7 @@ class LoadedGenerator:
     def model_id(self) -> str:
         """Short stable identifier of the weights, e.g. ``dmd2-imagenet64-3f2a9c01b7de``."""
         if self.weights == "checkpoint":
-            return f"{self.preset}-{self.checkpoint_sha256[:12]}"
+            return f"{self.preset}-{(self.checkpoint_sha256 or '')[:12]}"
         return f"{self.preset}-random-seed{self.seed}"
 
     @property
@@ -87,7 +87,8 @@ def load_generator(preset: str, checkpoint: str | Path | None = None, device: st
         module = EDMPrecond(**config.network_kwargs(), init_seed=None)
         info = load_checkpoint(module, checkpoint)
         name, sha = info.name, info.sha256
-    module = _finish(module.to(device=torch_device, dtype=torch_dtype))
+    module.to(device=torch_device, dtype=torch_dtype)  # in place: nn.Module.to returns the module itself
+    _finish(module)
     return LoadedGenerator(
         module=module, preset=preset, weights="random" if checkpoint is None else "checkpoint",
         checkpoint_name=name, checkpoint_sha256=sha, device=torch_device, dtype=torch_dtype,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -176,7 +177,7 @@ class DhariwalUNet(nn.Module):
                  attn_resolutions: Sequence[int] = (32, 16, 8), channels_per_head: int = 64):
         super().__init__()
         emb_channels = model_channels * channel_mult_emb
-        block = dict(emb_channels=emb_channels, channels_per_head=channels_per_head)
+        block: dict[str, Any] = dict(emb_channels=emb_channels, channels_per_head=channels_per_head)
 
         self.map_noise = PositionalEmbedding(model_channels)
         self.map_layer0 = Linear(model_channels, emb_channels)
@@ -196,7 +197,7 @@ class DhariwalUNet(nn.Module):
                 cin, cout = cout, model_channels * mult
                 self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(
                     cin, cout, attention=res in attn_resolutions, **block)
-        skips = [b.out_channels for b in self.enc.values()]
+        skips: list[int] = [b.out_channels for b in self.enc.values()]  # type: ignore[misc]  # UNetBlock/Conv2d attributes, not Module lookups
 
         self.dec = nn.ModuleDict()
         for level, mult in reversed(list(enumerate(channel_mult))):
@@ -262,11 +263,16 @@ class EDMPrecond(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.out_conv.weight.dtype
+        return self._out_weight().dtype
 
     @property
     def device(self) -> torch.device:
-        return self.model.out_conv.weight.device
+        return self._out_weight().device
+
+    def _out_weight(self) -> torch.Tensor:
+        weight = self.model.out_conv.weight
+        assert weight is not None  # the output convolution always has a kernel
+        return weight
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float,
                 class_labels: torch.Tensor | None = None) -> torch.Tensor:

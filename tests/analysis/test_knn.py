@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis import AnalysisError, NeighborIndex, project, query, recall_at_k, run_knn, run_pca
+from analysis import AnalysisError, NeighborIndex, project, query, recall_at_k, run_knn
 from analysis.neighbors import brute_force_query, drop_self
 
 from tests.analysis.conftest import build_lake, synthetic_table

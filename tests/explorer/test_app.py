@@ -41,7 +41,7 @@ def test_injected_selection_shows_details_neighbours_roles_and_url(small_lake, m
     assert "10 nearest neighbours" in text and "1 manual neighbours" in text
     images = at.get("image")
     assert len(images) == 3  # the selected image, the neighbour grid, the manual grid
-    points = _scatter_points(at)
+    _scatter_points(at)  # the chart is drawn (in SVG at this size)
     roles = scatter_roles(at)
     assert roles[selected] == "selected" and roles[manual] == "manual"
     assert list(roles.values()).count("knn") == 10
