@@ -27,7 +27,7 @@ import numpy as np
 from .layout import provenance_group, staging_group
 from .provenance import Provenance
 from .schema import STRING, TableSpec
-from .store import check_lake, commit, create_lake, create_table_arrays, lake_path, read_root_document, restore, writer_lock
+from .store import check_lake, commit, create_lake, create_table_arrays, lake_path, read_root_document, remove_orphan_temp_files, restore, writer_lock
 
 
 @dataclass
@@ -139,6 +139,7 @@ class LakeWriter:
             doc = read_root_document(self.path)
             assert doc is not None
             restore(self.path, doc)  # undo whatever a killed writer left uncommitted
+            remove_orphan_temp_files(self.path)
             self._start_document = doc
             self._root = zarr.open_group(str(self.path), mode="r+", use_consolidated=False)
             runs = self._root.require_group(provenance_group())

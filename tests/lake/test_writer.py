@@ -183,3 +183,19 @@ def test_creation_builds_in_place_when_nothing_can_be_made_beside_the_lake(tmp_p
     create_lake(tmp_path / "lake", {})
     assert xr.open_zarr(tmp_path / "lake", group="samples").sizes["sample"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lake"]
+
+
+def test_temp_files_a_killed_writer_left_are_removed_by_the_next_writer(tmp_path):
+    # kill -9 during an atomic write (zarr's `zarr.<uuid>.partial`, ours `<name>.<pid>.partial`)
+    # leaves its temp file; the next writer, holding the lock, deletes every one of them.
+    lake = tmp_path / "lake"
+    with LakeWriter.open(lake, Provenance(job="first")) as writer:
+        writer.table(SAMPLES).append(batch(1, 10))
+    orphans = [lake / "samples" / "class_id" / "zarr.0123abcd.partial", lake / "samples" / "image" / "c" / "zarr.json.999.partial", lake / "zarr.json.42.partial"]
+    for orphan in orphans:
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_text("{")
+    with LakeWriter.open(lake, Provenance(job="second")) as writer:
+        writer.table(SAMPLES).append(batch(2, 5))
+    assert not [p for p in lake.rglob("*.partial")]
+    assert open_lake(lake).num_samples == 15
