@@ -179,16 +179,5 @@ def brush_window(selection: Mapping[str, Any] | None, x_field: str = "x", y_fiel
     return (x0, x1, y0, y1)
 
 
-def clicked_value(selection: Mapping[str, Any] | list[Any] | None, field: str) -> Any:
-    """The `field` value of the point an Altair point selection holds (None when empty)."""
-    if not selection:
-        return None
-    items = [selection] if isinstance(selection, Mapping) else list(selection)
-    for item in items:
-        if isinstance(item, Mapping) and field in item:
-            return item[field]
-    return None
-
-
 def state_fields() -> list[str]:
     return [f.name for f in fields(ViewState)]

@@ -1,6 +1,6 @@
 from dataclasses import replace
 
-from explorer.state import ViewState, brush_window, clicked_value, decode_query_params, encode_query_params
+from explorer.state import ViewState, brush_window, decode_query_params, encode_query_params
 
 
 def test_round_trip_of_a_full_state():
@@ -66,11 +66,8 @@ def test_manual_never_contains_the_selected_id_after_decoding():
     assert state.manual == ("b",)
 
 
-def test_brush_window_and_clicked_value():
+def test_brush_window():
     assert brush_window({"x": [3, 1], "y": [0, 2]}) == (1.0, 3.0, 0.0, 2.0)
     assert brush_window({"x": [1, 1], "y": [0, 2]}) is None
     assert brush_window({"x": [1, 2]}) is None
     assert brush_window({}) is None
-    assert clicked_value([{"sample_id": "s1"}], "sample_id") == "s1"
-    assert clicked_value([], "sample_id") is None
-    assert clicked_value({"sample_id": "s2"}, "sample_id") == "s2"
