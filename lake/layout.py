@@ -17,13 +17,22 @@ A *key* is ``<layer>@sigma<sigma:g>`` (`AnalysisKey`, `parse_key`): one (layer, 
 slice of an activation table, the unit every analysis works on. Every per-sample
 analysis table carries the label columns (`LABEL_COLUMNS`) in the PCA table's row order.
 
+Noise axis (README "Lake layout"):
+
+    trajectories/<schedule>/          per multi-step sample: x0_hat (sample, sigma, y, x, channel), one
+                                      entry per step along ``sigma`` (the step's input sigma, decreasing)
+    trajectories/<schedule>/<layer>/  the generation pass's channel means per step (sample, sigma, channel)
+    reconstructions/                  per probed sample and sigma: the noisy input and D's one-step x0_hat
+    analysis/trajectory/<layer>/      one embedding of every sigma of a layer (sample, sigma, axis),
+                                      plus per-sigma scores (trustworthiness, jump) along ``sigma``
+    analysis/trajectory/<layer>/<schedule>/  the steps of a schedule placed in that same embedding
+
+A *schedule* is the strictly decreasing list of input sigmas of a k-step sampler, named
+by `schedule_id` (``sigmas80-20-5-1.5``). One-step samples (schedule ``[80]``) have no
+trajectory group: ``samples`` and ``generation/<layer>`` already are their single step.
+
 Where the coming things go (none exists yet; each fits without a new layout):
 
-- **Multi-step trajectories**: a ``step`` dimension, not new groups. Samples of a
-  k-step sampler get one row each in ``samples`` (the final image) and a ``step`` axis
-  in ``generation/<layer>`` (mean (sample, step, channel)), chunked one step wide like
-  ``sigma`` is today (`ColumnSpec.inner_chunks`), so adding steps only adds chunks
-  (`Table.extend_axis`). Keys gain an optional ``@step<k>`` suffix for analyses of one step.
 - **Lineage** (samples made from other samples: regenerations, edits, img2img): a
   ``parent_id`` column in ``samples`` (``''`` for roots) plus the ``origin`` string that
   already says how; a lineage is a join of ``samples`` with itself, never a new group.
@@ -57,9 +66,12 @@ GENERATION_GROUP = "generation"
 ACTIVATIONS_GROUP = "activations"
 ANALYSIS_GROUP = "analysis"
 PROVENANCE_GROUP = "provenance"
+TRAJECTORIES_GROUP = "trajectories"
+RECONSTRUCTIONS_GROUP = "reconstructions"
 
 # Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
-ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare")
+# `trajectory` results are keyed by layer alone (all sigmas), the others by `AnalysisKey`.
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory")
 
 IMAGE_SIZE = 64
 
@@ -72,6 +84,22 @@ def generation_group(layer: str) -> str:
 def activations_group(layer: str) -> str:
     """``activations/<layer>``: the denoiser probes of one block, all sigmas."""
     return f"{ACTIVATIONS_GROUP}/{layer}"
+
+
+def trajectory_group(schedule: str) -> str:
+    """``trajectories/<schedule>``: the per-step x0_hat images of one multi-step schedule."""
+    return f"{TRAJECTORIES_GROUP}/{schedule}"
+
+
+def trajectory_layer_group(schedule: str, layer: str) -> str:
+    """``trajectories/<schedule>/<layer>``: the generation pass's channel means of one block, per step."""
+    return f"{trajectory_group(schedule)}/{layer}"
+
+
+def joint_embedding_group(layer: str, schedule: str | None = None) -> str:
+    """``analysis/trajectory/<layer>`` (the probes), or ``.../<schedule>`` (that schedule's steps placed in it)."""
+    path = f"{ANALYSIS_GROUP}/trajectory/{layer}"
+    return path if schedule is None else f"{path}/{schedule}"
 
 
 def analysis_prefix(kind: str) -> str:
@@ -110,6 +138,28 @@ def child_name(path: str, parent: str) -> str | None:
 def format_sigma(sigma: float) -> str:
     """The sigma as it appears in keys: float32 value printed with ``%g`` (2, 0.5, 80)."""
     return f"{float(np.float32(sigma)):g}"
+
+
+def schedule_id(sigmas: Sequence[float]) -> str:
+    """The name of a sampling schedule: ``sigmas`` + its input sigmas (`format_sigma`) joined by ``-``.
+
+    ``[80, 20, 5, 1.5]`` -> ``sigmas80-20-5-1.5``. Used as the trajectories group name and,
+    for more than one step, in the generated samples' model identity (their ids).
+    """
+    if not len(sigmas):
+        raise ValueError("a schedule needs at least one sigma")
+    return "sigmas" + "-".join(format_sigma(s) for s in sigmas)
+
+
+def parse_schedule_id(text: str) -> tuple[float, ...]:
+    """Inverse of `schedule_id`; ValueError (one line) for anything else."""
+    body = text.removeprefix("sigmas")
+    try:
+        if body == text or not body:
+            raise ValueError
+        return tuple(float(np.float32(t)) for t in body.split("-"))
+    except ValueError:
+        raise ValueError(f"{text!r}: not a schedule id; expected sigmas<s0>-<s1>-..., e.g. sigmas80-20-5-1.5") from None
 
 
 @dataclass(frozen=True)
@@ -277,6 +327,84 @@ def activations_spec(layer: str, shape: LayerShape, sigmas: Sequence[float], kee
     )
 
 
+# --------------------------------------------------------------------------- the noise axis
+
+TRAJECTORY_PROBE = ("multi-step generation: x = sigma_0 * eps_0; at step i x0_hat_i = D(x, sigma_i, onehot(class)), then "
+                    "x = x0_hat_i + sigma_(i+1) * eps_(i+1); eps_i from (seed, index, step i)")
+RECONSTRUCTION_PROBE = ("one-step reconstruction of a probe: noisy = x0 + sigma * eps (the probe's input, eps from "
+                        "(noise_seed, sample_id)), x0_hat = D(noisy, sigma, onehot(class)); both as uint8 images")
+
+_IMAGE_ATTRS = "RGB image, height x width x channel (HWC), uint8"
+
+
+def _image_column(name: str, dim: str, length: int, description: str) -> ColumnSpec:
+    """Images along a `dim` axis (one image per chunk in that axis, a few samples per chunk)."""
+    return ColumnSpec(name, "uint8", (length, IMAGE_SIZE, IMAGE_SIZE, 3), (dim, "y", "x", "channel"),
+                      rows_per_chunk=32, inner_chunks=(1, IMAGE_SIZE, IMAGE_SIZE, 3), codec=IMAGE_CODEC, coord=False,
+                      attrs={"description": f"{description}; {_IMAGE_ATTRS}"})
+
+
+def trajectory_spec(schedule: str, sigmas: Sequence[float], attrs: dict[str, Any]) -> TableSpec:
+    """``trajectories/<schedule>``: per multi-step sample, the x0_hat of every step along ``sigma``.
+
+    Step i is the i-th entry of the ``sigma`` axis (the step's input sigma; the schedule
+    is strictly decreasing, so sigma labels the steps uniquely). The last step's x0_hat
+    is the sample's final image in ``samples``.
+    """
+    return TableSpec(
+        path=trajectory_group(schedule),
+        row_dim="sample",
+        columns=(
+            _image_column("x0_hat", "sigma", len(sigmas), "the step's denoised estimate D(x, sigma_i, class)"),
+            ColumnSpec("sample_id", STRING, attrs={"description": "joins with samples/sample_id"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "class the sample was generated for"}),
+        ),
+        fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32)},
+        attrs={"schedule": schedule, "sigmas": [float(np.float32(s)) for s in sigmas], "steps": len(sigmas),
+               "probe": TRAJECTORY_PROBE, **attrs},
+    )
+
+
+def trajectory_layer_spec(schedule: str, layer: str, shape: LayerShape, sigmas: Sequence[float],
+                          attrs: dict[str, Any]) -> TableSpec:
+    """``trajectories/<schedule>/<layer>``: the generation pass's channel means of `layer` at every step."""
+    s, c = len(sigmas), shape.channels
+    return TableSpec(
+        path=trajectory_layer_group(schedule, layer),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("mean", "float32", (s, c), ("sigma", "channel"), rows_per_chunk(s * c * 4), codec=FLOAT_CODEC,
+                       coord=False, attrs={"description": f"spatial mean per channel of {layer} at each step"}),
+            ColumnSpec("sample_id", STRING, attrs={"description": "joins with samples/sample_id"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "class the sample was generated for"}),
+        ),
+        fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32), "channel": np.arange(c, dtype=np.int32)},
+        attrs={"layer": layer, "schedule": schedule, "probe": TRAJECTORY_PROBE, **attrs},
+    )
+
+
+def reconstructions_spec(sigmas: Sequence[float], attrs: dict[str, Any]) -> TableSpec:
+    """``reconstructions``: per probed sample and sigma, the probe's noisy input and D's one-step x0_hat.
+
+    Chunked one sigma wide like ``activations/<layer>``, so new sigmas only add chunks.
+    """
+    s = len(sigmas)
+    return TableSpec(
+        path=RECONSTRUCTIONS_GROUP,
+        row_dim="sample",
+        columns=(
+            _image_column("noisy", "sigma", s, "the probe's input x0 + sigma * eps, clipped to [-1, 1]"),
+            _image_column("x0_hat", "sigma", s, "the one-step reconstruction D(x0 + sigma * eps, sigma, class)"),
+            ColumnSpec("probed", "bool", (s,), ("sigma",), coord=False, inner_chunks=(1,),
+                       attrs={"description": "True where (sample, sigma) has been computed"}),
+            ColumnSpec("sample_id", STRING, attrs={"description": "joins with samples/sample_id"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "the class the probe was conditioned on"}),
+        ),
+        fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32)},
+        attrs={"probe": RECONSTRUCTION_PROBE, **attrs},
+    )
+
+
 # --------------------------------------------------------------------------- analysis results
 
 # Columns every per-sample analysis table carries, aligned with the PCA table's rows.
@@ -353,4 +481,31 @@ def compare_spec(key: AnalysisKey, k: int, attrs: dict[str, Any]) -> TableSpec:
             *label_column_specs(),
         ),
         attrs=attrs,
+    )
+
+
+def joint_embedding_spec(layer: str, sigmas: Sequence[float], n_components: int, attrs: dict[str, Any],
+                         schedule: str | None = None) -> TableSpec:
+    """``analysis/trajectory/<layer>[/<schedule>]``: one embedding of all sigmas, (sample, sigma, axis).
+
+    Without `schedule` its rows are those of ``activations/<layer>`` (NaN where a
+    (sample, sigma) was not probed) and it carries the label columns; the per-sigma
+    scores are small arrays along ``sigma`` beside it. With `schedule` its rows are those
+    of ``trajectories/<schedule>/<layer>``, placed in the same coordinates.
+    """
+    axes = ["x", "y", "z"][:n_components]
+    labels = label_column_specs() if schedule is None else (
+        ColumnSpec("sample_id", STRING, attrs={"description": "id of the sample (join key with samples)"}),
+        ColumnSpec("class_id", "int16", attrs={"description": "ImageNet-1k class id"}),
+    )
+    return TableSpec(
+        path=joint_embedding_group(layer, schedule),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("embedding", "float32", (len(sigmas), n_components), ("sigma", "axis"), coord=False,
+                       attrs={"description": "coordinates in the layer's joint embedding; NaN where not computed"}),
+            *labels,
+        ),
+        fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32), "axis": np.array(axes, dtype=np.dtypes.StringDType())},
+        attrs={"layer": layer, **({"schedule": schedule} if schedule else {}), **attrs},
     )
