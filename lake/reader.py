@@ -14,12 +14,17 @@ from .layout import (
     ACTIVATIONS_GROUP,
     GENERATION_GROUP,
     PROVENANCE_GROUP,
+    RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
+    TRAJECTORIES_GROUP,
     AnalysisKey,
     activations_group,
     analysis_group,
     analysis_prefix,
     child_name,
+    joint_embedding_group,
+    trajectory_group,
+    trajectory_layer_group,
 )
 from .store import check_lake, committed_nodes, lake_path
 
@@ -140,6 +145,38 @@ class Lake:
         if index is None:
             raise KeyError(f"{self.path}: {activations_group(layer)} has no sigma {float(np.float32(sigma)):g}")
         return ds.isel(sigma=index)
+
+    # --- the noise axis ------------------------------------------------------------------
+
+    def schedules(self) -> list[str]:
+        """Schedule ids with a trajectories group (``trajectories/<schedule>``), sorted."""
+        return self.children(TRAJECTORIES_GROUP)
+
+    def schedule_sigmas(self, schedule: str) -> list[float]:
+        """The input sigma of each step of `schedule`, in step order (decreasing)."""
+        return [float(v) for v in np.asarray(self.column(trajectory_group(schedule), "sigma"), dtype=np.float32)]
+
+    def trajectory_layers(self, schedule: str) -> list[str]:
+        """Layers whose per-step generation means are stored for `schedule`, sorted."""
+        return self.children(trajectory_group(schedule))
+
+    def trajectory(self, schedule: str, layer: str | None = None, chunks: Any = None) -> Any:
+        """``trajectories/<schedule>`` (x0_hat per step) or, with `layer`, its per-step means, as a lazy Dataset."""
+        group = trajectory_group(schedule) if layer is None else trajectory_layer_group(schedule, layer)
+        return self.dataset(group, chunks)
+
+    def reconstructions(self, chunks: Any = None) -> Any:
+        """``reconstructions``: per probed sample and sigma, the noisy input and x0_hat (KeyError when absent)."""
+        return self.dataset(RECONSTRUCTIONS_GROUP, chunks)
+
+    def joint_embedding_layers(self) -> list[str]:
+        """Layers with a joint (all-sigma) embedding (``analysis/trajectory/<layer>``), sorted."""
+        return self.children(joint_embedding_group("").rstrip("/"))
+
+    def joint_embedding(self, layer: str, schedule: str | None = None, chunks: Any = None) -> Any:
+        """``analysis/trajectory/<layer>`` (embedding (sample, sigma, axis) + per-sigma scores), or the
+        steps of `schedule` placed in it; KeyError when absent."""
+        return self.dataset(joint_embedding_group(layer, schedule), chunks)
 
     def result(self, kind: str, key: AnalysisKey | str, name: str | None = None, chunks: Any = None) -> Any:
         """The stored result ``analysis/<kind>/<key>[/<name>]`` as a lazy Dataset (KeyError when absent)."""
