@@ -1,9 +1,11 @@
-"""Opening `generation/<layer>` and `activations/<layer>` in a writer session, refusing mixed sources.
+"""Opening `generation/<layer>`, `activations/<layer>` and the `trajectories/<schedule>` tables in a
+writer session, refusing mixed sources.
 
-Their layouts (columns, chunking: `mean` one sigma wide) are `lake.layout.generation_spec`
-and `lake.layout.activations_spec`. A group belongs to one model and (for probes) one
-noise seed, recorded in its attributes and checked on every reopen, so activations of
-different networks are never mixed in one array.
+Their layouts (columns, chunking: `mean` one sigma wide) are `lake.layout.generation_spec`,
+`lake.layout.activations_spec`, `lake.layout.trajectory_spec` and
+`lake.layout.trajectory_layer_spec`. A group belongs to one model, (for probes) one noise
+seed and (for trajectories) one schedule, recorded in its attributes and checked on every
+reopen, so activations of different networks or schedules are never mixed in one array.
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ from lake.layout import (
     generation_group,
     generation_spec,
     rows_per_chunk,
+    trajectory_group,
+    trajectory_layer_group,
+    trajectory_layer_spec,
+    trajectory_spec,
 )
 
 from .errors import InputError
@@ -40,6 +46,8 @@ __all__ = [
     "generation_spec",
     "open_activation_table",
     "open_generation_table",
+    "open_trajectory_layer_table",
+    "open_trajectory_table",
     "rows_per_chunk",
 ]
 
@@ -61,6 +69,45 @@ def open_generation_table(writer: LakeWriter, layer: str, shape: LayerShape, att
     table = writer.table(generation_spec(layer, shape, attrs))
     _check_channels(path, table, shape)
     return table
+
+
+def open_trajectory_table(writer: LakeWriter, schedule: str, sigmas: Sequence[float], attrs: dict[str, Any]) -> Table:
+    """Open (creating if needed) `trajectories/<schedule>` (every step's x0_hat); refuses another model or schedule."""
+    path = trajectory_group(schedule)
+    _check_trajectory(writer, path, sigmas, attrs)
+    table = writer.table(trajectory_spec(schedule, sigmas, attrs))
+    _check_sigma_axis(path, table, sigmas)
+    return table
+
+
+def open_trajectory_layer_table(writer: LakeWriter, schedule: str, layer: str, shape: LayerShape,
+                                sigmas: Sequence[float], attrs: dict[str, Any]) -> Table:
+    """Open (creating if needed) `trajectories/<schedule>/<layer>` (per-step channel means); refuses mixed sources."""
+    path = trajectory_layer_group(schedule, layer)
+    _check_trajectory(writer, path, sigmas, attrs)
+    table = writer.table(trajectory_layer_spec(schedule, layer, shape, sigmas, attrs))
+    _check_sigma_axis(path, table, sigmas)
+    _check_channels(path, table, shape)
+    return table
+
+
+def _check_trajectory(writer: LakeWriter, path: str, sigmas: Sequence[float], attrs: dict[str, Any]) -> None:
+    found = writer.attrs(path)
+    if found is None:
+        return
+    check_identity(path, found, {"model_id": attrs["model_id"]},
+                   "a lake holds the trajectories of one model per schedule; use another lake")
+    if "sigmas" in found:  # the x0_hat group records its schedule; the layer groups carry it in `sigma`
+        check_identity(path, found, {"sigmas": [float(np.float32(s)) for s in sigmas]},
+                       "a trajectories group holds one schedule; use --sigmas exactly as before, or another lake")
+
+
+def _check_sigma_axis(path: str, table: Table, sigmas: Sequence[float]) -> None:
+    axis = [float(v) for v in np.asarray(table.column("sigma")[:], dtype=np.float32)]
+    wanted = [float(np.float32(s)) for s in sigmas]
+    if axis != wanted:
+        raise InputError(f"{path} holds the steps at sigmas {axis}, this run's schedule is {wanted}; "
+                         "use --sigmas exactly as before, or another lake")
 
 
 @dataclass

@@ -1,12 +1,21 @@
-"""`python -m ingest generate`: one-step DMD2 samples, and the activations of their generation pass.
+"""`python -m ingest generate`: DMD2 samples in one step (or several), and the activations of their generation pass.
 
-Sample i of a run is a pure function of (seed, i, model): its noise comes from an RNG
-keyed by (seed, i), its class from (seed, i) or from i alone with --samples-per-class.
+Sample i of a run is a pure function of (seed, i, model, schedule): its noise comes from an
+RNG keyed by (seed, i) (each later step's from (seed, i, step), `models.step_noise`), its
+class from (seed, i) or from i alone with --samples-per-class.
 The network runs on fixed blocks of indices (see ingest.probe), so the images and
 activations are bit-identical whatever --batch-size, however often the job was
 interrupted or extended, and however many processes made them (same device type and
 threads per process). Rows are appended in index order, samples and
 `generation/<layer>` in the same commit.
+
+Schedules (--steps K or --sigmas LIST): the default, one step at sigma 80, is the one-step
+generator exactly as it always was (same ids, same bits). Any other schedule makes
+different samples, so its model identity in `samples` is ``<model_id>~<schedule id>``
+(`lake.layout.schedule_id`), and every step's x0_hat goes to `trajectories/<schedule>`
+and each --layers block's per-step channel means to `trajectories/<schedule>/<layer>`
+(not `generation/<layer>`, which is the sigma-80 one-step pass), in the same commit as
+the samples rows.
 
 Multi-process: `accelerate launch -m ingest generate ...` (or torchrun). Every process
 computes its share of each batch's blocks; rank 0 gathers them and alone writes the
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
     from .probe import ModelSpec
 
 NUM_CLASSES = 1000
+ONE_STEP = (80.0,)  # the default schedule: DMD2's one-step generator, today's samples and ids
+SIGMA_LIMIT = 80.0  # the generator is conditioned on sigma <= 80 (EDM's sigma_max for ImageNet-64)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,11 +54,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "generate",
         run,
-        help="generate samples with the one-step generator (and record its activations)",
+        help="generate samples with the one-step generator, in one step or several (and record its activations)",
         description="Generate samples 0..N-1 with DMD2's one-step generator, D(80 * noise, 80, class), into the lake's "
         "samples table (source=generated), with the spatial mean of each --layers block in generation/<layer>. "
-        "Sample i depends only on (--seed, i, model); rerunning with a larger --num-samples adds only the new ones, "
-        "and a killed run resumes where it stopped. Multi-GPU: accelerate launch -m ingest generate ...",
+        "With --steps or --sigmas, sample in several steps (x = sigma_0*eps_0; x0_hat_i = D(x, sigma_i, class); "
+        "x = x0_hat_i + sigma_(i+1)*eps_(i+1)); every step's x0_hat then goes to trajectories/<schedule> and the "
+        "per-step block means to trajectories/<schedule>/<layer>. "
+        "Sample i depends only on (--seed, i, model, schedule); rerunning with a larger --num-samples adds only the "
+        "new ones, and a killed run resumes where it stopped. Multi-GPU: accelerate launch -m ingest generate ...",
     )
     add_lake_flag(parser)
     parser.add_argument("--num-samples", type=int, required=True, metavar="N",
@@ -63,8 +77,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", default=None, metavar="LIST",
                         help="comma-separated blocks whose generation-pass activations to store (e.g. bottleneck,mid or "
                         "enc.8x8_block2); default none. An unknown name lists the valid ones")
+    parser.add_argument("--steps", default=None, metavar="K",
+                        help="sample in K steps on the Karras (rho=7) schedule from 80 down to 0.5 (--steps 4: "
+                        "80, 21.3641, 4.19162, 0.5). Default 1: the one-step generator at 80, exactly as without the flag. "
+                        "Not with --sigmas")
+    parser.add_argument("--sigmas", default=None, metavar="LIST",
+                        help="sample with this explicit schedule of input sigmas, comma-separated, strictly decreasing, "
+                        "each in (0, 80] (e.g. 80,20,5,1.5); kept to float32 and 6 significant digits, as the schedule id "
+                        "sigmas80-20-5-1.5 names it. Not with --steps")
     add_model_flags(parser, multi_process=True)
     add_run_flags(parser, default_batch=256)
+
+
+def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float] | None = None) -> tuple[float, ...]:
+    """The sampling schedule --steps or --sigmas ask for (default: one step at 80), as canonical sigmas.
+
+    Canonical: each sigma is the float32 value of what the schedule id prints
+    (`lake.layout.schedule_id`, 6 significant digits), so one id always means one set of
+    input sigmas, whether it came from --steps or was typed back as --sigmas. Raises
+    InputError (one line naming the flag) for both flags, a K that is not a positive
+    integer, an empty list, a non-number, a sigma outside (0, 80] or a schedule that is
+    not strictly decreasing.
+    """
+    import models
+    from lake.layout import parse_schedule_id, schedule_id
+
+    if steps is not None and sigmas is not None:
+        raise InputError("--steps and --sigmas: give one of them, not both (--steps K picks the Karras schedule)")
+    if sigmas is None:
+        try:
+            k = int(str(steps).strip()) if steps is not None else 1
+        except ValueError:
+            raise InputError(f"--steps must be a positive integer, got {steps!r}") from None
+        if k < 1:
+            raise InputError(f"--steps must be a positive integer, got {k}")
+        values, flag = models.karras_sigmas(k), "--steps"
+    else:
+        tokens = sigmas.split(",") if isinstance(sigmas, str) else [str(t) for t in sigmas]
+        values, flag = [], "--sigmas"
+        for token in tokens:
+            if not token.strip():
+                continue
+            try:
+                value = float(token)
+            except ValueError:
+                raise InputError(f"--sigmas: {token.strip()!r} is not a number") from None
+            if not math.isfinite(value) or not 0 < value <= SIGMA_LIMIT:
+                raise InputError(f"--sigmas: every sigma must lie in (0, {SIGMA_LIMIT:g}], got {token.strip()}")
+            values.append(value)
+        if not values:
+            raise InputError("--sigmas: give at least one sigma, e.g. 80,20,5,1.5")
+    canonical = parse_schedule_id(schedule_id(values))
+    if any(b >= a for a, b in zip(canonical, canonical[1:], strict=False)):
+        shown = ",".join(f"{v:g}" for v in canonical)
+        raise InputError(f"{flag}: the schedule must be strictly decreasing (each step less noisy), got {shown}")
+    return canonical
 
 
 @dataclass(frozen=True)
@@ -113,6 +180,14 @@ def sample_id_prefix(model_id: str, seed: int) -> str:
     return f"gen/{model_id}/s{seed}/"
 
 
+def schedule_model_id(model_id: str, sigmas: Sequence[float]) -> str:
+    """The model identity of samples made with `sigmas`: `model_id` itself for one step at 80, else
+    ``<model_id>~<schedule id>`` (so one-step and K-step samples of a seed are different samples)."""
+    from lake.layout import schedule_id
+
+    return model_id if tuple(sigmas) == ONE_STEP else f"{model_id}~{schedule_id(sigmas)}"
+
+
 def generated_indices(ids: Any, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     """(rows, indices) of the ids that are generated samples under `prefix`."""
     pattern = re.compile(re.escape(prefix) + r"(\d+)$")
@@ -158,6 +233,17 @@ class GenerationJob:
     blocks_per_rank: int
     noise_shape: tuple[int, int, int]
     channels: dict[str, int] = field(default_factory=dict)
+    sigmas: tuple[float, ...] = ONE_STEP  # canonical (parse_schedule)
+
+    @property
+    def multi_step(self) -> bool:
+        """Whether this run samples on a schedule other than one step at 80 (and so writes trajectories)."""
+        return self.sigmas != ONE_STEP
+
+    @property
+    def sample_model_id(self) -> str:
+        """The model identity of the samples (ids, origins, samples/model_id): `schedule_model_id`."""
+        return schedule_model_id(self.model_id, self.sigmas)
 
 
 @dataclass
@@ -167,7 +253,8 @@ class GeneratedBatch:
     indices: np.ndarray  # (n,) int64
     class_ids: np.ndarray
     images: np.ndarray  # (n, 64, 64, 3) uint8
-    means: dict[str, np.ndarray]  # layer -> (n, C) float32
+    means: dict[str, np.ndarray]  # layer -> (n, C) float32; (n, K, C) for a multi-step schedule
+    steps: np.ndarray | None = None  # (n, K, 64, 64, 3) uint8: every step's x0_hat (multi-step only)
 
 
 def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterator[GeneratedBatch]:
@@ -179,7 +266,7 @@ def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterato
     import models
     import torch
 
-    from .probe import generate_block
+    from .probe import generate_block, generate_steps_block
 
     wanted = set(needed.tolist())
     size = job.blocks_per_rank * job.block
@@ -188,9 +275,14 @@ def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterato
         outputs = []
         for block in mine:
             indices = np.arange(block * job.block, (block + 1) * job.block, dtype=np.int64)
-            noise = torch.stack([models.sample_noise(job.seed, int(i), job.noise_shape) for i in indices]).to(job.device)
             class_ids = torch.from_numpy(job.classes.classes_of(indices))
-            outputs.append((indices, generate_block(job.module, noise, class_ids, job.layers)))
+            if job.multi_step:
+                noises = models.step_noise_batch(job.seed, indices.tolist(), len(job.sigmas), job.noise_shape)
+                out = generate_steps_block(job.module, noises.to(job.device), class_ids, job.sigmas, job.layers)
+            else:
+                noise = torch.stack([models.sample_noise(job.seed, int(i), job.noise_shape) for i in indices]).to(job.device)
+                out = generate_block(job.module, noise, class_ids, job.layers)
+            outputs.append((indices, out))
         arrays = _pack(job, outputs, size)
         gathered = ranks.gather(arrays)
         if not ranks.is_main:
@@ -202,6 +294,7 @@ def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterato
             class_ids=job.classes.classes_of(indices),
             images=gathered["image"][keep],
             means={layer: gathered[f"mean/{layer}"][keep] for layer in job.layers},
+            steps=gathered["steps"][keep] if job.multi_step else None,
         )
 
 
@@ -209,17 +302,23 @@ def _pack(job: GenerationJob, outputs: list[tuple[np.ndarray, Any]], size: int) 
     """This rank's blocks as fixed-size arrays (padding: index -1), synchronising with the device once."""
     import torch
 
+    image_shape = (*job.noise_shape[1:], job.noise_shape[0])
+    step_axis = (len(job.sigmas),) if job.multi_step else ()  # per-step arrays: (size, K, ...)
     arrays: dict[str, np.ndarray] = {
         "index": np.full(size, -1, dtype=np.int64),
-        "image": np.zeros((size, *job.noise_shape[1:], job.noise_shape[0]), dtype=np.uint8),
-        **{f"mean/{layer}": np.zeros((size, job.channels[layer]), dtype=np.float32) for layer in job.layers},
+        "image": np.zeros((size, *image_shape), dtype=np.uint8),
+        **{f"mean/{layer}": np.zeros((size, *step_axis, job.channels[layer]), dtype=np.float32) for layer in job.layers},
     }
+    if job.multi_step:
+        arrays["steps"] = np.zeros((size, *step_axis, *image_shape), dtype=np.uint8)
     if outputs:
         n = sum(len(indices) for indices, _ in outputs)
         arrays["index"][:n] = np.concatenate([indices for indices, _ in outputs])
         arrays["image"][:n] = torch.cat([out.images for _, out in outputs]).cpu().numpy()
         for layer in job.layers:
             arrays[f"mean/{layer}"][:n] = torch.cat([out.means[layer] for _, out in outputs]).cpu().numpy()
+        if job.multi_step:
+            arrays["steps"][:n] = torch.cat([out.steps for _, out in outputs]).cpu().numpy()
     return arrays
 
 
@@ -245,18 +344,22 @@ def run(args: argparse.Namespace) -> None:
 
     generate(args.lake, ModelSpec.from_args(args), args.num_samples, seed=args.seed,
              samples_per_class=args.samples_per_class, classes=args.classes, layers=args.layers,
-             batch_size=args.batch_size, progress=not args.no_progress)
+             batch_size=args.batch_size, progress=not args.no_progress, steps=args.steps, sigmas=args.sigmas)
 
 
 def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *, seed: int = 0,
              samples_per_class: int | None = None, classes: str | Sequence[int | str] | None = None,
-             layers: str | Sequence[str] | None = None, batch_size: int = 256, progress: bool = True) -> None:
-    """Make sure generated samples 0..num_samples-1 of (`seed`, `model`) are in `lake` (created if missing).
+             layers: str | Sequence[str] | None = None, batch_size: int = 256, progress: bool = True,
+             steps: int | str | None = None, sigmas: str | Sequence[float] | None = None) -> None:
+    """Make sure generated samples 0..num_samples-1 of (`seed`, `model`, schedule) are in `lake` (created if missing).
 
-    Sample i depends only on (seed, i, model); only missing samples are made. `classes`
-    (ids, wnids or names) restricts the classes, cycled in order with
+    Sample i depends only on (seed, i, model, schedule); only missing samples are made.
+    `classes` (ids, wnids or names) restricts the classes, cycled in order with
     `samples_per_class`; `layers` (names or aliases) also stores their generation-pass
-    channel means in ``generation/<layer>``. Under `accelerate launch`/torchrun every
+    channel means in ``generation/<layer>``. `steps` (the Karras schedule from 80 to 0.5)
+    or `sigmas` (an explicit, strictly decreasing schedule in (0, 80]) sample in several
+    steps (`parse_schedule`); the per-step x0_hat and means then go to
+    ``trajectories/<schedule>[/<layer>]``. Under `accelerate launch`/torchrun every
     process calls this; rank 0 alone writes. Bad input raises InputError (one line).
     """
     from .probe import compute_block, layer_shapes, load_model, resolve_layer_flag
@@ -268,6 +371,7 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
         raise InputError(f"--num-samples must be >= 0, got {num_samples}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
+    schedule = parse_schedule(steps, sigmas)
     plan = ClassPlan(seed, samples_per_class, parse_class_list(classes))
     layer_text = layers if layers is None or isinstance(layers, str) else ",".join(layers)
 
@@ -286,7 +390,7 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
         module=loaded.module, device=loaded.device, model_id=identity.model_id, seed=seed, classes=plan,
         layers=chosen, block=block, blocks_per_rank=max(1, math.ceil(batch_size / (block * ranks.count))),
         noise_shape=(config.in_channels, config.img_resolution, config.img_resolution),
-        channels={layer: shape[0] for layer, shape in shapes.items()},
+        channels={layer: shape[0] for layer, shape in shapes.items()}, sigmas=schedule,
     )
     if not ranks.is_main:
         needed = ranks.broadcast(None)
@@ -303,7 +407,9 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
     """Rank 0: plan what is missing, tell the other ranks, then append and commit batch after batch."""
     from lake import InputFile, LakeWriter, Provenance
 
-    from .activation_store import LayerShape, open_generation_table
+    from lake.layout import schedule_id
+
+    from .activation_store import LayerShape, open_generation_table, open_trajectory_layer_table, open_trajectory_table
     from .overlap import write_behind
     from .pipeline import SampleBatch, SampleSink, progress_bar
     from .probe import random_weights_note
@@ -320,19 +426,27 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
         parameters={"num_samples": request.num_samples, "seed": request.seed, "samples_per_class": request.samples_per_class,
                     "classes": list(job.classes.classes) if job.classes.classes else None, "layers": job.layers,
                     **identity.attrs(), "dtype": identity.dtype, "device": str(job.device),
-                    "compute_block": job.block, "processes": ranks.count},
+                    "compute_block": job.block, "processes": ranks.count,
+                    "sigmas": list(job.sigmas), "steps": len(job.sigmas), "schedule": schedule_id(job.sigmas)},
     )
-    prefix = sample_id_prefix(identity.model_id, request.seed)
+    prefix = sample_id_prefix(job.sample_model_id, request.seed)
+    schedule = schedule_id(job.sigmas)
     planned = False
     try:
         with LakeWriter.open(request.lake, provenance) as writer:
             sink = SampleSink(writer)
             attrs = {**identity.attrs(), "compute_block": job.block}
-            tables = {layer: open_generation_table(writer, layer, LayerShape(*shapes[layer]), attrs) for layer in job.layers}
+            if job.multi_step:
+                tables = {layer: open_trajectory_layer_table(writer, schedule, layer, LayerShape(*shapes[layer]),
+                                                             job.sigmas, attrs) for layer in job.layers}
+                trajectory = open_trajectory_table(writer, schedule, job.sigmas, attrs)
+            else:
+                tables = {layer: open_generation_table(writer, layer, LayerShape(*shapes[layer]), attrs) for layer in job.layers}
             check_class_plan(sink, prefix, job.classes)
             layer_ids = {layer: set(table.keys()) for layer, table in tables.items()}
+            trajectory_ids = set(trajectory.keys()) if job.multi_step else set()
             missing = ~present_mask(sink.existing, prefix, request.num_samples)
-            for ids in layer_ids.values():
+            for ids in [*layer_ids.values(), *([trajectory_ids] if job.multi_step else [])]:
                 missing |= ~present_mask(ids, prefix, request.num_samples)
             needed = np.flatnonzero(missing)
             ranks.broadcast(needed)
@@ -351,11 +465,18 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
                             table.append({"mean": batch.means[layer][rows], "sample_id": [ids[k] for k in rows],
                                           "class_id": batch.class_ids[rows].astype(np.int16)})
                             layer_ids[layer].update(ids[k] for k in rows)
+                    if job.multi_step:
+                        rows = [k for k, sample_id in enumerate(ids) if sample_id not in trajectory_ids]
+                        if rows:
+                            assert batch.steps is not None
+                            trajectory.append({"x0_hat": batch.steps[rows], "sample_id": [ids[k] for k in rows],
+                                               "class_id": batch.class_ids[rows].astype(np.int16)})
+                            trajectory_ids.update(ids[k] for k in rows)
                     new = [k for k, sample_id in enumerate(ids) if sample_id not in sink.existing]
                     added = sink.write(SampleBatch(
                         images=batch.images[new], sample_ids=[ids[k] for k in new], class_ids=batch.class_ids[new],
-                        origins=[f"generator:{identity.model_id}#{i}" for i in batch.indices[new].tolist()],
-                        source="generated", split="generated", seed=request.seed, model_id=identity.model_id,
+                        origins=[f"generator:{job.sample_model_id}#{i}" for i in batch.indices[new].tolist()],
+                        source="generated", split="generated", seed=request.seed, model_id=job.sample_model_id,
                     ))
                     if not added:
                         writer.commit()  # activations-only batch (samples made by an earlier run without --layers)

@@ -128,9 +128,10 @@ def resolve_layer_flag(text: str | None, module: Any, flag: str = "--layers") ->
 class BlockOutput:
     """One compute block's results, still on the network's device (so blocks queue up without syncing)."""
 
-    means: dict[str, Any]  # layer -> (n, C) float32 tensor
+    means: dict[str, Any]  # layer -> (n, C) float32 tensor; (n, K, C) for K-step generation
     spatial: dict[str, Any]  # layer -> (n, C, H, W) float16 tensor (only when asked for)
-    images: Any = None  # (n, 64, 64, 3) uint8 tensor, generation only
+    images: Any = None  # (n, 64, 64, 3) uint8 tensor, generation only (the last step's x0_hat)
+    steps: Any = None  # (n, K, 64, 64, 3) uint8 tensor: every step's x0_hat, K-step generation only
 
 
 def _reduce(acts: dict[str, Any], layers: Sequence[str], keep_spatial: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,6 +152,29 @@ def generate_block(module: Any, noise: Any, class_ids: Any, layers: Sequence[str
         images = models.one_step_generate(module, noise, class_ids)
         means, _ = _reduce(acts, layers, keep_spatial=False)
     return BlockOutput(means=means, spatial={}, images=images)
+
+
+def generate_steps_block(module: Any, noises: Any, class_ids: Any, sigmas: Sequence[float],
+                         layers: Sequence[str]) -> BlockOutput:
+    """K-step generation of a block (models.denoise_steps over `sigmas`), capturing `layers` at every step.
+
+    `noises` is (K, n, 3, 64, 64), one standard-normal tensor per step. Each step's
+    captured outputs are reduced to channel means right after its pass (the hooks keep
+    only the latest pass), and stacked along a step axis: means (n, K, C).
+    """
+    import models
+    import torch
+
+    captured: AbstractContextManager[dict[str, Any]] = models.capture(module, layers) if layers else nullcontext({})
+    per_step: list[dict[str, Any]] = []
+    images = []
+    with torch.inference_mode(), captured as acts:
+        for x0_hat in models.denoise_steps(module, noises, class_ids, sigmas):
+            images.append(models.to_uint8_nhwc(x0_hat))
+            per_step.append(_reduce(acts, layers, keep_spatial=False)[0])
+    steps = torch.stack(images, dim=1)
+    means = {name: torch.stack([step[name] for step in per_step], dim=1) for name in layers}
+    return BlockOutput(means=means, spatial={}, images=steps[:, -1], steps=steps)
 
 
 def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, layers: Sequence[str],

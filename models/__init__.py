@@ -19,8 +19,8 @@ from torch import nn
 from .capture import LAYER_ALIASES, capture, layer_names, resolve_layers
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint
 from .device import pick_device, pick_dtype
-from .generation import (one_step_generate, probe_noise, sample_batch, sample_class, sample_noise,
-                         to_uint8_nhwc)
+from .generation import (denoise_steps, karras_sigmas, multi_step_generate, one_step_generate, probe_noise,
+                         sample_batch, sample_class, sample_noise, step_noise, step_noise_batch, to_uint8_nhwc)
 from .networks import EDMPrecond
 from .presets import PRESETS, GeneratorConfig, get_preset
 
@@ -28,6 +28,7 @@ __all__ = [
     "build_generator", "load_generator", "LoadedGenerator", "GeneratorConfig", "PRESETS", "get_preset",
     "layer_names", "resolve_layers", "capture", "LAYER_ALIASES",
     "one_step_generate", "sample_noise", "sample_class", "sample_batch", "probe_noise", "to_uint8_nhwc",
+    "multi_step_generate", "denoise_steps", "karras_sigmas", "step_noise", "step_noise_batch",
     "pick_device", "pick_dtype", "CheckpointError", "CheckpointMismatchError",
 ]
 
