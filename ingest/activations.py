@@ -5,10 +5,14 @@ For each sample (real or generated) and noise level sigma the network sees
 RNG keyed by (noise_seed, sample_id) -- the same eps at every sigma -- conditioned on the
 sample's own class, exactly as DMD2 denoises at that noise level. The outputs of the
 requested blocks are reduced to per-channel spatial means (optionally kept whole) in
-`activations/<layer>`, whose `sigma` axis is a labelled dimension.
+`activations/<layer>`, whose `sigma` axis is a labelled dimension. With --reconstructions the
+pass runs to the end and its input and output images (the noisy probe and the one-step
+reconstruction x0_hat) go to the `reconstructions` table (ingest.reconstruct), in the same
+commit as the activations of that batch.
 
 Resumable and crash-safe: each batch is one commit, and a rerun computes only the
-(sample, sigma) pairs not yet `probed`; sigmas new to a group extend its sigma axis.
+(sample, sigma) pairs not yet `probed` in some requested table (a layer's, or
+`reconstructions` when asked for); sigmas new to a group extend its sigma axis.
 The network runs on fixed blocks of samples-table rows (see ingest.probe), so a value
 does not depend on --batch-size or on how the work was split across runs.
 """
@@ -63,6 +67,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-spatial", action="store_true",
                         help="also store the full maps (sample, sigma, channel, y, x) as float16: large "
                         "(a 64x64 block is hundreds of KB per sample and sigma)")
+    parser.add_argument("--reconstructions", action="store_true",
+                        help="also store, per probed (sample, sigma), the noisy input x0 + sigma*eps and the one-step "
+                        "reconstruction D(x0 + sigma*eps, sigma, class) as uint8 images in `reconstructions` (24 KB per "
+                        "pair; the pass then runs the whole network, ~3x the cost of probing bottleneck,mid). "
+                        "Pairs already probed get only their missing reconstructions")
     add_model_flags(parser)
     add_run_flags(parser, default_batch=64)
 
@@ -115,18 +124,31 @@ class ProbeStep:
 
     blocks: np.ndarray  # (b,) block numbers
     block_sigmas: np.ndarray  # (b, R) bool
+    full: np.ndarray | None = None  # (b, R) bool: passes that must run to the end (reconstructions wanted)
 
 
-def plan_steps(need: np.ndarray, block: int, batch_size: int) -> list[ProbeStep]:
-    """Group the blocks that have work into steps of about `batch_size` samples."""
+def plan_steps(need: np.ndarray, block: int, batch_size: int, full: np.ndarray | None = None) -> list[ProbeStep]:
+    """Group the blocks that have work into steps of about `batch_size` samples.
+
+    `need` (N, R) marks the (row, requested sigma) pairs some table lacks; `full`, a
+    subset of it, those whose reconstruction is missing: a block runs its pass at a sigma
+    to the end when any of its rows needs that, and stops after the deepest layer otherwise.
+    """
     n, r = need.shape
     blocks = math.ceil(n / block)
-    padded = np.zeros((blocks * block, r), dtype=bool)
-    padded[:n] = need
-    per_block = np.any(padded.reshape(blocks, block, r), axis=1)
-    busy = np.flatnonzero(per_block.any(axis=1))
+
+    def per_block(cells: np.ndarray) -> np.ndarray:
+        padded = np.zeros((blocks * block, r), dtype=bool)
+        padded[:n] = cells
+        return np.any(padded.reshape(blocks, block, r), axis=1)
+
+    wanted = per_block(need)
+    whole = per_block(full) if full is not None else None
+    busy = np.flatnonzero(wanted.any(axis=1))
     per_step = max(1, math.ceil(batch_size / block))
-    return [ProbeStep(busy[i : i + per_step], per_block[busy[i : i + per_step]]) for i in range(0, len(busy), per_step)]
+    return [ProbeStep(busy[i : i + per_step], wanted[busy[i : i + per_step]],
+                      None if whole is None else whole[busy[i : i + per_step]])
+            for i in range(0, len(busy), per_step)]
 
 
 @dataclass
@@ -137,6 +159,8 @@ class ProbedBatch:
     computed: np.ndarray  # (n, R) bool
     means: dict[str, np.ndarray]  # layer -> (n, R, C) float32
     spatial: dict[str, np.ndarray]  # layer -> (n, R, C, H, W) float16
+    reconstructed: np.ndarray  # (n, R) bool: cells whose pass ran to the end (noisy and x0_hat are set)
+    images: dict[str, np.ndarray]  # "noisy", "x0_hat" -> (n, R, 64, 64, 3) uint8 (empty when none ran to the end)
 
 
 @dataclass
@@ -154,10 +178,10 @@ class ProbeJob:
 def compute_steps(job: ProbeJob, lake: Any, steps: list[ProbeStep], sample_ids: np.ndarray,
                   class_ids: np.ndarray) -> Iterator[ProbedBatch]:
     """Probe each step's blocks at the sigmas they need; images are read a step at a time."""
-    import models
     import torch
 
     from .probe import probe_block
+    from .reconstruct import block_inputs, denoise_block
 
     total = len(sample_ids)
     r = len(job.sigmas)
@@ -166,88 +190,112 @@ def compute_steps(job: ProbeJob, lake: Any, steps: list[ProbeStep], sample_ids: 
         rows = np.concatenate(spans)
         contiguous = rows[-1] - rows[0] + 1 == len(rows)
         images = lake.images(slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else rows)
-        x0 = torch.from_numpy(images).permute(0, 3, 1, 2).to(job.device, torch.float32) / 127.5 - 1
-        eps = torch.stack([models.probe_noise(job.noise_seed, s, x0.shape[1:]) for s in sample_ids[rows].tolist()])
-        eps = eps.to(job.device)
+        x0, eps = block_inputs(images, sample_ids[rows].tolist(), job.noise_seed, job.device)
         labels = torch.from_numpy(class_ids[rows].astype(np.int64))
-        results: list[tuple[int, int, Any]] = []  # (offset in step, sigma position, output)
+        results: list[tuple[int, int, Any]] = []  # (offset in step, sigma position, BlockOutput or DenoisedBlock)
         offset = 0
-        for span, wanted in zip(spans, step.block_sigmas):
+        full = step.full if step.full is not None else np.zeros_like(step.block_sigmas)
+        for span, wanted, whole in zip(spans, step.block_sigmas, full):
             part = slice(offset, offset + len(span))
             for k in np.flatnonzero(wanted):
-                out = probe_block(job.module, x0[part], eps[part], job.sigmas[k], labels[part], job.layers,
-                                  job.keep_spatial)
+                # Both passes compute the captured layers identically; only the full one yields the images.
+                pass_ = denoise_block if whole[k] else probe_block
+                out = pass_(job.module, x0[part], eps[part], job.sigmas[k], labels[part], job.layers, job.keep_spatial)
                 results.append((offset, int(k), out))
             offset += len(span)
-        yield _collect(job, rows, spans, results, r)
+        yield _collect(job, rows, results, r)
 
 
-def _collect(job: ProbeJob, rows: np.ndarray, spans: list[np.ndarray], results: list[tuple[int, int, Any]],
-             r: int) -> ProbedBatch:
+def _collect(job: ProbeJob, rows: np.ndarray, results: list[tuple[int, int, Any]], r: int) -> ProbedBatch:
     """Move a step's results to the CPU (one synchronisation per step) into (n, R, ...) arrays."""
+    from .reconstruct import DenoisedBlock
+
     n = len(rows)
     computed = np.zeros((n, r), dtype=bool)
+    reconstructed = np.zeros((n, r), dtype=bool)
     means = {layer: np.full((n, r, job.shapes[layer][0]), np.nan, dtype=np.float32) for layer in job.layers}
     spatial = ({layer: np.full((n, r, *job.shapes[layer]), np.nan, dtype=np.float16) for layer in job.layers}
                if job.keep_spatial else {})
+    full = any(isinstance(out, DenoisedBlock) for _, _, out in results)
+    images = {name: np.zeros((n, r, 64, 64, 3), dtype=np.uint8) for name in ("noisy", "x0_hat")} if full else {}
     for offset, k, out in results:
+        if isinstance(out, DenoisedBlock):
+            cells = slice(offset, offset + out.x0_hat.shape[0])
+            reconstructed[cells, k] = True
+            images["noisy"][cells, k] = out.noisy.cpu().numpy()
+            images["x0_hat"][cells, k] = out.x0_hat.cpu().numpy()
+            out = out.output
         size = out.means[job.layers[0]].shape[0]
         computed[offset : offset + size, k] = True
         for layer in job.layers:
             means[layer][offset : offset + size, k] = out.means[layer].cpu().numpy()
             if job.keep_spatial:
                 spatial[layer][offset : offset + size, k] = out.spatial[layer].cpu().numpy()
-    return ProbedBatch(rows=rows, computed=computed, means=means, spatial=spatial)
+    return ProbedBatch(rows=rows, computed=computed, means=means, spatial=spatial, reconstructed=reconstructed,
+                       images=images)
 
 
-def write_batch(target: LayerTarget, layer: str, batch: ProbedBatch, sigmas: list[float], sample_ids: np.ndarray,
-                sources: np.ndarray, class_ids: np.ndarray, keep_spatial: bool) -> int:
-    """Store what `layer` lacks from `batch`: new rows appended, missing sigmas of existing rows filled in.
+def write_cells(target: LayerTarget, rows: np.ndarray, done: np.ndarray, values: dict[str, np.ndarray],
+                labels: dict[str, np.ndarray], sigmas: list[float]) -> int:
+    """Store in `target`'s table the cells it lacks among those computed: new rows appended, missing sigmas filled in.
 
+    `rows` (n,) are samples-table rows, `done` (n, R) the computed cells, `values` per
+    column (n, R, ...) along the requested sigmas, `labels` per label column indexed by
+    samples-table row. Cells of a new row that are not computed stay unprobed (NaN or 0).
     Returns the number of rows appended.
     """
-    need = target.need[batch.rows] & batch.computed
+    need = target.need[rows] & done
     if not need.any():
         return 0
     table = target.table
     axis = np.array([table.sigma_index(s) for s in sigmas], dtype=np.int64)
     width = len(table.sigmas)
-    act_rows = target.act_row[batch.rows]
+    table_rows = target.act_row[rows]
 
-    fresh = np.flatnonzero((act_rows < 0) & need.any(axis=1))
+    fresh = np.flatnonzero((table_rows < 0) & need.any(axis=1))
     if len(fresh):
         k = len(fresh)
-        mean = np.full((k, width, batch.means[layer].shape[2]), np.nan, dtype=np.float32)
-        probed = np.zeros((k, width), dtype=bool)
         cells = need[fresh]
+        columns = {name: np.full((k, width, *value.shape[2:]), np.nan if value.dtype.kind == "f" else 0, dtype=value.dtype)
+                   for name, value in values.items()}
+        columns["probed"] = np.zeros((k, width), dtype=bool)
         for j, a in enumerate(axis):
-            mean[cells[:, j], a] = batch.means[layer][fresh[cells[:, j]], j]
-            probed[cells[:, j], a] = True
-        columns = {"mean": mean, "probed": probed, "sample_id": sample_ids[batch.rows[fresh]],
-                   "source": sources[batch.rows[fresh]], "class_id": class_ids[batch.rows[fresh]].astype(np.int16)}
-        if keep_spatial:
-            spatial = np.full((k, width, *batch.spatial[layer].shape[2:]), np.nan, dtype=np.float16)
-            for j, a in enumerate(axis):
-                spatial[cells[:, j], a] = batch.spatial[layer][fresh[cells[:, j]], j]
-            columns["spatial"] = spatial
+            for name, value in values.items():
+                columns[name][cells[:, j], a] = value[fresh[cells[:, j]], j]
+            columns["probed"][cells[:, j], a] = True
+        columns.update({name: column[rows[fresh]] for name, column in labels.items()})
         added = table.table.append(columns)
-        target.act_row[batch.rows[fresh]] = np.arange(added.start, added.stop)
+        target.act_row[rows[fresh]] = np.arange(added.start, added.stop)
 
-    existing = act_rows >= 0  # taken before the append: rows appended just now are complete
+    existing = table_rows >= 0  # taken before the append: rows appended just now are complete
     for j, a in enumerate(axis):
         pick = np.flatnonzero(existing & need[:, j])
         if not len(pick):
             continue
-        order = np.argsort(act_rows[pick], kind="stable")
+        order = np.argsort(table_rows[pick], kind="stable")
         pick = pick[order]
-        where = (act_rows[pick], [int(a)])
-        table.table.column("mean").set_orthogonal_selection(where + (slice(None),), batch.means[layer][pick, j][:, None])
-        if keep_spatial:
-            table.table.column("spatial").set_orthogonal_selection(
-                where + (slice(None),) * 3, batch.spatial[layer][pick, j][:, None])
+        where = (table_rows[pick], [int(a)])
+        for name, value in values.items():
+            table.table.column(name).set_orthogonal_selection(where + (slice(None),) * (value.ndim - 2),
+                                                              value[pick, j][:, None])
         table.table.column("probed").set_orthogonal_selection(where, np.ones((len(pick), 1), dtype=bool))
-    target.need[batch.rows] &= ~need
+    target.need[rows] &= ~need
     return len(fresh)
+
+
+def write_step(targets: dict[str, LayerTarget], rebuilt: LayerTarget | None, batch: ProbedBatch, sigmas: list[float],
+               labels: dict[str, np.ndarray], keep_spatial: bool) -> None:
+    """Store what each layer's table (and `reconstructions`, when `rebuilt`) lacks from one step (`write_cells`).
+
+    `labels` holds the label columns of `activations/<layer>` by samples-table row;
+    `reconstructions` takes the subset its spec has.
+    """
+    for layer, target in targets.items():
+        values = {"mean": batch.means[layer], **({"spatial": batch.spatial[layer]} if keep_spatial else {})}
+        write_cells(target, batch.rows, batch.computed, values, labels, sigmas)
+    if rebuilt is not None and batch.images:
+        columns = {name: labels[name] for name in ("sample_id", "class_id")}
+        write_cells(rebuilt, batch.rows, batch.reconstructed, batch.images, columns, sigmas)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -255,17 +303,20 @@ def run(args: argparse.Namespace) -> None:
     from .probe import ModelSpec
 
     probe_activations(args.lake, ModelSpec.from_args(args), args.layers, args.sigmas, source=args.source,
-                      noise_seed=args.noise_seed, keep_spatial=args.keep_spatial, batch_size=args.batch_size,
-                      progress=not args.no_progress)
+                      noise_seed=args.noise_seed, keep_spatial=args.keep_spatial,
+                      reconstructions=args.reconstructions, batch_size=args.batch_size, progress=not args.no_progress)
 
 
 def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layers: str | Sequence[str],
                       sigmas: str | Sequence[float] = DEFAULT_SIGMAS, *, source: str = "all", noise_seed: int = 0,
-                      keep_spatial: bool = False, batch_size: int = 64, progress: bool = True) -> None:
+                      keep_spatial: bool = False, reconstructions: bool = False, batch_size: int = 64,
+                      progress: bool = True) -> None:
     """Probe the samples of an existing lake through `model` as a denoiser; store `layers` at every sigma.
 
-    Only (sample, sigma) pairs not yet `probed` are computed; `source` is real,
-    generated or all. One process only. Bad input raises InputError (one line).
+    With `reconstructions`, also store each probe's noisy input and one-step output in
+    `reconstructions` (ingest.reconstruct). Only (sample, sigma) pairs missing from some
+    requested table are computed, and each table gets only what it lacks; `source` is
+    real, generated or all. One process only. Bad input raises InputError (one line).
     """
     from lake import LakeWriter, Provenance, open_lake
     from lake.layout import SAMPLES_GROUP
@@ -274,6 +325,7 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
     from .overlap import write_behind
     from .pipeline import progress_bar
     from .probe import compute_block, layer_shapes, load_model, random_weights_note, resolve_layer_flag
+    from .reconstruct import checkpoint_inputs, open_reconstruction_table
 
     positive(batch_size, "--batch-size")
     if source not in SOURCES:
@@ -295,8 +347,10 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
                    block=compute_block(loaded.device), shapes=shapes)
     provenance = Provenance(
         job="ingest activations",
+        inputs=checkpoint_inputs(model, identity),  # where the checkpoint was: reconstruct_sample finds it there
         parameters={"layers": layers, "sigmas": sigmas, "source": source, "noise_seed": noise_seed,
-                    "keep_spatial": keep_spatial, **identity.attrs(), "dtype": identity.dtype,
+                    "keep_spatial": keep_spatial, "reconstructions": reconstructions, **identity.attrs(),
+                    "dtype": identity.dtype,
                     "device": str(loaded.device), "compute_block": job.block},
     )
     with LakeWriter.open(lake_path, provenance, create=False) as writer:
@@ -313,20 +367,25 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
         for layer in layers:
             table = open_activation_table(writer, layer, LayerShape(*shapes[layer]), sigmas, keep_spatial, attrs)
             targets[layer] = plan_layer(table, sample_ids, selected, sigmas)
-        need = np.logical_or.reduce([t.need for t in targets.values()])
+        rebuilt = None
+        if reconstructions:
+            table = open_reconstruction_table(writer, sigmas, {**attrs, "dtype": identity.dtype})
+            rebuilt = plan_layer(table, sample_ids, selected, sigmas)
+        # A pair is computed when any requested table lacks it; each table then takes only its missing cells.
+        need = np.logical_or.reduce([t.need for t in targets.values()] + ([rebuilt.need] if rebuilt is not None else []))
         writer.commit()  # new groups and sigma axes are visible from the start
-        steps = plan_steps(need, job.block, batch_size)
+        steps = plan_steps(need, job.block, batch_size, full=rebuilt.need if rebuilt is not None else None)
         note = random_weights_note(identity)  # once the job is sure to run: errors stay one line
         if note:
             print(note, file=sys.stderr)
         with progress_bar(int(need.sum()), "ingest activations", disable=not progress) as bar:
             bar.unit = "probe"
+            labels = {"sample_id": sample_ids, "source": sources, "class_id": class_ids.astype(np.int16)}
 
             def write(batch: ProbedBatch) -> None:
                 done = need[batch.rows] & batch.computed
-                for layer, target in targets.items():
-                    write_batch(target, layer, batch, sigmas, sample_ids, sources, class_ids, keep_spatial)
-                writer.commit()
+                write_step(targets, rebuilt, batch, sigmas, labels, keep_spatial)
+                writer.commit()  # activations and reconstructions of the batch in one commit
                 bar.update(int(done.sum()))
 
             # This thread reads images and computes; batch k is written while k+1 is probed.
