@@ -31,11 +31,21 @@ A *schedule* is the strictly decreasing list of input sigmas of a k-step sampler
 by `schedule_id` (``sigmas80-20-5-1.5``). One-step samples (schedule ``[80]``) have no
 trajectory group: ``samples`` and ``generation/<layer>`` already are their single step.
 
+Edits and placement (README "Lake layout"):
+
+    lineage/                          one row per sample made from other samples (variations, class
+                                      swap, interpolation, neighbour blends, ...): operation, parents
+    analysis/placed/<key>/            samples projected through the key's stored PCA (scores), not fitted
+    analysis/placed/<key>/<name>/     the same samples placed in the stored embedding <name>
+
+Edited samples are ordinary rows of ``samples`` (source ``generated``, split ``edited``);
+their lineage is a linked table joined on ``sample_id`` rather than a ``samples`` column,
+so lakes made before edits existed need no migration. Their parents are
+``parent_ids`` (comma-separated sample ids). A placed point is never a fitted one: fitted
+rows stay in ``analysis/pca``/``embeddings``, placed rows live under ``analysis/placed``.
+
 Where the coming things go (none exists yet; each fits without a new layout):
 
-- **Lineage** (samples made from other samples: regenerations, edits, img2img): a
-  ``parent_id`` column in ``samples`` (``''`` for roots) plus the ``origin`` string that
-  already says how; a lineage is a join of ``samples`` with itself, never a new group.
 - **Text-to-image models and other image sizes** (SDXL 1024x1024, SD v1.5 512x512):
   ``samples`` keeps one image size per lake group, so other sizes live in
   ``samples@<H>x<W>/`` tables with the same columns (an ``image`` column of that size,
@@ -67,11 +77,13 @@ ACTIVATIONS_GROUP = "activations"
 ANALYSIS_GROUP = "analysis"
 PROVENANCE_GROUP = "provenance"
 TRAJECTORIES_GROUP = "trajectories"
+LINEAGE_GROUP = "lineage"
 RECONSTRUCTIONS_GROUP = "reconstructions"
 
 # Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
 # `trajectory` results are keyed by layer alone (all sigmas), the others by `AnalysisKey`.
-ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory")
+# `placed` holds samples projected into a key's stored PCA/embeddings without refitting.
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed")
 
 IMAGE_SIZE = 64
 
@@ -199,6 +211,13 @@ class AnalysisKey:
 
     def embedding_group(self, name: str) -> str:
         return self.group("embeddings", name)
+
+    @property
+    def placed_group(self) -> str:
+        return self.group("placed")
+
+    def placed_embedding_group(self, name: str) -> str:
+        return self.group("placed", name)
 
     def __str__(self) -> str:
         return self.name
@@ -402,6 +421,65 @@ def reconstructions_spec(sigmas: Sequence[float], attrs: dict[str, Any]) -> Tabl
         ),
         fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32)},
         attrs={"probe": RECONSTRUCTION_PROBE, **attrs},
+    )
+
+
+# --------------------------------------------------------------------------- lineage
+
+EDIT_OPERATIONS = ("variations", "class_swap", "interpolate", "neighbours", "from_real")
+
+
+def lineage_spec(attrs: dict[str, Any]) -> TableSpec:
+    """``lineage``: per sample made from other samples, how (operation and its parameters) and from what."""
+    return TableSpec(
+        path=LINEAGE_GROUP,
+        row_dim="sample",
+        columns=(
+            ColumnSpec("sample_id", STRING, attrs={"description": "the edited sample (joins with samples/sample_id)"}),
+            ColumnSpec("operation", STRING, attrs={"description": "one of " + ", ".join(EDIT_OPERATIONS)}),
+            ColumnSpec("parent_ids", STRING, attrs={"description": "comma-separated sample ids it was made from"}),
+            ColumnSpec("layer", STRING, attrs={"description": "block whose output was replaced ('' when none)"}),
+            ColumnSpec("mask", STRING, attrs={"description": "spatial mask over the layer's map, row-major '0'/'1' "
+                                                             "(e.g. 64 characters for 8x8); '' = everywhere"}),
+            ColumnSpec("channels", STRING, attrs={"description": "comma-separated channel subset; '' = all"}),
+            ColumnSpec("sigma", "float32", attrs={"description": "noise level of from_real; NaN otherwise"}),
+            ColumnSpec("weight", "float32", attrs={"description": "interpolation position t in [0, 1]; NaN otherwise"}),
+            ColumnSpec("edit_seed", "int64", attrs={"description": "seed of the edit's own random draws; -1 when none"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "class the edited sample was generated for"}),
+            ColumnSpec("run_id", STRING, attrs={"description": "the provenance/<run_id> of the job that made it"}),
+        ),
+        attrs=attrs,
+    )
+
+
+def placed_spec(key: AnalysisKey, n_components: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/placed/<key>``: samples projected through the key's stored PCA (scores), not part of its fit."""
+    return TableSpec(
+        path=key.placed_group,
+        row_dim="sample",
+        columns=(
+            ColumnSpec("scores", "float32", (n_components,), ("component",), coord=False,
+                       attrs={"description": "scores under the stored PCA transform (placed, not fitted)"}),
+            *label_column_specs(),
+        ),
+        fixed_coords={"component": np.arange(n_components, dtype=np.int32)},
+        attrs=attrs,
+    )
+
+
+def placed_embedding_spec(key: AnalysisKey, name: str, n_components: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/placed/<key>/<name>``: the placed samples' coordinates in the stored embedding `name`."""
+    axes = ["x", "y", "z"][:n_components]
+    return TableSpec(
+        path=key.placed_embedding_group(name),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("embedding", "float32", (n_components,), ("axis",), coord=False,
+                       attrs={"description": "coordinates placed in the stored embedding (placed, not fitted)"}),
+            *label_column_specs(),
+        ),
+        fixed_coords={"axis": np.array(axes, dtype=np.dtypes.StringDType())},
+        attrs=attrs,
     )
 
 

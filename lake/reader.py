@@ -13,6 +13,7 @@ import numpy as np
 from .layout import (
     ACTIVATIONS_GROUP,
     GENERATION_GROUP,
+    LINEAGE_GROUP,
     PROVENANCE_GROUP,
     RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
@@ -177,6 +178,10 @@ class Lake:
         """``analysis/trajectory/<layer>`` (embedding (sample, sigma, axis) + per-sigma scores), or the
         steps of `schedule` placed in it; KeyError when absent."""
         return self.dataset(joint_embedding_group(layer, schedule), chunks)
+
+    def lineage(self, chunks: Any = None) -> Any:
+        """``lineage``: how each edited sample was made and from which parents (KeyError when absent)."""
+        return self.dataset(LINEAGE_GROUP, chunks)
 
     def result(self, kind: str, key: AnalysisKey | str, name: str | None = None, chunks: Any = None) -> Any:
         """The stored result ``analysis/<kind>/<key>[/<name>]`` as a lazy Dataset (KeyError when absent)."""
