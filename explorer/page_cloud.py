@@ -45,6 +45,11 @@ def _legend(labels: list[str]) -> list[tuple[str, str]]:
     return [(label, charts.OKABE_ITO[i % len(charts.OKABE_ITO)]) for i, label in enumerate(labels)]
 
 
+def legend_markdown(legend: list[tuple[str, str]]) -> str:
+    """A one-line HTML legend of (label, hex colour) pairs: deck.gl draws fixed RGB per point and no legend."""
+    return "&emsp;".join(f"<span style='color:{colour};font-size:1.2em'>●</span>&nbsp;{html.escape(label)}" for label, colour in legend)
+
+
 def cloud_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, mask: np.ndarray) -> None:
     rows = common.stratified_rows(session, frame, view.embedding, mask, min(view.max_points, 30_000))
     table = export.points_frame(frame, rows, session.classes)
@@ -58,9 +63,7 @@ def cloud_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, mas
     span = float(np.nanmax(np.ptp(frame.coords, axis=0)))
     st.caption(f"{len(rows):,} of {int(mask.sum()):,} filtered points · drag to rotate, scroll to zoom · select points in the Explore page.")
     if legend:
-        # Colours are fixed RGB per point here (deck.gl draws no legend), so the page writes one.
-        items = [f"<span style='color:{colour};font-size:1.2em'>●</span>&nbsp;{html.escape(label)}" for label, colour in legend]
-        st.markdown("&emsp;".join(items), unsafe_allow_html=True)
+        st.markdown(legend_markdown(legend), unsafe_allow_html=True)
     elif scale:
         st.caption(scale)
     st.pydeck_chart(charts.point_cloud(table[["x", "y", "z", "rgb", "class", "source", "sample_id"]], centre, span), height=620)
