@@ -23,6 +23,7 @@ class ExplorerConfig:
     thumb_port: int = 0
     thumb_public_host: str | None = None
     debug: bool = False  # re-raise errors (Streamlit shows the traceback) instead of a one-line message
+    read_only: bool = False  # no edit jobs: the explorer never starts a writer on the lake
 
 
 def debug_from_env(environ: Mapping[str, str] | None = None) -> bool:
@@ -39,7 +40,8 @@ def _env_int(name: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamlit run explorer/app.py --",
-        description="Interactive explorer of a DMD2 Visualizer lake (read-only).",
+        description="Interactive explorer of a DMD2 Visualizer lake. It only reads the lake, except for the edit jobs "
+        "a researcher starts from it on this machine (--read-only turns those off).",
         exit_on_error=False,
     )
     parser.add_argument(
@@ -69,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show errors with their full traceback in the page instead of a one-line message (also: {DEBUG_ENV}=1); "
         "tracebacks always go to the server log",
     )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="turn the edit jobs off: no job buttons, no jobs area, nothing is ever written to the lake "
+        "(without it, only a browser on this machine, localhost, may start jobs)",
+    )
     return parser
 
 
@@ -89,5 +97,6 @@ def parse_args(argv: list[str]) -> tuple[ExplorerConfig, list[str]]:
         thumb_port=max(0, args.thumb_port),
         thumb_public_host=args.thumb_public_host,
         debug=bool(args.debug) or debug_from_env(),
+        read_only=bool(args.read_only),
     )
     return config, problems
