@@ -20,6 +20,7 @@ import numpy as np
 
 from lake.layout import (
     GENERATION_GROUP,
+    LINEAGE_GROUP,
     SAMPLES_GROUP,
     activations_group,
     analysis_group,
@@ -415,6 +416,7 @@ class EmbeddingFrame:
         splits: tuple[str, ...],
         sample_row: np.ndarray,
         id_hash: np.ndarray | None = None,
+        n_fitted: int | None = None,
     ):
         self.info = info
         self.coords = coords  # (n, dims) float32
@@ -424,6 +426,9 @@ class EmbeddingFrame:
         self.split_code = split_code  # (n,) int32 into `splits`
         self.splits = splits
         self.sample_row = sample_row  # (n,) int64 row in `samples` (-1: not in the samples table)
+        # Rows [0, n_fitted) are the embedding's fitted rows in its table order; the rows after
+        # them are placed samples (`analysis/placed/<key>/<name>`), not part of the fit.
+        self.n_fitted = len(coords) if n_fitted is None else int(n_fitted)
         self._load_ids = load_ids
         self._ids: np.ndarray | None = None
         self._id_hash = id_hash
@@ -455,6 +460,14 @@ class EmbeddingFrame:
         return self._id_hash
 
     @property
+    def n_placed(self) -> int:
+        return self.size - self.n_fitted
+
+    def is_placed(self, row: int) -> bool:
+        """Whether embedding row `row` is a placed sample (projected into the stored embedding, not fitted)."""
+        return self.n_fitted <= int(row) < self.size
+
+    @property
     def sampling_uniform(self) -> np.ndarray:
         """A fixed uniform [0, 1) number per point for hash-threshold sampling (see `row_uniform`)."""
         return row_uniform(self.size)
@@ -484,6 +497,26 @@ class EmbeddingFrame:
     def source_is(self, name: str) -> np.ndarray:
         code = self.sources.index(name) if name in self.sources else -2
         return self.source_code == code
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One table's points before they become a frame: fitted rows, or the placed ones appended to them."""
+
+    coords: np.ndarray
+    load_ids: Callable[[], np.ndarray]
+    class_id: np.ndarray
+    source: np.ndarray  # text
+    split: np.ndarray  # text
+    sample_row: np.ndarray
+    id_hash: np.ndarray | None
+
+    def subset(self, rows: np.ndarray) -> _Rows:
+        if len(rows) == len(self.coords):
+            return self
+        load = self.load_ids
+        return _Rows(self.coords[rows], lambda: load()[rows], self.class_id[rows], self.source[rows], self.split[rows],
+                     self.sample_row[rows], None if self.id_hash is None else self.id_hash[rows])  # fmt: skip
 
 
 def _read(lake: Any, group: str, name: str) -> np.ndarray:
@@ -539,8 +572,37 @@ class LakeSession:
         return self.memo("samples_hash", lambda: hash_ids(self._samples_ids()))
 
     def _load_frame(self, info: EmbeddingInfo) -> EmbeddingFrame:
-        group = info.path
-        coords = _read(self.lake, group, "embedding").astype(np.float32, copy=False)
+        fitted = self._load_rows(info.path, "embedding")
+        placed = self._placed_rows(info, fitted.sample_row)
+        if placed is None:
+            source_codes, sources = factorize(fitted.source)
+            split_codes, splits = factorize(fitted.split)
+            return EmbeddingFrame(info, fitted.coords, fitted.load_ids, fitted.class_id, source_codes, sources, split_codes, splits,
+                                  fitted.sample_row, fitted.id_hash)  # fmt: skip
+        # Placed samples follow the fitted rows, so every fitted row keeps its index (and the
+        # joins with the key's tables keep their prefix match).
+        n = len(fitted.coords)
+        fitted_ids, placed_ids = fitted.load_ids, placed.load_ids
+        id_hash = None if fitted.id_hash is None else np.concatenate([fitted.id_hash, hash_ids(placed_ids())])
+        source_codes, sources = factorize(np.concatenate([fitted.source, placed.source]))
+        split_codes, splits = factorize(np.concatenate([fitted.split, placed.split]))
+        return EmbeddingFrame(
+            info,
+            np.concatenate([fitted.coords, placed.coords]),
+            lambda: np.concatenate([fitted_ids(), placed_ids()]),
+            np.concatenate([fitted.class_id, placed.class_id]),
+            source_codes,
+            sources,
+            split_codes,
+            splits,
+            np.concatenate([fitted.sample_row, placed.sample_row]),
+            id_hash,
+            n_fitted=n,
+        )
+
+    def _load_rows(self, group: str, coords_name: str) -> _Rows:
+        """The per-sample vectors of one table of points (an embedding, or its placed samples)."""
+        coords = _read(self.lake, group, coords_name).astype(np.float32, copy=False)
         n = len(coords)
 
         def load_ids() -> np.ndarray:
@@ -571,9 +633,21 @@ class LakeSession:
             class_id = np.where(np.isnan(class_id), -1, class_id).astype(np.int16)
         else:
             class_id = class_id.astype(np.int16)
-        source_codes, sources = factorize(_or_unknown(label_column("source"), n))
-        split_codes, splits = factorize(_or_unknown(label_column("split"), n))
-        return EmbeddingFrame(info, coords, load_ids, class_id, source_codes, sources, split_codes, splits, sample_row, id_hash)
+        return _Rows(coords, load_ids, class_id, _or_unknown(label_column("source"), n), _or_unknown(label_column("split"), n), sample_row, id_hash)
+
+    def _placed_rows(self, info: EmbeddingInfo, fitted_sample_row: np.ndarray) -> _Rows | None:
+        """The samples placed in this embedding (not fitted), minus any that a later refit made fitted rows; None when none."""
+        group = analysis_group("placed", info.key, info.name)
+        shape = self.lake.shape(group, "embedding") if self.lake.has(group) else None
+        if shape is None or len(shape) != 2 or shape[1] != info.dims or shape[0] == 0:
+            return None
+        placed = self._load_rows(group, "embedding")
+        # One bool per samples row marks the fitted samples: O(n), no id join at 1.28M rows.
+        fitted = np.zeros(max(self.lake.num_samples, 1), dtype=bool)
+        fitted[fitted_sample_row[(fitted_sample_row >= 0) & (fitted_sample_row < len(fitted))]] = True
+        rows = placed.sample_row
+        keep = ~((rows >= 0) & fitted[np.clip(rows, 0, len(fitted) - 1)])
+        return placed.subset(np.flatnonzero(keep)) if keep.any() else None
 
     def _align_to_samples(self, ids: np.ndarray, id_hash: np.ndarray) -> np.ndarray:
         return align_rows(ids, self._samples_ids(), self._samples_hash, id_hash)
@@ -642,16 +716,25 @@ class LakeSession:
         return path if self.lake.has(path) else None
 
     def table_rows(self, group: str, ref: str) -> np.ndarray:
-        """Row of each embedding sample in an analysis table (knn, pca) of the same key."""
+        """Row of each embedding sample in an analysis table (knn, pca, compare) of the same key.
+
+        These are tables of the fit: placed samples (the rows after `frame.n_fitted`) are
+        never in them and get -1, and the fitted rows keep their one join (prefix match).
+        """
         frame = self.frame(ref)
 
         def compute() -> np.ndarray:
+            n = frame.n_fitted
+            rows = None
             if self.lake.shape(group, "sample_row") is not None:  # same samples rows in the same order: no id join
                 table_sample_row = _read(self.lake, group, "sample_row")
-                if same_rows(frame.sample_row, table_sample_row):
-                    return np.arange(len(frame.sample_row), dtype=np.int64)
-            # The frame's id hashes are kept: its later lookups by id reuse them.
-            return align_rows(frame.sample_id, _read(self.lake, group, "sample_id"), target_hash=lambda: frame.id_hash)
+                if same_rows(frame.sample_row[:n], table_sample_row):
+                    rows = np.arange(n, dtype=np.int64)
+            if rows is None:
+                # The frame's id hashes are kept: its later lookups by id reuse them.
+                ids = frame.sample_id if n == frame.size else frame.sample_id[:n]
+                rows = align_rows(ids, _read(self.lake, group, "sample_id"), target_hash=lambda: frame.id_hash[:n])
+            return rows if n == frame.size else np.concatenate([rows, np.full(frame.n_placed, -1, dtype=np.int64)])
 
         return self.memo(("align", group, ref), compute)
 
@@ -667,6 +750,51 @@ class LakeSession:
             return inverse
 
         return self.memo(("inverse", group, ref), compute)
+
+    def placed_lineage(self, ref: str) -> PlacedLineage:
+        """How each placed sample of the embedding was made, and the embedding rows of its parents (lineage lines)."""
+        return self.memo(("lineage", ref), lambda: _placed_lineage(self, self.frame(ref)))
+
+    def placed_neighbours(self, ref: str, row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The stored neighbours of a placed row (embedding rows, distances), where placement stored them; else None.
+
+        Placement may keep, per placed sample, the fitted samples it was placed by
+        (`neighbor_id`, `distance` in `analysis/placed/<key>/<name>` or `.../<key>`).
+        """
+        frame = self.frame(ref)
+        info = self.embedding(ref)
+        index = int(row) - frame.n_fitted
+        if index < 0:
+            return None
+        for group in (analysis_group("placed", info.key, info.name), analysis_group("placed", info.key)):
+            if self.lake.shape(group, "neighbor_id") is None or self.lake.shape(group, "distance") is None:
+                continue
+            table_row = int(self._placed_table_rows(group, ref)[index])
+            if table_row < 0:
+                continue
+            one = slice(table_row, table_row + 1)
+            ids = self.lake.column(group, "neighbor_id", one, native=True)[0]
+            distances = np.asarray(self.lake.column(group, "distance", one)[0], dtype=np.float32)
+            rows = frame.rows_of(ids)
+            keep = (rows >= 0) & np.isfinite(distances)
+            order = np.argsort(distances[keep], kind="stable")
+            return rows[keep][order], distances[keep][order]
+        return None
+
+    def _placed_table_rows(self, group: str, ref: str) -> np.ndarray:
+        """Row of each placed sample of the embedding in a placed table (-1 when absent)."""
+        frame = self.frame(ref)
+        return self.memo(("placed_align", group, ref),
+                         lambda: align_rows(frame.sample_id[frame.n_fitted :], _read(self.lake, group, "sample_id")))  # fmt: skip
+
+    def sample_rows(self, ids: list[str] | np.ndarray) -> np.ndarray:
+        """Rows of the given ids in `samples` (-1 where absent): a scan for a few ids, the hash index for many."""
+        ids = np.asarray(list(ids), dtype=np.dtypes.StringDType())
+        table = self._samples_ids()
+        if ids.size <= _MAX_SCANNED_IDS:
+            return np.array([_first(np.flatnonzero(table == i)) for i in ids], dtype=np.int64)
+        index = self.memo("samples_index", lambda: HashIndex(table, self._samples_hash))
+        return index.rows(ids)
 
     def images(self, sample_rows: np.ndarray) -> np.ndarray:
         return self.lake.images(np.asarray(sample_rows, dtype=np.int64))
@@ -684,6 +812,41 @@ class LakeSession:
     def compare_summary(self, key: str) -> tuple[dict[str, Any], Any]:
         """Overall metrics (attributes) and the per-class metrics table of `analysis/compare/<key>`."""
         return self.memo(("compare", key), lambda: _compare_summary(self, key))
+
+
+@dataclass(frozen=True)
+class PlacedLineage:
+    """Lineage of an embedding's placed rows: one entry per placed row, and the parent links to draw."""
+
+    operation: np.ndarray  # (n_placed,) object: the edit that made each placed row ('' when the lineage lacks it)
+    parent_ids: np.ndarray  # (n_placed,) object: comma-separated parent ids
+    child_rows: np.ndarray  # (links,) int64 embedding row of the placed sample
+    parent_rows: np.ndarray  # (links,) int64 embedding row of one of its parents (parents not in the embedding are left out)
+
+
+def _placed_lineage(session: LakeSession, frame: EmbeddingFrame) -> PlacedLineage:
+    n = frame.n_placed
+    operation, parents = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    empty = np.zeros(0, np.int64)
+    if n == 0 or not session.lake.has(LINEAGE_GROUP):
+        return PlacedLineage(operation, parents, empty, empty)
+    lineage_ids = _read(session.lake, LINEAGE_GROUP, "sample_id")
+    at = align_rows(frame.sample_id[frame.n_fitted :], lineage_ids)
+    found = at >= 0
+    if not found.any():
+        return PlacedLineage(operation, parents, empty, empty)
+    operation[found] = np.asarray(session.lake.column(LINEAGE_GROUP, "operation", at[found]), dtype=object)
+    parents[found] = np.asarray(session.lake.column(LINEAGE_GROUP, "parent_ids", at[found]), dtype=object)
+    children, parent_list = [], []
+    for i in np.flatnonzero(found):
+        for parent in str(parents[i]).split(","):
+            if parent.strip():
+                children.append(frame.n_fitted + int(i))
+                parent_list.append(parent.strip())
+    parent_rows = frame.rows_of(parent_list) if parent_list else empty
+    child_rows = np.asarray(children, dtype=np.int64)
+    keep = parent_rows >= 0
+    return PlacedLineage(operation, parents, child_rows[keep], parent_rows[keep])
 
 
 def _compare_summary(session: LakeSession, key: str) -> tuple[dict[str, Any], Any]:
