@@ -452,17 +452,32 @@ def lineage_spec(attrs: dict[str, Any]) -> TableSpec:
     )
 
 
-def placed_spec(key: AnalysisKey, n_components: int, attrs: dict[str, Any]) -> TableSpec:
-    """``analysis/placed/<key>``: samples projected through the key's stored PCA (scores), not part of its fit."""
+# Nearest fitted rows stored per placed sample (at least; more when an embedding uses more).
+PLACED_NEIGHBOURS = 15
+
+
+def placed_spec(key: AnalysisKey, n_components: int, attrs: dict[str, Any], k: int = PLACED_NEIGHBOURS) -> TableSpec:
+    """``analysis/placed/<key>``: samples projected through the key's stored PCA (scores), not part of its fit.
+
+    Beside the scores, each placed sample's `k` nearest *fitted* rows in PCA space, nearest
+    first, in the columns of ``analysis/knn/<key>`` (neighbor_id, neighbor_row, distance;
+    neighbor_row indexes ``analysis/pca/<key>``), so the explorer shows its neighbours.
+    """
     return TableSpec(
         path=key.placed_group,
         row_dim="sample",
         columns=(
             ColumnSpec("scores", "float32", (n_components,), ("component",), coord=False,
                        attrs={"description": "scores under the stored PCA transform (placed, not fitted)"}),
+            ColumnSpec("neighbor_id", STRING, (k,), ("k",), coord=False,
+                       attrs={"description": "sample ids of the nearest fitted samples, nearest first"}),
+            ColumnSpec("neighbor_row", "int64", (k,), ("k",), coord=False,
+                       attrs={"description": "rows of those fitted samples in analysis/pca/<key> (and its embeddings)"}),
+            ColumnSpec("distance", "float32", (k,), ("k",), coord=False,
+                       attrs={"description": "euclidean distance in PCA space"}),
             *label_column_specs(),
         ),
-        fixed_coords={"component": np.arange(n_components, dtype=np.int32)},
+        fixed_coords={"component": np.arange(n_components, dtype=np.int32), "k": np.arange(1, k + 1, dtype=np.int32)},
         attrs=attrs,
     )
 
