@@ -21,10 +21,19 @@ EPILOG = """examples:
   python -m analysis run --lake demo_lake --layer bottleneck --sigma 2
   python -m analysis umap --lake demo_lake --layer enc.8x8_block2 --sigma 2 --components 3
   python -m analysis query --lake demo_lake --layer bottleneck --sigma 2 --sample-id in64/val_data/12
+  python -m analysis trajectory --lake demo_lake --layer bottleneck
   python -m analysis list --lake demo_lake
 layer aliases: bottleneck = enc.8x8_block2, mid = dec.8x8_in0; any activations/<layer> group works.
 """
 
+
+
+def _sigma_list(text: str) -> tuple[float, ...]:
+    """`--sigmas 0.5,2,10`: non-negative noise levels, comma-separated."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated noise levels, e.g. 0.5,2,10,80")
+    return tuple(_non_negative_float(part) for part in parts)
 
 
 def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True) -> None:
@@ -118,6 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pca_dim(p)
     _add_knn(p, "--k", "tables with fewer rows get the exact k-NN graph (else NN-descent), and compare's own neighbour searches are exact below it too (default 20000)")
     _add_compare(p, "--compare-k", "classes in the compare table printed after the run, largest Frechet distance first (default 20)")
+
+    p = command(sub, "trajectory", _trajectory_command, help="one embedding of every sigma of a layer (and multi-step samples' steps)",
+                description="One 2-D embedding of all sigmas of activations/<layer>, comparable across noise levels, into "
+                "analysis/trajectory/<layer>, with per-sigma trustworthiness and jump scores (and those of independent "
+                "per-sigma UMAPs, for comparison); the steps of every multi-step schedule with trajectories/<schedule>/<layer> "
+                "are placed in it as analysis/trajectory/<layer>/<schedule>.")
+    _add_common(p, table=False)
+    p.add_argument("--layer", help="activation table: a layer with an activations/<layer> group, or an alias (bottleneck, mid); "
+                   "default: the only/first layer in the lake")
+    p.add_argument("--sigmas", type=_sigma_list, help="comma-separated noise levels to embed together, e.g. 0.5,2,10,80 (at least 2; default: all of the table's)")
+    p.add_argument("--method", choices=("joint", "aligned"), default="joint",
+                   help="joint (default): one UMAP fitted on a balanced sample of cells of all sigmas, the rest placed by transform "
+                   "(scales to millions of rows); aligned: umap.AlignedUMAP across sigma slices (no transform: every probed cell "
+                   "must fit in --fit-size, and multi-step steps cannot be placed)")
+    _add_umap(p, components=False)
+    _add_pca_dim(p)
 
     p = command(sub, "query", _query_command, help="print the nearest neighbours of sample ids", description="Nearest neighbours of sample ids in one key's PCA space (stored graph when deep enough, else exact).")
     _add_common(p, compute=False)
@@ -245,6 +270,13 @@ def _run_command(args: argparse.Namespace) -> int:
     print()
     _print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
     return 0
+
+
+def _trajectory_command(args: argparse.Namespace) -> int:
+    from .commands import TrajectoryParams, run_trajectory
+
+    params = _from_args(TrajectoryParams, args, sigmas=args.sigmas, score_samples=TrajectoryParams().score_samples)
+    return _print_result(args, [run_trajectory(args.lake, args.layer, params, **_common(args))])
 
 
 def _query_command(args: argparse.Namespace) -> int:

@@ -17,13 +17,15 @@ from typing import Any
 
 from .embedding import UMAPParams
 from .errors import AnalysisError
-from .keys import AnalysisKey, available_layers, available_sigmas, format_sigma, parse_key
+from .keys import AnalysisKey, available_layers, available_sigmas, format_sigma, parse_key, resolve_key
 from .metrics import METRIC_NAMES, compare_sets
 from .neighbors import EXACT_BELOW, NeighborIndex
 from .results import read_labels
 from .runner import Log, Outcome, Step, ensure_pca, resolve, run_step, run_steps
 from .runner import stderr_log as _stderr
 from .steps import CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
+from .steps.trajectory import TrajectoryStep, read_inputs
+from .trajectory import TrajectoryParams
 from .store import as_lake, pca_run_id
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Neighbour",
     "Outcome",
     "RunConfig",
+    "TrajectoryParams",
     "compare_sets",
     "ensure_pca",
     "list_analyses",
@@ -41,6 +44,7 @@ __all__ = [
     "run_compare",
     "run_knn",
     "run_pca",
+    "run_trajectory",
     "run_umap",
 ]
 
@@ -70,6 +74,16 @@ def run_compare(lake: Any, layer: str | None = None, sigma: float | None = None,
                 scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
     """Real vs generated in one key's PCA space into ``analysis/compare/<key>`` (`steps.compare`)."""
     return run_step(CompareStep(config), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+
+
+def run_trajectory(lake: Any, layer: str | None = None, params: TrajectoryParams = TrajectoryParams(), *,
+                   scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
+    """One embedding of every sigma of a layer (and its multi-step samples' steps) into ``analysis/trajectory/<layer>`` (`steps.trajectory`)."""
+    lake = as_lake(lake)
+    key, notes = resolve_key(lake, layer, None)
+    for note in notes[:-1]:  # the last note is about the single sigma the other steps take; this one takes them all
+        log(note)
+    return run_step(TrajectoryStep(params), lake, key.layer, key.sigma, scheduler=scheduler, force=force, log=log, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -176,4 +190,25 @@ def list_analyses(lake: Any) -> dict[str, Any]:
                 record["stale"] = attrs.get("pca_run_id") != pca_run_id(lake, key)
             record.update(step.summary(attrs))
             results.append(record)
+    results.extend(_trajectory_listing(lake))
     return {"lake": str(lake.path), "activations": tables, "analyses": results}
+
+
+def _trajectory_listing(lake: Any) -> list[dict[str, Any]]:
+    """`list` records of the joint embeddings (analysis/trajectory/<layer>); stale when the input rows changed."""
+    records = []
+    for layer in lake.joint_embedding_layers():
+        group = TrajectoryStep().group(AnalysisKey(layer, 0.0))
+        attrs = lake.attrs(group)
+        if attrs.get("analysis") != TrajectoryStep.kind:
+            continue
+        record = {"kind": TrajectoryStep.kind, "group": group, "key": layer, "created": attrs.get("created"), "run_id": attrs.get("run_id")}
+        try:
+            sigmas = attrs.get("parameters", {}).get("sigmas")
+            current = read_inputs(lake, layer, None if sigmas is None else tuple(sigmas)).fingerprint
+            record["stale"] = any(attrs.get(name) != value for name, value in current.items())
+        except AnalysisError:
+            record["stale"] = True  # its input table or sigmas are gone
+        record.update(TrajectoryStep().summary(attrs))
+        records.append(record)
+    return records

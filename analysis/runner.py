@@ -88,6 +88,10 @@ class Step:
         """The result group this step writes for `key`."""
         raise NotImplementedError
 
+    def label(self, key: AnalysisKey) -> str:
+        """What the Outcome names as its key (a step over every sigma of a layer names the layer)."""
+        return key.name
+
     def parameters(self) -> dict[str, Any]:
         """What the result's `parameters` attribute holds (and reuse compares)."""
         raise NotImplementedError
@@ -146,12 +150,13 @@ def run_step(
     stored = group_attrs(lake, group)
     if not force and stored and step.reusable(ctx, stored):
         log(f"reusing {group} ({step.reuse_reason}; --force recomputes)")
-        return Outcome(step.kind, key.name, group, True, step.summary(stored))
+        return Outcome(step.kind, step.label(key), group, True, step.summary(stored))
 
     with dask_scheduler(scheduler) if step.uses_dask else nullcontext("local") as where:
         ctx.where = where
         computed = step.compute(ctx)
         attrs = base_attrs(key, "", step.kind, step.parameters(), **computed.attrs)
+        attrs["key"] = step.label(key)
         job = Provenance(job=f"analysis {step.kind}", parameters=to_attr(step.provenance(ctx)))
         with LakeWriter.open(lake.path, job, create=False) as writer:
             attrs["run_id"] = writer.provenance.run_id
@@ -159,7 +164,7 @@ def run_step(
             computed.write(staged, attrs)
             staged.publish()
     log(computed.message(attrs))
-    return Outcome(step.kind, key.name, group, False, step.summary(attrs))
+    return Outcome(step.kind, step.label(key), group, False, step.summary(attrs))
 
 
 def ensure_pca(lake: Lake, key: AnalysisKey, pca_dim: int, scheduler: str | None, log: Log, progress: bool) -> Lake:

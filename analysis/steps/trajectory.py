@@ -1,0 +1,388 @@
+"""Trajectory step: one embedding of every sigma of a layer (and the multi-step samples' steps in it).
+
+Reads ``activations/<layer>`` (`mean` (sample, sigma, channel), `probed`) at all its
+sigmas (or `--sigmas`) and, for every schedule with ``trajectories/<schedule>/<layer>``,
+the per-step generation means. Writes ``analysis/trajectory/<layer>``
+(`lake.layout.joint_embedding_spec`): `embedding` (sample, sigma, axis), NaN where a cell
+was not probed, the label columns, `fit_cell` (sample, sigma) and the per-sigma scores
+`trustworthiness`, `jump`, `jump_local` and the same three with `_independent` along
+``sigma`` (definitions in `analysis.trajectory` and in each array's attributes); and
+``analysis/trajectory/<layer>/<schedule>``: the steps placed in the same embedding. All
+of it is staged and swapped in at once.
+
+Method `joint` (default): standardise + PCA and one UMAP fitted on a balanced sample of
+cells of all sigmas, every other cell placed by `transform` in blocks of rows read from
+the lake as Dask tasks (bounded memory). Method `aligned`: AlignedUMAP across the sigma
+slices; it has no transform, so it needs every probed cell in its fit and cannot place
+trajectory steps. Both store the independent per-sigma UMAPs' scores (fitted on the same
+fit cells) beside their own, so the readability gain is a stored number.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lake import StagedGroup
+from lake.layout import joint_embedding_group, joint_embedding_spec, trajectory_layer_group
+
+from ..embedding import TRANSFORM_ROWS, check_metric, fit_umap, prepare_for_transform
+from ..errors import AnalysisError
+from ..inputs import SampleLookup
+from ..keys import AnalysisKey, format_sigma
+from ..pca import PCAModel
+from ..results import LabelColumns, to_attr, write_rows
+from ..runner import Computed, Context, Step, require
+from ..sampling import group_labels
+from ..scheduler import compute_with_progress
+from ..trajectory import (
+    JUMP_DEFINITION,
+    LOCAL_JUMP_DEFINITION,
+    METHODS,
+    TRUST_DEFINITION,
+    FitSample,
+    TrajectoryParams,
+    aligned_embedding,
+    all_cells,
+    check_counts,
+    embed_block,
+    fit_cells,
+    fit_pca,
+    jump_scores,
+    score_rows,
+    select_sigmas,
+    trust_scores,
+)
+
+
+@dataclass
+class TrajectoryInputs:
+    """What the step reads before computing (and what reuse compares): labels, probed cells, schedules."""
+
+    group: str
+    positions: list[int]  # the selected sigmas' positions on the table's sigma axis
+    sigmas: list[float]
+    sample_id: np.ndarray
+    source: np.ndarray
+    class_id: np.ndarray
+    valid: np.ndarray  # (sample, selected sigma) bool: probed
+    schedules: dict[str, int]  # schedule -> rows of trajectories/<schedule>/<layer>
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The input's identity for reuse: row count, probed cells per sigma, schedule rows."""
+        return {"source_rows": int(len(self.sample_id)), "source_probed": [int(c) for c in self.valid.sum(axis=0)],
+                "schedule_rows": dict(self.schedules)}
+
+
+def read_inputs(lake: Any, layer: str, requested: tuple[float, ...] | None) -> TrajectoryInputs:
+    """The labels and probed cells of ``activations/<layer>`` at the selected sigmas, and the schedules with this layer."""
+    group = AnalysisKey(layer, 0.0).activations_group
+    stored = list(lake.activation_sigmas(layer))
+    positions = select_sigmas(stored, requested, f"{lake.path}: {group}")
+    if lake.shape(group, "probed") is None:
+        raise AnalysisError(f"{lake.path}: {group} has no 'probed' column; re-ingest it with `python -m ingest activations`")
+    valid = np.asarray(lake.column(group, "probed"), dtype=bool)[:, positions]
+    schedules = {s: int(lake.shape(trajectory_layer_group(s, layer), "sample_id")[0])
+                 for s in lake.schedules() if layer in lake.trajectory_layers(s)}
+    return TrajectoryInputs(
+        group=group,
+        positions=positions,
+        sigmas=[stored[i] for i in positions],
+        sample_id=np.asarray(lake.column(group, "sample_id"), dtype=object),
+        source=np.asarray(lake.column(group, "source"), dtype=object),
+        class_id=np.asarray(lake.column(group, "class_id"), dtype=np.int16),
+        valid=valid,
+        schedules=schedules,
+    )
+
+
+def read_cells(lake: Any, group: str, fit: FitSample, positions: list[int]) -> np.ndarray:
+    """The activations of the fit cells, stacked sigma by sigma (fit.size, channel) float32."""
+    parts = [np.asarray(lake.column(group, "mean", rows=rows, cols=positions[j]), dtype=np.float32).reshape(len(rows), -1)
+             for j, rows in enumerate(fit.rows)]
+    return np.concatenate(parts, axis=0)
+
+
+def place_blocks(model: Any, pca: PCAModel, values: Any, keep: np.ndarray | None, desc: str, progress: bool) -> np.ndarray:
+    """Embed the cells of a lazy (rows, sigma, channel) table in blocks of rows, as Dask tasks, a few at a time.
+
+    `keep` (rows, sigma) selects the cells (None: every cell without NaN). Blocks hold at
+    most TRANSFORM_ROWS cells, so one block's activations and every transform call stay
+    small; at most 2 x cores blocks are in flight, so memory does not grow with the table.
+    """
+    import dask
+
+    rows, n_sigma = int(values.shape[0]), int(values.shape[1])
+    block = max(1, TRANSFORM_ROWS // n_sigma)
+    out = np.full((rows, n_sigma, model.n_components), np.nan, dtype=np.float32)
+    shared = dask.delayed(model, pure=True, traverse=False)
+    starts = [s for s in range(0, rows, block) if keep is None or keep[s : s + block].any()]
+    batch = max(2, 2 * (os.cpu_count() or 1))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(starts), desc=desc, unit="block", disable=not progress, leave=False) as bar:
+        for first in range(0, len(starts), batch):
+            part = starts[first : first + batch]
+            tasks = [dask.delayed(_place, pure=True)(shared, pca, values[s : s + block], None if keep is None else keep[s : s + block])
+                     for s in part]
+            for s, result in zip(part, compute_with_progress(tasks, desc, show=False)):
+                out[s : s + len(result)] = result
+            bar.update(len(part))
+    return out
+
+
+def _place(model: Any, pca: PCAModel, block: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    block = np.asarray(block, dtype=np.float32)
+    if keep is None:
+        keep = ~np.isnan(block).any(axis=2)
+    return embed_block(model, pca, block, keep & ~np.isnan(block).any(axis=2))
+
+
+@dataclass
+class Placed:
+    """One schedule's steps placed in the joint embedding."""
+
+    sigmas: list[float]
+    embedding: np.ndarray  # (sample, step sigma, axis)
+    sample_id: np.ndarray
+    class_id: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrajectoryStep(Step):
+    """The joint embedding of one layer across sigma with `params`."""
+
+    kind: ClassVar[str] = "trajectory"
+    summary_fields: ClassVar[tuple[str, ...]] = ("method", "sigmas", "n_rows", "fit_rows", "jump_median", "jump_independent_median",
+                                                 "jump_local_median", "jump_local_independent_median",
+                                                 "trustworthiness_median", "trustworthiness_independent_median", "schedules", "seconds")
+    uses_dask: ClassVar[bool] = True
+    reads_pca: ClassVar[bool] = False  # fits its own PCA on cells of every sigma
+    reuse_reason: ClassVar[str] = "same parameters and input rows"
+
+    params: TrajectoryParams = field(default_factory=TrajectoryParams)
+
+    def group(self, key: Any) -> str:
+        return joint_embedding_group(key.layer)
+
+    def label(self, key: AnalysisKey) -> str:
+        return key.layer
+
+    def parameters(self) -> dict[str, Any]:
+        return self.params.as_dict()
+
+    def check(self, lake: Any) -> None:
+        p = self.params
+        require(p.method in METHODS, f"--method {p.method!r}: must be one of {', '.join(METHODS)}")
+        require(p.pca_dim >= 2, f"--pca-dim {p.pca_dim}: must be at least 2")
+        require(p.n_neighbors >= 2, f"--n-neighbors {p.n_neighbors}: must be at least 2")
+        require(p.score_samples >= 10, f"score_samples {p.score_samples}: must be at least 10")
+        check_metric(p.metric)
+
+    def provenance(self, ctx: Context) -> dict[str, Any]:
+        return {"layer": ctx.key.layer, **self.parameters(), "scheduler": ctx.scheduler or "threads"}
+
+    def _inputs(self, ctx: Context) -> TrajectoryInputs:
+        if "inputs" not in ctx.cache:
+            ctx.cache["inputs"] = read_inputs(ctx.lake, ctx.key.layer, self.params.sigmas)
+        return ctx.cache["inputs"]
+
+    def reusable(self, ctx: Context, stored: dict[str, Any]) -> bool:
+        inputs = self._inputs(ctx)
+        return stored.get("parameters") == to_attr(self.parameters()) and all(
+            stored.get(name) == to_attr(value) for name, value in inputs.fingerprint.items()
+        )
+
+    def compute(self, ctx: Context) -> Computed:
+        lake, layer, p = ctx.lake, ctx.key.layer, self.params
+        inputs = self._inputs(ctx)
+        where = f"{lake.path}: {inputs.group}"
+        check_counts(inputs.valid, inputs.sigmas, where)
+        n, n_sigma = inputs.valid.shape
+        probed = int(inputs.valid.sum())
+        full = p.full_fit or probed <= p.fit_size
+        if p.method == "aligned" and not full:
+            raise AnalysisError(
+                f"--method aligned: {where} has {probed} probed cells, more than --fit-size {p.fit_size}; AlignedUMAP has no "
+                "transform to place the rest (use --method joint, or raise --fit-size / --full-fit)"
+            )
+        timings: dict[str, float] = {}
+        started = clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = round(now - clock, 3)
+            clock = now
+
+        groups = group_labels(inputs.source, inputs.class_id)
+        fit = all_cells(inputs.valid) if full else fit_cells(inputs.sample_id, groups, inputs.valid, p.fit_size, p.seed)
+        sigma_text = ", ".join(format_sigma(s) for s in inputs.sigmas)
+        ctx.log(f"trajectory of {inputs.group} at sigmas {sigma_text}: {probed} probed cells of {n} rows; "
+                f"{'fitting on all of them' if full else f'fitting on a balanced sample of {fit.size}'} ({p.method}), on {ctx.where}")
+        fit_values = read_cells(lake, inputs.group, fit, inputs.positions)
+        pca = fit_pca(fit_values, p.pca_dim)
+        fit_scores = pca.transform(fit_values)
+        del fit_values
+        lap("read_and_pca")
+
+        umap_params = p.umap()
+        embedding = np.full((n, n_sigma, 2), np.nan, dtype=np.float32)
+        model = None
+        if p.method == "joint":
+            model = fit_umap(fit_scores, umap_params, will_transform=not full or bool(inputs.schedules))
+            coords = [np.asarray(model.embedding_[fit.slice(j)], dtype=np.float32) for j in range(n_sigma)]
+        else:
+            coords = aligned_embedding(fit_scores, fit, inputs.sample_id, inputs.sigmas, p)
+        for j, rows in enumerate(fit.rows):
+            embedding[rows, j] = coords[j]
+        lap("fit")
+
+        fit_mask = fit.mask(n)
+        if model is not None and not full:
+            prepare_for_transform(model)
+            values = lake.activations(layer)["mean"].data[:, inputs.positions, :]
+            rest = place_blocks(model, pca, values, inputs.valid & ~fit_mask, f"place {layer}", ctx.progress)
+            embedding[~fit_mask] = rest[~fit_mask]
+        lap("transform")
+
+        # Scores on the seeded score sample, for this embedding and for independent per-sigma UMAPs.
+        srows = score_rows(inputs.sample_id, inputs.valid, p.score_samples, p.seed)
+        score_pca = self._score_pca(lake, inputs, pca, srows)
+        joint_scores = embedding[srows]
+        trust, jump = trust_scores(score_pca, joint_scores), jump_scores(joint_scores, inputs.sigmas)
+        local = jump_scores(joint_scores, inputs.sigmas, local=True)
+        lap("scores")
+        independent = self._independent(fit, fit_scores, srows, score_pca, umap_params)
+        trust_ind, jump_ind = trust_scores(score_pca, independent), jump_scores(independent, inputs.sigmas)
+        local_ind = jump_scores(independent, inputs.sigmas, local=True)
+        lap("independent")
+
+        placed: dict[str, Placed] = {}
+        if model is not None:
+            if not full or inputs.schedules:
+                prepare_for_transform(model)
+            for schedule in inputs.schedules:
+                placed[schedule] = self._place_schedule(ctx, schedule, model, pca, len(pca.mean))
+        elif inputs.schedules:
+            ctx.log(f"not placing {', '.join(inputs.schedules)}: AlignedUMAP has no transform (use --method joint)")
+        lap("trajectories")
+        seconds = round(time.perf_counter() - started, 2)
+
+        lookup = SampleLookup.from_lake(lake)
+        sample_rows = lookup.rows(inputs.sample_id)
+        labels = LabelColumns(inputs.sample_id, inputs.source, inputs.class_id, lookup.splits(sample_rows), sample_rows)
+        per_sigma = {
+            "trustworthiness": (trust, TRUST_DEFINITION),
+            "jump": (jump, JUMP_DEFINITION),
+            "trustworthiness_independent": (trust_ind, TRUST_DEFINITION + "; independent per-sigma UMAPs on the same fit cells"),
+            "jump_independent": (jump_ind, JUMP_DEFINITION + "; independent per-sigma UMAPs on the same fit cells"),
+            "jump_local": (local, LOCAL_JUMP_DEFINITION),
+            "jump_local_independent": (local_ind, LOCAL_JUMP_DEFINITION + "; independent per-sigma UMAPs on the same fit cells"),
+        }
+
+        def write(staged: StagedGroup, attrs: dict[str, Any]) -> None:
+            write_rows(staged.table(joint_embedding_spec(layer, inputs.sigmas, 2, attrs)), labels, {"embedding": embedding})
+            for name, (values, definition) in per_sigma.items():
+                staged.write_array(name, np.asarray(values, dtype=np.float32), ("sigma",),
+                                   {"description": definition, "score_samples": int(len(srows))})
+            staged.write_array("fit_cell", fit_mask, ("sample", "sigma"), {"description": "True where the (sample, sigma) cell is in the fit sample"})
+            for schedule, steps in placed.items():
+                child = {"analysis": self.kind, "method": p.method, "parameters": attrs["parameters"], "run_id": attrs["run_id"],
+                         "created": attrs["created"], "source_group": trajectory_layer_group(schedule, layer)}
+                spec = joint_embedding_spec(layer, steps.sigmas, 2, to_attr(child), schedule=schedule)
+                table = staged.writer.table(replace(spec, path=f"{staged.staging_path}/{schedule}"))
+                table.append({"embedding": steps.embedding, "sample_id": steps.sample_id, "class_id": steps.class_id})
+
+        def median(values: np.ndarray) -> float | None:
+            finite = np.asarray(values)[np.isfinite(values)]
+            return float(np.median(finite)) if len(finite) else None
+
+        return Computed(
+            attrs=dict(
+                sigma=None,  # every sigma: see `sigmas` (the key attribute names the layer)
+                sigmas=[float(s) for s in inputs.sigmas],
+                method=p.method,
+                method_detail=("one standardise+PCA and one UMAP fitted on a balanced (sample, sigma) fit sample; other cells placed "
+                               "by UMAP.transform" if p.method == "joint" else "AlignedUMAP across sigma slices (increasing sigma), "
+                               "relations = the same sample id; fitted on every probed cell"),
+                pca_components_used=int(pca.n_components),
+                pca_explained_variance_ratio_total=float(pca.explained_variance_ratio.sum()),
+                n_rows=n,
+                probed_cells=probed,
+                fit_rows=fit.size,
+                fit_rows_per_sigma=[int(len(r)) for r in fit.rows],
+                fit_mode="all probed cells" if full else "balanced sample + transform",
+                score_samples=int(len(srows)),
+                jump_median=median(jump),
+                jump_independent_median=median(jump_ind),
+                jump_local_median=median(local),
+                jump_local_independent_median=median(local_ind),
+                trustworthiness_median=median(trust),
+                trustworthiness_independent_median=median(trust_ind),
+                schedules=sorted(placed),
+                timings=timings,
+                seconds=seconds,
+                scheduler=ctx.where,
+                **inputs.fingerprint,
+            ),
+            write=write,
+            message=lambda attrs: (
+                f"wrote {self.group(ctx.key)}: {n} rows x {n_sigma} sigmas ({p.method}), median jump {_fmt(median(jump))} "
+                f"(independent per-sigma UMAPs: {_fmt(median(jump_ind))}), local jump {_fmt(median(local))} "
+                f"({_fmt(median(local_ind))}), median trustworthiness {_fmt(median(trust))} "
+                f"({_fmt(median(trust_ind))}); {seconds:.1f} s"
+                + (f"; placed {', '.join(sorted(placed))}" if placed else "")
+            ),
+        )
+
+    def _score_pca(self, lake: Any, inputs: TrajectoryInputs, pca: PCAModel, srows: np.ndarray) -> np.ndarray:
+        """Joint PCA scores (sample, sigma, component) of the score sample, NaN at cells not probed."""
+        values = np.asarray(lake.column(inputs.group, "mean", rows=srows), dtype=np.float32)[:, inputs.positions]
+        out = np.full((len(srows), len(inputs.positions), pca.n_components), np.nan, dtype=np.float32)
+        keep = inputs.valid[srows] & ~np.isnan(values).any(axis=2)
+        if keep.any():
+            out[keep] = pca.transform(values[keep])
+        return out
+
+    def _independent(self, fit: FitSample, fit_scores: np.ndarray, srows: np.ndarray, score_pca: np.ndarray, umap_params: Any) -> np.ndarray:
+        """The score sample in independent per-sigma UMAPs (the anchor's approach), each fitted on that sigma's fit cells."""
+        from ..embedding import transform_rows
+
+        out = np.full((len(srows), len(fit.rows), 2), np.nan, dtype=np.float32)
+        for j, rows in enumerate(fit.rows):
+            present = np.flatnonzero(~np.isnan(score_pca[:, j]).any(axis=1))
+            position = np.searchsorted(rows, srows[present])
+            position = np.minimum(position, max(len(rows) - 1, 0))
+            in_fit = (rows[position] == srows[present]) if len(rows) else np.zeros(len(present), dtype=bool)
+            model = fit_umap(fit_scores[fit.slice(j)], umap_params, will_transform=not in_fit.all())
+            out[present[in_fit], j] = model.embedding_[position[in_fit]]
+            if not in_fit.all():
+                prepare_for_transform(model)
+                out[present[~in_fit], j] = transform_rows(model, score_pca[present[~in_fit], j], np.ones(int((~in_fit).sum()), dtype=bool))
+        return out
+
+    def _place_schedule(self, ctx: Context, schedule: str, model: Any, pca: PCAModel, channels: int) -> Placed:
+        """Every step of `schedule`'s multi-step samples, placed with the joint model."""
+        lake, layer = ctx.lake, ctx.key.layer
+        ds = lake.trajectory(schedule, layer)
+        values = ds["mean"].data
+        if int(values.shape[2]) != channels:
+            raise AnalysisError(f"{lake.path}: {trajectory_layer_group(schedule, layer)} has {values.shape[2]} channels; "
+                                f"activations/{layer} has {channels}")
+        ctx.log(f"placing the {values.shape[0]} samples x {values.shape[1]} steps of {schedule} in the joint embedding")
+        embedding = place_blocks(model, pca, values, None, f"place {schedule}", ctx.progress)
+        return Placed(
+            sigmas=[float(s) for s in np.asarray(ds["sigma"].values, dtype=np.float32)],
+            embedding=embedding,
+            sample_id=np.asarray(ds["sample_id"].values, dtype=object),
+            class_id=np.asarray(ds["class_id"].values, dtype=np.int16),
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
