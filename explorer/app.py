@@ -126,7 +126,7 @@ def run(config: ExplorerConfig) -> None:
     )
     if page == "explore":
         thumbs = _thumbs(str(config.lake), config.thumb_host, config.thumb_port, config.thumb_public_host)
-        explore_page(session, thumbs, frame, view, xy, mask)
+        explore_page(session, thumbs, frame, view, xy, mask, jobs=not config.read_only)
     elif page == "compare":
         compare_page(session, frame, view, xy, mask)
     elif page == "noise":

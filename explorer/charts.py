@@ -38,6 +38,9 @@ SELECTED_FILL = "#1452ff"  # the selected point: a larger blue circle
 RING = "#e3001b"  # neighbours: red rings (thin for k-NN, thick for manual)
 ROLES = ("point", "knn", "manual", "selected")
 MARK_ROLES = ROLES[1:]  # drawn by the small `marks` layer over the points
+PLACED_SHAPE = "diamond"  # placed samples (projected into the map, not fitted): a filled diamond with a dark outline
+PLACED_OUTLINE = "#111111"
+LINEAGE_COLOUR = "#555555"  # thin lines from a placed sample to each of its parents
 SVG_POINT_LIMIT = 3000  # above this, canvas (SVG DOM nodes get slow)
 PICK = "pick"  # point selection: clicks (toggling, so every click changes the selection)
 ZOOM = "zoom"  # interval selection on the overview: the zoom window
@@ -151,9 +154,15 @@ def _density_layer(extent: Window, opacity: float, scheme: str, aria: bool = Tru
 # object construction cost ~0.3 s per chart, far more than the numpy work of a rerun.
 # Data never enters the cache; it is attached per rerun as named datasets.
 @lru_cache(maxsize=64)
-def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: bool, renderer: str, height: int = 560) -> dict[str, Any]:
+def scatter_spec(
+    color: ColorSpec, extent: Window, thumb_base: str, background: bool, renderer: str, height: int = 560, placed: bool = False
+) -> dict[str, Any]:
     """Points (dataset `points`) with hover thumbnails and a click selection; the selection's
     highlights (dataset `marks`) drawn over them; optional density underlay (`cells`).
+
+    With `placed`, samples placed in the map after its fit (dataset `placed`: the points'
+    columns plus `placement`) are drawn as diamonds over the points, with a thin line
+    (dataset `lineage`: x, y, x2, y2) to each parent; they select like any point.
 
     `points` needs columns x, y, sample_id, class, source, thumb and the colour field;
     `marks` the same plus `role` (one of `MARK_ROLES`), in drawing order. The points carry
@@ -196,6 +205,20 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
         .encode(x=x, y=y, color=fill(color.legend), tooltip=tooltip)
         .add_params(pick)
     )
+    placed_layers = []
+    if placed:
+        lines = (
+            alt.Chart(alt.Data(name="lineage"))
+            .mark_rule(clip=True, color=LINEAGE_COLOUR, strokeWidth=1, opacity=0.8, aria=False)
+            .encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
+        )
+        diamonds = (
+            alt.Chart(alt.Data(name="placed"))
+            .transform_calculate(image=image)
+            .mark_point(clip=True, shape=PLACED_SHAPE, filled=True, size=110, opacity=1, stroke=PLACED_OUTLINE, strokeWidth=1.2)
+            .encode(x=x, y=y, color=fill(False), tooltip=[*tooltip, alt.Tooltip("placement:N", title="placement")])
+        )
+        placed_layers = [lines, diamonds]
     roles = list(MARK_ROLES)
     marks = (
         alt.Chart(alt.Data(name="marks"))
@@ -212,7 +235,7 @@ def scatter_spec(color: ColorSpec, extent: Window, thumb_base: str, background: 
             tooltip=tooltip,
         )
     )
-    layers = [_density_layer(extent, 0.35, "greys", aria=False), points, marks] if background else [points, marks]
+    layers = [_density_layer(extent, 0.35, "greys", aria=False), points, *placed_layers, marks] if background else [points, *placed_layers, marks]
     chart = alt.layer(*layers).properties(height=height, usermeta={"embedOptions": {"renderer": renderer}}).configure_view(strokeWidth=0)
     return chart.to_dict(validate=False)
 

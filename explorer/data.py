@@ -775,7 +775,19 @@ class LakeSession:
             one = slice(table_row, table_row + 1)
             ids = self.lake.column(group, "neighbor_id", one, native=True)[0]
             distances = np.asarray(self.lake.column(group, "distance", one)[0], dtype=np.float32)
-            rows = frame.rows_of(ids)
+            rows = np.full(len(ids), -1, dtype=np.int64)
+            pca = analysis_group("pca", info.key)
+            if self.lake.shape(group, "neighbor_row") is not None and self.lake.has(pca):
+                # neighbor_row indexes the PCA table: trusted only where the id agrees (as for the k-NN graph).
+                table_rows = np.asarray(self.lake.column(group, "neighbor_row", one)[0], dtype=np.int64)
+                inverse = self.table_to_embedding(pca, ref)
+                valid = (table_rows >= 0) & (table_rows < len(inverse))
+                rows[valid] = inverse[table_rows[valid]]
+                agree = rows >= 0
+                agree[agree] = np.asarray(frame.sample_id[rows[agree]] == ids[agree], dtype=bool)
+                rows[~agree] = -1
+            if (rows < 0).any():
+                rows[rows < 0] = frame.rows_of(ids[rows < 0])
             keep = (rows >= 0) & np.isfinite(distances)
             order = np.argsort(distances[keep], kind="stable")
             return rows[keep][order], distances[keep][order]

@@ -81,6 +81,15 @@ def sample_facts(session: LakeSession, frame: EmbeddingFrame, ref: str, row: int
         ("model", common.markdown_text(common.format_value(record.get("model_id")))),
         ("coordinates", ", ".join(f"{float(v):.3f}" for v in frame.coords[row])),
     ]
+    if frame.is_placed(row):
+        # Placed after the fit, through the stored PCA and embedding: its position is an estimate, not part of the fit.
+        lineage = session.placed_lineage(ref)
+        index = int(row) - frame.n_fitted
+        facts.append(("placement", "placed, not fitted (projected into the stored embedding)"))
+        parents = [p for p in str(lineage.parent_ids[index]).split(",") if p]
+        if parents:
+            made = common.markdown_text(str(lineage.operation[index]) or "edit")
+            facts.append(("made by", f"{made} of " + ", ".join(_code(p) for p in parents)))
     for column in session.columns(ref):
         if column.group.startswith(COMPARE_PREFIX) and column.name not in common.LABEL_COLUMNS:
             value = session.column_values(ref, column.ref)[row]

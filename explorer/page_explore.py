@@ -12,6 +12,7 @@ from explorer import charts, common, export, queries, views
 from explorer.common import ZOOM_NONCE
 from explorer.data import EmbeddingFrame, LakeSession
 from explorer.details import details_panel
+from explorer.jobs_panel import jobs_section
 from explorer.state import ViewState, Window, brush_window
 from explorer.thumbs import ThumbnailServer
 
@@ -188,6 +189,8 @@ class DrawnView:
     points: pd.DataFrame
     cells: pd.DataFrame | None  # density under a sample
     overview: pd.DataFrame
+    placed: pd.DataFrame | None = None  # placed samples in view (diamonds), None when the embedding has none
+    lineage: pd.DataFrame | None = None  # x, y -> x2, y2: a placed sample to one of its parents
 
     @property
     def sampled(self) -> bool:
@@ -204,18 +207,57 @@ def _drawn_view(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy
         return cached[1]
     extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
     in_window = mask & views.window_mask(xy, view.window)
-    rows = common.stratified_rows(session, frame, view.embedding, in_window, view.max_points)
+    fitted_in_window = in_window
+    if frame.n_placed:  # placed samples are drawn as their own layer, every one of them, never sampled away
+        fitted_in_window = in_window.copy()
+        fitted_in_window[frame.n_fitted :] = False
+    rows = common.stratified_rows(session, frame, view.embedding, fitted_in_window, view.max_points)
     colour, colour_column = _colour(session, frame, view, rows)
     column = (colour.field, colour_column)
-    sampled = len(rows) < int(in_window.sum())
+    sampled = len(rows) < int(fitted_in_window.sum())
     cells = charts.cells_frame(views.density_grid(xy, in_window, view.window or extent, bins=90).cells()) if sampled else None
     overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
-    drawn = DrawnView(extent, in_window, int(mask.sum()), rows, colour, column, _table(session, frame, xy, rows, column), cells, overview)
+    placed, lineage = _placed_frames(session, frame, view, xy, in_window, column) if frame.n_placed else (None, None)
+    drawn = DrawnView(extent, in_window, int(mask.sum()), rows, colour, column, _table(session, frame, xy, rows, column), cells, overview,
+                      placed, lineage)  # fmt: skip
     st.session_state[VIEW_CACHE] = (key, drawn)
     return drawn
 
 
-def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
+MAX_PLACED_DRAWN = 5000  # placed samples come 64 at most per job; beyond this many, the newest are drawn
+
+
+def _placed_frames(
+    session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, in_window: np.ndarray, column: tuple[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The placed samples in view (diamonds, with their placement in the hover) and the lines to their parents."""
+    rows = frame.n_fitted + np.flatnonzero(in_window[frame.n_fitted :])
+    rows = rows[-MAX_PLACED_DRAWN:]
+    lineage = session.placed_lineage(view.embedding)
+    table = _table(session, frame, xy, rows, column)
+    index = rows - frame.n_fitted
+    table["placement"] = [
+        f"placed, not fitted · {op or 'edit'} of {parents}" if parents else "placed, not fitted"
+        for op, parents in zip(lineage.operation[index], lineage.parent_ids[index])
+    ]
+    links = np.isin(lineage.child_rows, rows)
+    child, parent = lineage.child_rows[links], lineage.parent_rows[links]
+    lines = pd.DataFrame(
+        {"x": xy[child, 0], "y": xy[child, 1], "x2": xy[parent, 0], "y2": xy[parent, 1]}, dtype=np.float32
+    )
+    return table, lines
+
+
+def explore_page(
+    session: LakeSession,
+    thumbs: ThumbnailServer,
+    frame: EmbeddingFrame,
+    view: ViewState,
+    xy: np.ndarray,
+    mask: np.ndarray,
+    jobs: bool = False,
+) -> None:
+    """The scatter, the overview and the details panel; with `jobs`, the edit-job buttons and jobs area under the details."""
     selected_row = int(frame.rows_of([view.selected])[0]) if view.selected else -1
     neighbours = _neighbours(session, frame, view, selected_row)
     roles = _roles(frame, view, neighbours.rows if neighbours is not None else np.zeros(0, np.int64))
@@ -239,16 +281,21 @@ def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: Embedding
         visible, rows = int(drawn.in_window.sum()), drawn.rows
         status = f"{visible:,} of {drawn.total:,} filtered points in view"
         status += f" · drawing a stratified sample of {len(rows):,} over a density map" if drawn.sampled else f" · drawing all {len(rows):,}"
+        if drawn.placed is not None:
+            status += f" · {len(drawn.placed):,} placed samples (diamonds, lines to their parents)"
         caption.caption(status)
         # The drawn points depend on the view, never on the selection: a click leaves this
         # dataset byte-identical and the browser keeps it (Streamlit compares dataset bytes).
         datasets = {"points": drawn.points, "marks": marks_frame(session, frame, xy, roles, drawn.column)}
         if drawn.cells is not None:
             datasets["cells"] = drawn.cells
+        if drawn.placed is not None and drawn.lineage is not None:
+            datasets["placed"], datasets["lineage"] = drawn.placed, drawn.lineage
         spec_args = (drawn.colour, view.window or drawn.extent, thumbs.base_url, drawn.sampled, charts.renderer_for(len(rows)))
-        _spec_shown(hash(spec_args))
+        has_placed = drawn.placed is not None
+        _spec_shown(hash((*spec_args, has_placed)))
         st.vega_lite_chart(
-            spec=charts.with_datasets(charts.scatter_spec(*spec_args), **datasets),
+            spec=charts.with_datasets(charts.scatter_spec(*spec_args, placed=has_placed), **datasets),
             on_select="rerun",
             selection_mode=[charts.PICK],
             key=SCATTER_KEY,
@@ -266,15 +313,28 @@ def explore_page(session: LakeSession, thumbs: ThumbnailServer, frame: Embedding
         _view_downloads(session, frame, drawn.in_window)
     with right:
         details_panel(session, frame, view, selected_row, neighbours)
+        if jobs:
+            jobs_section(session, frame, view, selected_row)
 
 
 def _neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row: int) -> queries.Neighbours | None:
     if row < 0:
         return None
+    if frame.is_placed(row) and view.neighbour_space != "projection":
+        return _placed_neighbours(session, frame, view, row)
     if view.neighbour_space == "projection":
         return queries.projection_neighbours(frame, row, view.k)
     # Memoised: a brute-force query over PCA scores must not rerun on every rerun.
     return session.memo(("neighbours", view.embedding, row, view.k), lambda: queries.activation_neighbours(session, view.embedding, row, view.k))
+
+
+def _placed_neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row: int) -> queries.Neighbours:
+    """A placed sample is in no table of the fit: its neighbours are the ones placement stored, else the projection's."""
+    stored = session.memo(("placed_neighbours", view.embedding, row), lambda: session.placed_neighbours(view.embedding, row))
+    if stored is not None and len(stored[0]):
+        return queries.Neighbours(stored[0][: view.k], stored[1][: view.k], "activation (the fitted samples it was placed by)")
+    found = queries.projection_neighbours(frame, row, view.k)
+    return replace(found, note="a placed sample has no stored neighbours here: showing neighbours in the projection")
 
 
 def _view_downloads(session: LakeSession, frame: EmbeddingFrame, mask: np.ndarray) -> None:
