@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .capture import LAYER_ALIASES, capture, layer_names, resolve_layers
+from .capture import LAYER_ALIASES, capture, layer_names, replace, resolve_layers
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint
 from .device import pick_device, pick_dtype
 from .generation import (denoise_steps, karras_sigmas, multi_step_generate, one_step_generate, probe_noise,
@@ -26,7 +26,7 @@ from .presets import PRESETS, GeneratorConfig, get_preset
 
 __all__ = [
     "build_generator", "load_generator", "LoadedGenerator", "GeneratorConfig", "PRESETS", "get_preset",
-    "layer_names", "resolve_layers", "capture", "LAYER_ALIASES",
+    "layer_names", "resolve_layers", "capture", "replace", "LAYER_ALIASES",
     "one_step_generate", "sample_noise", "sample_class", "sample_batch", "probe_noise", "to_uint8_nhwc",
     "multi_step_generate", "denoise_steps", "karras_sigmas", "step_noise", "step_noise_batch",
     "pick_device", "pick_dtype", "CheckpointError", "CheckpointMismatchError",
