@@ -310,13 +310,15 @@ def run(args: argparse.Namespace) -> None:
 def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layers: str | Sequence[str],
                       sigmas: str | Sequence[float] = DEFAULT_SIGMAS, *, source: str = "all", noise_seed: int = 0,
                       keep_spatial: bool = False, reconstructions: bool = False, batch_size: int = 64,
-                      progress: bool = True) -> None:
+                      progress: bool = True, sample_ids: Sequence[str] | None = None) -> None:
     """Probe the samples of an existing lake through `model` as a denoiser; store `layers` at every sigma.
 
     With `reconstructions`, also store each probe's noisy input and one-step output in
     `reconstructions` (ingest.reconstruct). Only (sample, sigma) pairs missing from some
     requested table are computed, and each table gets only what it lacks; `source` is
-    real, generated or all. One process only. Bad input raises InputError (one line).
+    real, generated or all. `sample_ids`, when given, narrows the selection to those samples
+    (an edit job probes only the samples it made; an id not in the lake is an InputError).
+    One process only. Bad input raises InputError (one line).
     """
     from lake import LakeWriter, Provenance, open_lake
     from lake.layout import SAMPLES_GROUP
@@ -327,6 +329,7 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
     from .probe import compute_block, layer_shapes, load_model, random_weights_note, resolve_layer_flag
     from .reconstruct import checkpoint_inputs, open_reconstruction_table
 
+    only = None if sample_ids is None else [str(s) for s in sample_ids]
     positive(batch_size, "--batch-size")
     if source not in SOURCES:
         raise InputError(f"--source {source}: one of {', '.join(sorted(SOURCES))}")
@@ -356,21 +359,27 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
     with LakeWriter.open(lake_path, provenance, create=False) as writer:
         if lake.num_samples == 0:
             raise InputError(f"{lake.path}: the lake has no samples yet; add some with `ingest npz|jpeg|generate` first")
-        sample_ids = lake.column(SAMPLES_GROUP, "sample_id")
+        lake_ids = lake.column(SAMPLES_GROUP, "sample_id")
         sources = lake.column(SAMPLES_GROUP, "source")
         class_ids = lake.column(SAMPLES_GROUP, "class_id").astype(np.int64)
         selected = np.isin(sources, SOURCES[source])
+        if only is not None:
+            known = set(lake_ids.tolist())
+            unknown = [s for s in only if s not in known]
+            if unknown:
+                raise InputError(f"{lake.path}: no sample {unknown[0]!r} in samples")
+            selected &= np.isin(lake_ids, np.asarray(sorted(set(only)), dtype=lake_ids.dtype))
         if not selected.any():
             raise InputError(f"--source {source}: the lake holds no such samples")
         attrs = {**identity.attrs(), "noise_seed": noise_seed, "compute_block": job.block}
         targets = {}
         for layer in layers:
             table = open_activation_table(writer, layer, LayerShape(*shapes[layer]), sigmas, keep_spatial, attrs)
-            targets[layer] = plan_layer(table, sample_ids, selected, sigmas)
+            targets[layer] = plan_layer(table, lake_ids, selected, sigmas)
         rebuilt = None
         if reconstructions:
             table = open_reconstruction_table(writer, sigmas, {**attrs, "dtype": identity.dtype})
-            rebuilt = plan_layer(table, sample_ids, selected, sigmas)
+            rebuilt = plan_layer(table, lake_ids, selected, sigmas)
         # A pair is computed when any requested table lacks it; each table then takes only its missing cells.
         need = np.logical_or.reduce([t.need for t in targets.values()] + ([rebuilt.need] if rebuilt is not None else []))
         writer.commit()  # new groups and sigma axes are visible from the start
@@ -380,7 +389,7 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
             print(note, file=sys.stderr)
         with progress_bar(int(need.sum()), "ingest activations", disable=not progress) as bar:
             bar.unit = "probe"
-            labels = {"sample_id": sample_ids, "source": sources, "class_id": class_ids.astype(np.int16)}
+            labels = {"sample_id": lake_ids, "source": sources, "class_id": class_ids.astype(np.int16)}
 
             def write(batch: ProbedBatch) -> None:
                 done = need[batch.rows] & batch.computed
@@ -389,4 +398,4 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
                 bar.update(int(done.sum()))
 
             # This thread reads images and computes; batch k is written while k+1 is probed.
-            write_behind(compute_steps(job, lake, steps, sample_ids, class_ids), write)
+            write_behind(compute_steps(job, lake, steps, lake_ids, class_ids), write)
