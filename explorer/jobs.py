@@ -345,12 +345,10 @@ def start_job(lake: Path | str, request: JobRequest, commands: Sequence[JobComma
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / _ACTIVE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(fd, lake):
             current = running_job(lake)
             what = f"{current.operation} of {', '.join(current.parents)} ({current.step_text()})" if current else "another job"
-            raise JobRefused(f"a job is already running on this lake: {what}; wait for it to finish") from None
+            raise JobRefused(f"a job is already running on this lake: {what}; wait for it to finish")
         holder = lake_writer(lake)
         if holder is not None:
             raise JobRefused(f"the lake is being written by {holder}; try again when that job has finished")
@@ -373,6 +371,20 @@ def start_job(lake: Path | str, request: JobRequest, commands: Sequence[JobComma
         return _replace(status, pid=proc.pid)
     finally:
         os.close(fd)  # the driver holds the lock through its own copy of the descriptor
+
+
+def _try_lock(fd: int, lake: Path | str, grace: float = 2.0) -> bool:
+    """Take the active lock; while the last job has recorded its end but its driver is still exiting, wait for it."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            latest = list_jobs(lake, limit=1)
+            if (latest and latest[0].state == RUNNING) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
 
 
 def _prune(root: Path) -> None:

@@ -48,12 +48,17 @@ HELP = {
 
 
 def request_origin() -> tuple[str | None, str]:
-    """(remote IP, Host header) of this browser session's connection; Streamlit gives no IP for localhost."""
+    """(remote IP, Host header) of this browser session's connection; Streamlit gives no IP for localhost.
+
+    A server connection always carries text; anything else (no client at all, as in a bare
+    run or Streamlit's AppTest) reads as no connection.
+    """
     try:
-        host = str(st.context.headers.get("Host") or "")
-    except Exception:  # no request at all (bare script, AppTest)
-        host = ""
-    return st.context.ip_address, host
+        host = st.context.headers.get("Host")
+    except Exception:  # no request at all
+        host = None
+    ip = st.context.ip_address
+    return (ip if isinstance(ip, str) else None), (host if isinstance(host, str) else "")
 
 
 def is_local(ip: str | None, host: str) -> bool:
