@@ -88,6 +88,11 @@ def build_frames(coords: np.ndarray, sigmas: np.ndarray, codes: np.ndarray, pale
     )
 
 
+def point_pixels(points: int) -> int:
+    """Side of a point's square in canvas pixels: larger while the cloud is sparse, 2 for a dense one."""
+    return 4 if points <= 2_000 else 3 if points <= 20_000 else 2
+
+
 @lru_cache(maxsize=1)
 def _script() -> str:
     return SCRIPT.read_text(encoding="utf-8")
@@ -102,6 +107,7 @@ def animation_html(frames: AnimationFrames, levels_per_second: float = LEVELS_PE
         "codes": base64.b64encode(frames.codes.tobytes()).decode("ascii"),
         "palette": list(frames.palette),
         "levels_per_second": levels_per_second,
+        "point_pixels": point_pixels(frames.points),
     }
     # JSON inside <script> must not close the tag: escape every '<' (base64 and numbers have none).
     payload = json.dumps(data).replace("<", "\\u003c")

@@ -229,17 +229,6 @@ def reconstruction_strip(sigmas: np.ndarray, noisy: np.ndarray, x0_hat: np.ndarr
     )
 
 
-def _reconstruction_arrays(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(noisy, x0_hat, sigmas or None) of what `reconstruct_sample` returns: an object with those
-    attributes, a mapping with those keys, or a (noisy, x0_hat) pair."""
-    if isinstance(result, dict):
-        return np.asarray(result["noisy"]), np.asarray(result["x0_hat"]), result.get("sigmas")
-    if hasattr(result, "noisy") and hasattr(result, "x0_hat"):
-        return np.asarray(result.noisy), np.asarray(result.x0_hat), getattr(result, "sigmas", None)
-    noisy, x0_hat = result
-    return np.asarray(noisy), np.asarray(x0_hat), None
-
-
 def class_colours(joint: JointEmbedding, rows: np.ndarray, session: LakeSession, palette: str) -> tuple[charts.ColorSpec, np.ndarray]:
     """Colours by class as on the Explore page: each class of the layer a palette colour when they fit,
     else the most frequent among the drawn points (the rest grey, "other"). Returns the
@@ -273,7 +262,7 @@ def map_spec(colour: charts.ColorSpec, extent: tuple[float, float, float, float]
     x = alt.X("x:Q", title=None, scale=alt.Scale(domain=[x0, x1], nice=False, zero=False))
     y = alt.Y("y:Q", title=None, scale=alt.Scale(domain=[y0, y1], nice=False, zero=False))
     pick = alt.selection_point(name=charts.PICK, fields=["sample_id"], on="click", clear=False, toggle="true")
-    tooltip = [alt.Tooltip("class:N"), alt.Tooltip("sigma:Q", title="sigma"), alt.Tooltip("sample_id:N", title="sample id")]
+    tooltip = [alt.Tooltip("class:N"), alt.Tooltip("source:N"), alt.Tooltip("sigma:Q", title="sigma"), alt.Tooltip("sample_id:N", title="sample id")]
     points = (
         alt.Chart(alt.Data(name="points"))
         .mark_circle(clip=True, size=22, opacity=0.6, aria=renderer == "svg")
@@ -424,6 +413,7 @@ def _map(session: LakeSession, joint: JointEmbedding, rows: np.ndarray, columns:
             "x": xy[ok, 0], "y": xy[ok, 1],
             "sample_id": pd.array(np.asarray(joint.sample_id[rows[ok]], dtype=object), dtype="string"),
             "class": [common.class_label(session, int(k)) for k in joint.class_id[rows[ok]]],
+            "source": pd.Categorical.from_codes(joint.source_code[rows[ok]], categories=list(joint.sources)),
             "sigma": np.float32(joint.sigmas[c]),
             "colour": pd.Categorical.from_codes(codes[ok], categories=domain),
         }))  # fmt: skip
@@ -440,6 +430,7 @@ def _map(session: LakeSession, joint: JointEmbedding, rows: np.ndarray, columns:
         on_select="rerun",
         selection_mode=[charts.PICK],
         key=NOISE_KEY,
+        width="content",  # the spec's own width: one data unit as long across as up, and arrow heads turned right
     )
 
 
@@ -447,14 +438,16 @@ def _strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) -> Non
     """The images along the selected path: x0_hat per step, or noisy input and reconstruction per sigma."""
     lake = session.lake
     what = f"{len(path.sigmas)} steps of schedule `{path.schedule}`" if path.kind == "steps" else f"probes at {len(path.sigmas)} noise levels"
-    st.markdown(f"**Along the path of** `{path.sample_id}` · {what}")
+    heading, clear = st.columns([4, 1])
+    heading.markdown(f"**Along the path of** `{path.sample_id}` · {what}")
+    clear.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="noise_clear")
     if path.kind == "steps" and path.schedule is not None:
         strip = step_images(lake, path.schedule, path.sample_id)
     else:
         strip = session.memo(("recon", path.sample_id), lambda: stored_reconstructions(lake, path.sample_id))
         strip = strip or st.session_state.get(RECONSTRUCTED, {}).get((str(session.path), path.sample_id))
         if strip is None:
-            _reconstruct_button(session, path.sample_id, [float(s) for s in sorted(joint.sigmas, reverse=True)])
+            _reconstruct_button(session, path.sample_id, [float(s) for s in sorted(joint.sigmas, reverse=True)], joint.layer)
             return
     if strip is None:
         st.caption("No images are stored for these steps.")
@@ -464,7 +457,7 @@ def _strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) -> Non
         st.image([upscale(img, 2) for img in images], width=112, caption=list(captions))
 
 
-def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float]) -> None:
+def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float], layer: str) -> None:
     """Offer to compute the probe inputs and reconstructions of one sample now (none are stored)."""
     try:
         reconstruct = importlib.import_module("ingest.reconstruct")
@@ -478,10 +471,15 @@ def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float
         return
     st.caption("No reconstructions are stored for this sample (`ingest activations --reconstructions` stores them).")
     if st.button(f"Compute its reconstructions at σ = {', '.join(f'{s:g}' for s in sigmas)}", key="noise_reconstruct"):
-        with st.spinner("Running the denoiser on this sample…"):
-            noisy, x0_hat, got = _reconstruction_arrays(reconstruct.reconstruct_sample(session.lake, sample_id, sigmas))
-        done = reconstruction_strip(np.asarray(got if got is not None else sigmas, dtype=np.float64), noisy, x0_hat)
-        st.session_state.setdefault(RECONSTRUCTED, {})[(str(session.path), sample_id)] = done
+        try:
+            with st.spinner("Running the denoiser on this sample…"):
+                # The layer's probe network and noise seed: the images the probes saw.
+                done = reconstruct.reconstruct_sample(session.lake, sample_id, sigmas, layer=layer)
+        except reconstruct.InputError as exc:  # no probe set-up in this lake, a missing checkpoint: one line, not a traceback
+            st.warning(f"Could not compute the reconstructions: {exc}")
+            return
+        strip = reconstruction_strip(np.asarray(done.sigmas, dtype=np.float64), done.noisy, done.x0_hat)
+        st.session_state.setdefault(RECONSTRUCTED, {})[(str(session.path), sample_id)] = strip
         st.rerun()
 
 
@@ -489,15 +487,16 @@ def _animation(session: LakeSession, joint: JointEmbedding, mask: np.ndarray, st
     limit = min(view.max_points, ANIMATION_LIMIT)
     key = ("joint_animation", joint.layer, view.classes, view.sources, view.splits, limit, view.palette)
 
-    def build() -> tuple[str, int]:
+    def build() -> tuple[str, int, str]:
         rows = views.stratified_sample(mask, strata, uniform, limit)
         colour, codes = class_colours(joint, rows, session, view.palette)
         frames = animation.build_frames(joint.coords[rows], joint.sigmas, codes, tuple(colour.colours or charts.OKABE_ITO))
-        return animation.animation_html(frames), len(rows)
+        return animation.animation_html(frames), len(rows), legend_markdown(list(zip(colour.domain or (), colour.colours or ())))
 
     # Built once per view (the HTML is the same bytes on every rerun, so the browser keeps the component).
-    html, count = session.memo(key, build)
+    html, count, legend = session.memo(key, build)
     st.caption(f"{count:,} samples at {len(joint.sigmas)} noise levels · Play runs in the browser, from high sigma to low; drag the slider to scrub")
+    st.markdown(legend, unsafe_allow_html=True)
     import streamlit.components.v1 as components
 
     components.html(html, height=animation.component_height())

@@ -2,7 +2,7 @@
 //
 // Self-contained (no library, no network): every frame arrives once, in the page, as
 // base64 typed arrays; the browser interpolates between consecutive sigma frames and
-// writes 2x2-pixel points straight into an ImageData buffer, so a frame of 50,000 points
+// writes small square points straight into an ImageData buffer, so a frame of 50,000 points
 // costs a few milliseconds of plain array work and never a server rerun.
 //
 // `window.dmd2vizAnimation` exposes a frame counter ({frames, fps, playing, t, points})
@@ -34,14 +34,16 @@
   const image = ctx.createImageData(W, H);
   const pixels = new Uint32Array(image.data.buffer);
   const BACKGROUND = 0xffffffff;
-  const sx = (W - 2) / Q, sy = (H - 2) / Q;
+  const P = data.point_pixels; // a point is a P x P square
+  const sx = (W - P) / Q, sy = (H - P) / Q;
 
   const slider = document.getElementById("dmd2viz-slider");
   const button = document.getElementById("dmd2viz-play");
   const label = document.getElementById("dmd2viz-sigma");
   slider.max = String(S - 1);
 
-  const state = { frames: 0, fps: 0, playing: false, t: 0, points: n, sigmas: data.sigmas };
+  // drawMs: the mean time one frame's drawing takes (the headroom below the display's rate).
+  const state = { frames: 0, fps: 0, drawMs: 0, playing: false, t: 0, points: n, sigmas: data.sigmas };
   window.dmd2vizAnimation = state;
   const stamps = []; // draw times of the last second, for the fps figure
 
@@ -52,6 +54,7 @@
   }
 
   function draw(t) {
+    const started = performance.now();
     const i = Math.min(Math.floor(t), S - 1), j = Math.min(i + 1, S - 1), f = t - i;
     const a = i * n * 2, b = j * n * 2;
     pixels.fill(BACKGROUND);
@@ -61,10 +64,11 @@
       if (ax === MISSING) { if (bx === MISSING) continue; ax = bx; ay = by; }
       else if (bx === MISSING) { bx = ax; by = ay; }
       const px = ((ax + (bx - ax) * f) * sx) | 0;
-      const py = (H - 2 - (ay + (by - ay) * f) * sy) | 0; // y up, as in the map
+      const py = (H - P - (ay + (by - ay) * f) * sy) | 0; // y up, as in the map
       const c = palette[codes[k]];
       const o = py * W + px;
-      pixels[o] = c; pixels[o + 1] = c; pixels[o + W] = c; pixels[o + W + 1] = c;
+      if (P === 2) { pixels[o] = c; pixels[o + 1] = c; pixels[o + W] = c; pixels[o + W + 1] = c; }
+      else for (let dy = 0; dy < P; dy++) for (let dx = 0; dx < P; dx++) pixels[o + dy * W + dx] = c;
     }
     ctx.putImageData(image, 0, 0);
     const sigma = sigmaAt(t);
@@ -72,6 +76,7 @@
     const now = performance.now();
     stamps.push(now);
     while (stamps.length && stamps[0] < now - 1000) stamps.shift();
+    state.drawMs = state.frames ? 0.9 * state.drawMs + 0.1 * (now - started) : now - started;
     state.frames += 1;
     state.fps = stamps.length > 1 ? (stamps.length - 1) * 1000 / (now - stamps[0]) : 0;
     state.t = t;
