@@ -136,12 +136,15 @@ def build_commands(request: JobRequest, facts: LakeFacts, python: str = sys.exec
         raise JobRefused(f"{op}: works on one sample, not {len(parents)}")
     if op == "neighbours" and len(parents) < 2:
         raise JobRefused("neighbours: select a sample and at least one manual neighbour to blend")
+    if op == "neighbours" and sources[0] != "generated":
+        raise JobRefused("neighbours: the selected sample must be a generated one (its noise and class start the pass)")
     args = ["--lake", str(facts.lake), "--from", ",".join(parents)]
     if op in ("variations", "interpolate"):
-        if not (isinstance(request.n, int) and 1 <= request.n <= MAX_N):
-            raise JobRefused(f"{op}: N must be between 1 and {MAX_N}, not {request.n}")
+        low = 2 if op == "interpolate" else 1  # interpolation counts both ends
+        if not (isinstance(request.n, int) and low <= request.n <= MAX_N):
+            raise JobRefused(f"{op}: N must be between {low} and {MAX_N}, not {request.n}")
         args += ["--n", str(request.n)]
-    if op in ("variations", "from-real"):
+    if op == "variations":
         if not (isinstance(request.seed, int) and 0 <= request.seed <= MAX_SEED):
             raise JobRefused(f"{op}: the seed must be between 0 and {MAX_SEED}, not {request.seed}")
         args += ["--seed", str(request.seed)]
@@ -151,11 +154,12 @@ def build_commands(request: JobRequest, facts: LakeFacts, python: str = sys.exec
         args += ["--class", str(int(request.class_id))]
     if op == "neighbours":
         args += _layer_args(request, facts)
-    if op == "from-real":
+    # from-real probes its sample at sigma; a neighbour blend probes its real samples there for their maps.
+    if op == "from-real" or (op == "neighbours" and "real" in sources):
         sigma = request.sigma
         if sigma is None or not math.isfinite(sigma) or not 0 < sigma <= MAX_SIGMA:
-            raise JobRefused(f"from-real: sigma must be in (0, {MAX_SIGMA:g}], not {sigma}")
-        args += ["--sigma", f"{sigma:g}"]
+            raise JobRefused(f"{op}: sigma must be in (0, {MAX_SIGMA:g}], not {sigma}")
+        args += ["--sigma", repr(float(sigma))]
     commands = []
     if op == "regenerate":
         commands.append(JobCommand("regenerate", (python, "-m", "ingest", "edit", op, *args)))

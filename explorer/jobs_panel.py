@@ -138,6 +138,8 @@ def _unavailable(op: str, sources: list[str]) -> str | None:
     if op == "interpolate":
         return None if len(sources) == 2 and generated else "needs a generated sample and exactly one generated manual neighbour"
     if op == "neighbours":
+        if first != "generated":
+            return "needs a generated sample selected (its noise and class start the pass)"
         return None if len(sources) >= 2 else "needs manual neighbours: click other points to add them"
     return None if first == "real" else "needs a real sample selected"
 
@@ -154,8 +156,8 @@ def _job_form(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row:
     with st.form("edit_job", border=True):
         c1, c2, c3 = st.columns(3)
         n = c1.number_input("N", min_value=1, max_value=jobs.MAX_N, value=8, step=1, key="job_n", help="samples (variations) or steps (interpolation), at most 64")
-        seed = c2.number_input("seed", min_value=0, max_value=jobs.MAX_SEED, value=0, step=1, key="job_seed", help="seed of the new noise draws")
-        sigma = c3.number_input("sigma", min_value=0.01, max_value=jobs.MAX_SIGMA, value=2.0, key="job_sigma", help="noise level of From real")
+        seed = c2.number_input("seed", min_value=0, max_value=jobs.MAX_SEED, value=0, step=1, key="job_seed", help="seed of the new noise draws (variations)")
+        sigma = c3.number_input("sigma", min_value=0.01, max_value=jobs.MAX_SIGMA, value=2.0, key="job_sigma", help="noise level of From real (and of real samples in a neighbour blend)")
         own_class = int(frame.class_id[row]) if 0 <= int(frame.class_id[row]) < 1000 else 0
         class_id = st.selectbox("class (class swap)", range(1000), index=own_class, format_func=session.classes.label, key="job_class")
         layers = list(facts.layers)

@@ -75,10 +75,13 @@ def test_variations_is_an_edit_then_a_placement_as_argument_lists(tmp_path):
         ("PY", "-m", "analysis", "place", "--lake", str(tmp_path), "--key", "enc.8x8_block2@sigma2"),
     ]  # fmt: skip
     neighbours = jobs.JobRequest("neighbours", ("gen/a/0", "in64/x/0"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2",
-                                 mask="1" * 8 + "0" * 56, channels=(9, 0, 5))  # fmt: skip
+                                 mask="1" * 8 + "0" * 56, channels=(9, 0, 5), sigma=2.0)  # fmt: skip
     argv = jobs.build_commands(neighbours, _facts(tmp_path, IDS), python="PY")[0].argv
     assert argv[4:] == ("neighbours", "--lake", str(tmp_path), "--from", "gen/a/0,in64/x/0", "--layer", "enc.8x8_block2",
-                        "--mask", "1" * 8 + "0" * 56, "--channels", "0,5,9", "--probe", "enc.8x8_block2@sigma2")  # fmt: skip
+                        "--mask", "1" * 8 + "0" * 56, "--channels", "0,5,9", "--sigma", "2.0",  # a real sample is probed at sigma
+                        "--probe", "enc.8x8_block2@sigma2")  # fmt: skip
+    real = jobs.build_commands(jobs.JobRequest("from-real", ("in64/x/0",), "enc.8x8_block2@sigma2", seed=3, sigma=10.0), _facts(tmp_path, IDS), python="PY")
+    assert real[0].argv[4:] == ("from-real", "--lake", str(tmp_path), "--from", "in64/x/0", "--sigma", "10.0", "--probe", "enc.8x8_block2@sigma2")
     regenerate = jobs.build_commands(jobs.JobRequest("regenerate", ("gen/a/0",), "x@sigma1"), _facts(tmp_path, IDS), python="PY")
     assert [c.name for c in regenerate] == ["regenerate"]  # writes no sample: nothing to place
 
@@ -94,6 +97,8 @@ def test_variations_is_an_edit_then_a_placement_as_argument_lists(tmp_path):
         (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", mask="01"), "the mask must be 64"),
         (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", channels=(128,)), "channel 128"),
         (jobs.JobRequest("interpolate", ("gen/a/0",), "enc.8x8_block2@sigma2"), "exactly two"),
+        (jobs.JobRequest("interpolate", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", n=1), "N must be between 2 and 64"),
+        (jobs.JobRequest("neighbours", ("in64/x/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2"), "must be a generated one"),
         (jobs.JobRequest("class-swap", ("gen/a/0",), "enc.8x8_block2@sigma2", class_id=1000), "class must be"),
         (jobs.JobRequest("from-real", ("in64/x/0",), "enc.8x8_block2@sigma2", sigma=float("nan")), "sigma must be"),
         (jobs.JobRequest("variations", ("gen/a/0",), "other@sigma1"), "no stored PCA"),
