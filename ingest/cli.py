@@ -2,7 +2,7 @@
 
 Each job module exposes `add_parser(subparsers)`, which registers its flags and the
 adapter `run(args)` that calls the job's plain function (`ingest_npz`, `ingest_jpeg`,
-`generate`, `probe_activations`) with typed arguments; dispatch and one-line errors are
+`generate`, `probe_activations`, the edit operations) with typed arguments; dispatch and one-line errors are
 `lake.cli.run_cli`, shared with `python -m analysis`. Job modules import heavy libraries
 (torch, zarr) inside their functions, so `--help` stays fast.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data", "ingest.generate", "ingest.activations")
+JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data", "ingest.generate", "ingest.activations", "ingest.edit")
 
 
 def build_parser() -> argparse.ArgumentParser:
