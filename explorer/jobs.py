@@ -409,20 +409,44 @@ def drive(folder: Path) -> int:
         return 2
     status = _replace(status, pid=os.getpid())
     _write_status(folder, status)
+    results: list[str] = []
     with open(folder / _OUTPUT, "ab") as log:
         for index, command in enumerate(status.commands):
             status = _replace(status, step=index)
             _write_status(folder, status)
             log.write(f"$ {' '.join(command.argv[1:])}\n".encode())
             log.flush()
+            start = log.tell()
             code = subprocess.run(list(command.argv), cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT).returncode
+            output = _read_from(folder / _OUTPUT, start)
             if code != 0:
-                message = last_line(_tail(folder / _OUTPUT, 4000))
                 _write_status(folder, _replace(status, state=FAILED, finished=time.time(),
-                                               message=f"{command.name} failed (exit {code}): {message or 'no output'}"))
+                                               message=f"{command.name} failed (exit {code}): {last_line(output) or 'no output'}"))
                 return 1
-    _write_status(folder, _replace(status, state=DONE, finished=time.time(), message=last_line(_tail(folder / _OUTPUT, 4000))))
+            results.append(summary_line(output))
+    _write_status(folder, _replace(status, state=DONE, finished=time.time(), message=" · ".join(r for r in results if r)))
     return 0
+
+
+# The line each of our CLIs ends a successful run with: the edit's report, placement's
+# "wrote ...", regenerate's verdict. Their output ends with progress bars or tables.
+_SUMMARY = re.compile(r"^(ingest edit [\w-]+: |wrote |regenerate \S+: )")
+
+
+def summary_line(output: str) -> str:
+    """The line that says what a command did (the last summary-looking one), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    found = [line for line in lines if _SUMMARY.match(line)]
+    return (found or lines or [""])[-1]
+
+
+def _read_from(path: Path, offset: int, max_chars: int = 20_000) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(offset, os.path.getsize(path) - max_chars))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _replace(status: JobStatus, **changes: Any) -> JobStatus:

@@ -170,7 +170,7 @@ def test_steps_run_in_order_and_a_failure_stops_the_job_with_its_one_line_error(
     lake.mkdir()
     marker = tmp_path / "third-ran"
     commands = [
-        jobs.JobCommand("edit", (sys.executable, "-c", "print('wrote 4 samples')")),
+        jobs.JobCommand("edit", (sys.executable, "-c", "print('ingest edit variations: 4 new sample(s)'); print('edit/variations/x/0')")),
         jobs.JobCommand("place", (sys.executable, "-c", "import sys; print('placing'); sys.exit('lake: --key x@sigma3: no PCA stored')")),
         jobs.JobCommand("never", (sys.executable, "-c", f"open({str(marker)!r}, 'w')")),
     ]
@@ -178,8 +178,9 @@ def test_steps_run_in_order_and_a_failure_stops_the_job_with_its_one_line_error(
     assert job.state == jobs.FAILED and job.step == 1
     assert job.message == "place failed (exit 1): lake: --key x@sigma3: no PCA stored"
     assert not marker.exists()
-    ok = _wait(lake, jobs.start_job(lake, _request(lake), commands[:1]).job_id)
-    assert ok.state == jobs.DONE and ok.message == "wrote 4 samples" and ok.finished is not None
+    ok = _wait(lake, jobs.start_job(lake, _request(lake), [commands[0], jobs.JobCommand("place", (sys.executable, "-c", "print('wrote 4'); print('a | table')"))]).job_id)
+    # Each step's summary line (not its trailing ids or table) says what the job did.
+    assert ok.state == jobs.DONE and ok.message == "ingest edit variations: 4 new sample(s) · wrote 4" and ok.finished is not None
 
 
 def test_a_lake_held_by_another_writer_refuses_the_job_and_says_who(tmp_path):
