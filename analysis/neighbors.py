@@ -9,7 +9,10 @@ forms, both numpy only (no dask, no torch, nothing heavy at import):
 - The lake read side (`stored_k`, `graph_row`, `streamed_neighbors`, `score_distances`)
   answers one query straight from the stored tables in bounded memory: the stored
   graph's row, else the PCA scores streamed block by block. The explorer uses these
-  and maps the table rows they return onto its embedding's rows.
+  and maps the table rows they return onto its embedding's rows. A *placed* sample
+  (``analysis/placed/<key>``, not a fitted row) has its nearest fitted rows stored with
+  it: `placed_row` finds it, and `stored_k` / `graph_row` with ``placed=True`` read its
+  neighbours in the same form (their rows index the PCA table, like the graph's).
 """
 from __future__ import annotations
 
@@ -259,15 +262,37 @@ class GraphRow:
     distances: np.ndarray  # (k,) float32
 
 
-def stored_k(lake: Any, key: AnalysisKey | str) -> int:
-    """How many neighbours per sample the stored k-NN graph of `key` holds (0 when there is none)."""
-    shape = lake.shape(analysis_group("knn", key), "neighbor_id")
+def _neighbour_group(key: AnalysisKey | str, placed: bool) -> str:
+    # Placed samples keep their nearest fitted rows in the columns the k-NN graph uses.
+    return analysis_group("placed" if placed else "knn", key)
+
+
+def stored_k(lake: Any, key: AnalysisKey | str, *, placed: bool = False) -> int:
+    """How many neighbours per sample the stored k-NN graph of `key` holds (0 when there is none).
+
+    With `placed`: how many nearest fitted rows each placed sample of `key` has stored.
+    """
+    shape = lake.shape(_neighbour_group(key, placed), "neighbor_id")
     return int(shape[1]) if shape and len(shape) == 2 else 0
 
 
-def graph_row(lake: Any, key: AnalysisKey | str, row: int) -> GraphRow:
-    """Row `row` of the stored k-NN graph of `key`: one chunk read per column."""
-    group, one = analysis_group("knn", key), slice(int(row), int(row) + 1)
+def placed_row(lake: Any, key: AnalysisKey | str, sample_id: str) -> int | None:
+    """The row of `sample_id` in ``analysis/placed/<key>`` (None when it is not placed there)."""
+    group = analysis_group("placed", key)
+    if lake.shape(group, "sample_id") is None:
+        return None
+    ids = lake.column(group, "sample_id", native=True)
+    hits = np.flatnonzero(ids == sample_id)
+    return int(hits[0]) if hits.size else None
+
+
+def graph_row(lake: Any, key: AnalysisKey | str, row: int, *, placed: bool = False) -> GraphRow:
+    """Row `row` of the stored k-NN graph of `key`: one chunk read per column.
+
+    With `placed`: row `row` of ``analysis/placed/<key>`` (see `placed_row`), whose
+    neighbours are fitted rows of the key (`rows` index ``analysis/pca/<key>``).
+    """
+    group, one = _neighbour_group(key, placed), slice(int(row), int(row) + 1)
     return GraphRow(
         ids=lake.column(group, "neighbor_id", one, native=True)[0],
         rows=np.asarray(lake.column(group, "neighbor_row", one)[0], dtype=np.int64),
