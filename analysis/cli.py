@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m analysis umap --lake demo_lake --layer enc.8x8_block2 --sigma 2 --components 3
   python -m analysis query --lake demo_lake --layer bottleneck --sigma 2 --sample-id in64/val_data/12
   python -m analysis trajectory --lake demo_lake --layer bottleneck
+  python -m analysis place --lake demo_lake --key enc.8x8_block2@sigma2
   python -m analysis list --lake demo_lake
 layer aliases: bottleneck = enc.8x8_block2, mid = dec.8x8_in0; any activations/<layer> group works.
 """
@@ -148,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, compute=False)
     p.add_argument("--sample-id", nargs="+", required=True, help="one or more sample ids")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours to print (default 10)")
+
+    p = command(sub, "place", _place_command, help="place new samples on a key's stored PCA and embeddings (no refit)",
+                description="Project every sample probed at --key that is not a fitted row of analysis/pca/<key> (or only --ids) "
+                "through the stored PCA and place it in every stored embedding of the key by UMAP's own neighbour weighting "
+                "(no refit, no pickled model), into analysis/placed/<key>[/<name>]. Only samples not placed yet are appended; "
+                "everything is placed again when the PCA or an embedding was recomputed since.")
+    p.add_argument("--lake", required=True, help="lake directory (created by `python -m ingest`)")
+    p.add_argument("--key", required=True, help="the map to place on: <layer>@sigma<sigma>, e.g. enc.8x8_block2@sigma2 (as `list` shows)")
+    p.add_argument("--ids", metavar="ID[,ID...]", help="only these sample ids (comma-separated; each probed at the key and not a fitted row); "
+                   "default: every probed sample that is not a fitted row")
+    p.add_argument("--force", action="store_true", help="place every sample again even if the stored placement is current")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
     p = command(sub, "list", _list_command, help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
     _add_common(p, table=False, compute=False)
@@ -277,6 +290,13 @@ def _trajectory_command(args: argparse.Namespace) -> int:
 
     params = _from_args(TrajectoryParams, args, sigmas=args.sigmas, score_samples=TrajectoryParams().score_samples)
     return _print_result(args, [run_trajectory(args.lake, args.layer, params, **_common(args))])
+
+
+def _place_command(args: argparse.Namespace) -> int:
+    from .commands import run_place
+    from .runner import stderr_log
+
+    return _print_result(args, [run_place(args.lake, args.key, args.ids, force=args.force, log=stderr_log)])
 
 
 def _query_command(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from .results import read_labels
 from .runner import Log, Outcome, Step, ensure_pca, resolve, run_step, run_steps
 from .runner import stderr_log as _stderr
 from .steps import CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
+from .steps.place import run_place
 from .steps.trajectory import TrajectoryStep, read_inputs
 from .trajectory import TrajectoryParams
 from .store import as_lake, pca_run_id
@@ -44,6 +45,7 @@ __all__ = [
     "run_compare",
     "run_knn",
     "run_pca",
+    "run_place",
     "run_trajectory",
     "run_umap",
 ]
