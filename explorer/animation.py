@@ -1,6 +1,6 @@
 """The noise-level animation: the whole cloud played through the sigma frames, in the browser.
 
-A self-contained HTML/JS canvas component (`st.components.v1.html`, script in
+A self-contained HTML/JS canvas component (`st.iframe` of an HTML string, script in
 ``explorer/static/noise_animation.js``), not a Vega-Lite timer: Streamlit runs Vega with
 its CSP-safe expression interpreter, where an interpolating `calculate` over 50,000
 points per tick is the slow path, while the component draws a frame of 50,000 points

@@ -29,10 +29,16 @@ STRIP_IMAGES = '[data-testid="stImage"] img'
 
 def _animation_frame(app: Explorer) -> Any:
     """The component's iframe, once its script has published the frame counter."""
-    handle = app.page.locator('iframe[title="st.iframe"]').element_handle()
-    frame = handle.content_frame()
-    frame.wait_for_function("() => window.dmd2vizAnimation && window.dmd2vizAnimation.frames > 0")
-    return frame
+    def found() -> Any:
+        for frame in app.page.frames:
+            try:
+                if frame.evaluate("() => !!(window.dmd2vizAnimation && window.dmd2vizAnimation.frames > 0)"):
+                    return frame
+            except Exception:  # a frame still loading or gone: look again
+                continue
+        raise AssertionError(f"no animation component among {len(app.page.frames)} frames")
+
+    return app.eventually(found)
 
 
 def _labels(app: Explorer) -> list[str]:
