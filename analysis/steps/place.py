@@ -20,6 +20,7 @@ the placed group then.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -128,7 +129,7 @@ def probed_candidates(lake: Any, key: AnalysisKey, fitted_ids: Any) -> Candidate
     if lake.shape(group, "probed") is not None:
         probed = np.asarray(lake.column(group, "probed", cols=index), dtype=bool)
     else:  # tables without the probed column mark missing cells by NaN
-        probed = np.isfinite(np.asarray(lake.column(group, "mean", cols=index), dtype=np.float32)).all(axis=1)
+        probed = np.asarray(np.isfinite(np.asarray(lake.column(group, "mean", cols=index), dtype=np.float32)).all(axis=1))
     keep = probed & ~np.asarray(pd.Index(ids).isin(fitted_ids))
     rows = np.flatnonzero(keep)
     return Candidates(rows, ids[rows], np.asarray(lake.column(group, "source", rows), dtype=object),
@@ -208,16 +209,16 @@ def compute_placement(lake: Any, key: AnalysisKey, candidates: Candidates, fitte
     return Placed(candidates, scores, neighbours, coords)
 
 
-def run_place(lake: Any, key: str, ids: str | tuple[str, ...] | None = None, *, force: bool = False,
+def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, *, force: bool = False,
               log: Log = stderr_log) -> Outcome:
-    """Place the samples probed at `key` that are not fitted rows (or only `ids`) on the key's stored map.
+    """Place the samples probed at key `key_name` that are not fitted rows (or only `ids`) on the key's stored map.
 
     Appends only samples not placed yet; recomputes every placed row when the PCA or an
     embedding changed since (or with `force`). Raises AnalysisError (one line) for an
     unknown key, unknown or fitted ids, or a key without PCA; the lake is then unchanged.
     """
     lake = as_lake(lake)
-    key = resolve_place_key(lake, key)
+    key = resolve_place_key(lake, str(key_name))
     require_pca(lake, key)
     wanted = parse_ids(ids) if isinstance(ids, str) or ids is None else parse_ids(",".join(ids))
     fitted_ids = np.asarray(lake.column(key.pca_group, "sample_id"), dtype=object)
