@@ -6,8 +6,10 @@ interpolated and drawn in the browser). Two ways to measure it:
 * default: synthetic joint embeddings of `--points` (50,000, the issue's target) and of
   `--baseline` (5,000) samples at 4 sigmas, 8 classes drifting between noise levels, each
   turned into the component's HTML exactly as the page does and opened in Chromium;
-* `--lake LAKE`: the explorer itself (`streamlit run explorer/app.py`) on a lake with a
-  joint embedding, on the Noise levels page, measuring the component inside the page.
+* `--explorer`: the explorer itself (`streamlit run explorer/app.py`) on the Noise levels
+  page, measuring the component inside the page, on two synthetic lakes of those sizes
+  (`bench_explorer.build_lake` plus a joint embedding of 4 sigmas);
+* `--lake LAKE`: the same on an existing lake with a joint embedding.
 
 For each: press Play, let it run `--warmup` seconds, then count the frames drawn in
 `--seconds` (the page's `window.dmd2vizAnimation` counter) and report frames per second,
@@ -16,6 +18,7 @@ fps at ~60) and the bytes of HTML sent. Prints JSON. Timings on a shared machine
 noisy: the JSON carries the load average.
 
     python benchmarks/bench_animation.py [--points 50000] [--baseline 5000] [--seconds 4]
+    python benchmarks/bench_animation.py --explorer
     python benchmarks/bench_animation.py --lake /path/to/lake
 """
 from __future__ import annotations
@@ -97,6 +100,24 @@ def run_standalone(sizes: list[int], warmup: float, seconds: float) -> list[dict
     return results
 
 
+def build_joint_lake(path: Path, points: int) -> None:
+    """`bench_explorer`'s synthetic lake of `points` samples plus a joint embedding of its layer at 4 sigmas."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_explorer import KEY, build_lake
+
+    from lake import LakeWriter, Provenance, open_lake, parse_key
+    from lake.layout import joint_embedding_spec
+
+    build_lake(path, points)
+    lake = open_lake(path)
+    coords, _ = synthetic_embedding(points)
+    columns = {name: lake.column("samples", name) for name in ("sample_id", "source", "class_id", "split")}
+    with LakeWriter.open(path, Provenance(job="bench animation")) as writer:
+        writer.table(joint_embedding_spec(parse_key(KEY).layer, SIGMAS, 2, {"method": "synthetic"})).append(
+            {"embedding": coords, **columns, "class_id": columns["class_id"].astype(np.int16), "sample_row": np.arange(points, dtype=np.int64)}
+        )
+
+
 def run_in_explorer(lake: Path, warmup: float, seconds: float) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "tests" / "explorer"))
     from browser import chromium, explorer_page, start_explorer
@@ -134,6 +155,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=5_000, help="drawn points of the baseline in the same run (default 5,000)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds of playing counted per measurement (default 4)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of playing before counting (default 1)")
+    parser.add_argument("--explorer", action="store_true", help="measure inside the explorer's Noise levels page, on synthetic lakes of both sizes")
     parser.add_argument("--lake", type=Path, help="measure inside the explorer's Noise levels page on this lake instead")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
@@ -143,6 +165,16 @@ def main() -> None:
         if not args.lake.exists():
             parser.error(f"--lake {args.lake}: no such directory")
         report["explorer"] = run_in_explorer(args.lake, args.warmup, args.seconds)
+    elif args.explorer:
+        report["explorer_runs"] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for points in (args.baseline, args.points):
+                lake = Path(tmp) / f"lake-{points}"
+                started = time.perf_counter()
+                build_joint_lake(lake, points)
+                result = run_in_explorer(lake, args.warmup, args.seconds)
+                result["lake_build_s"] = round(time.perf_counter() - started, 1)
+                report["explorer_runs"].append(result)
     else:
         report["runs"] = run_standalone([args.baseline, args.points], args.warmup, args.seconds)
     print(json.dumps(report, indent=2))

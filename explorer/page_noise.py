@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import animation, charts, common, queries, views
+from explorer import animation, charts, common, export, queries, views
 from explorer.data import EmbeddingFrame, LakeSession, factorize, row_uniform
 from explorer.details import upscale
 from explorer.page_cloud import legend_markdown
@@ -36,6 +36,7 @@ LAYER_KEY = "w_noise_layer"
 AT_KEY = "w_noise_at"  # which sigma's points the map draws ("every sigma" or one)
 PATHS_KEY = "w_noise_paths"  # also draw the neighbours' paths
 SHOW_3D_KEY = "w_noise_3d"
+POINTS_CACHE = "noise_points"  # (view key, points frame) of the last map this browser session drew
 RECONSTRUCTED = "noise_reconstructed"  # on-demand reconstructions: (lake, sample id) -> StripImages
 EVERY_SIGMA = "every sigma"
 MAP_WIDTH, MAP_HEIGHT = 760, 560  # fixed, so arrow heads can be turned in screen space (one scale for x and y)
@@ -369,7 +370,7 @@ def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> 
 
     show_paths = st.toggle("Also draw the paths of the k-NN and manual neighbours", key=PATHS_KEY)
     paths = _paths(session, frame, view, joint, schedules, show_paths)
-    _map(session, joint, rows, columns, colour, codes, paths)
+    _map(session, joint, schedules, rows, columns, colour, codes, paths)
     if not view.selected:
         st.caption("Click a point (here or on the Explore page) to draw its path across the noise levels.")
     elif not paths:
@@ -402,8 +403,9 @@ def _paths(session: LakeSession, frame: EmbeddingFrame, view: ViewState, joint: 
     return found
 
 
-def _map(session: LakeSession, joint: JointEmbedding, rows: np.ndarray, columns: list[int], colour: charts.ColorSpec,
-         codes: np.ndarray, paths: list[tuple[Trajectory, str, str]]) -> None:
+def _points_frame(session: LakeSession, joint: JointEmbedding, rows: np.ndarray, columns: list[int], colour: charts.ColorSpec,
+                  codes: np.ndarray) -> pd.DataFrame:
+    """The map's points: the drawn rows at each of the sigma `columns` (not-computed ones left out)."""
     domain = list(colour.domain or ())
     parts = []
     for c in columns:
@@ -412,14 +414,32 @@ def _map(session: LakeSession, joint: JointEmbedding, rows: np.ndarray, columns:
         parts.append(pd.DataFrame({
             "x": xy[ok, 0], "y": xy[ok, 1],
             "sample_id": pd.array(np.asarray(joint.sample_id[rows[ok]], dtype=object), dtype="string"),
-            "class": [common.class_label(session, int(k)) for k in joint.class_id[rows[ok]]],
+            "class": export.class_labels(joint.class_id[rows[ok]], session.classes),
             "source": pd.Categorical.from_codes(joint.source_code[rows[ok]], categories=list(joint.sources)),
             "sigma": np.float32(joint.sigmas[c]),
             "colour": pd.Categorical.from_codes(codes[ok], categories=domain),
         }))  # fmt: skip
-    points = pd.concat(parts, ignore_index=True)
-    everything = np.concatenate([points[["x", "y"]].to_numpy(np.float64), *(p.xy.astype(np.float64) for p, _, _ in paths)]) if paths else points[["x", "y"]].to_numpy(np.float64)
-    extent = animation.fit_extent(everything, MAP_WIDTH, MAP_HEIGHT)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _extent(joint: JointEmbedding, schedules: dict[str, ScheduleSteps]) -> tuple[float, float, float, float]:
+    """The map's window: every coordinate of the layer (all sigmas, all steps), so it stays put
+    whatever the selection, the filters or the sigma shown (paths always fit)."""
+    flat = [joint.coords.reshape(-1, 2), *(steps.coords.reshape(-1, 2) for steps in schedules.values())]
+    return animation.fit_extent(np.concatenate(flat), MAP_WIDTH, MAP_HEIGHT)
+
+
+def _map(session: LakeSession, joint: JointEmbedding, schedules: dict[str, ScheduleSteps], rows: np.ndarray, columns: list[int],
+         colour: charts.ColorSpec, codes: np.ndarray, paths: list[tuple[Trajectory, str, str]]) -> None:
+    # The drawn points depend on the view, never on the selection: a click reuses them (the
+    # same bytes, which the browser keeps) instead of rebuilding up to 50,000 rows.
+    key = (id(session), joint.layer, tuple(columns), rows.tobytes(), colour)
+    cached = st.session_state.get(POINTS_CACHE)
+    if cached is None or cached[0] != key:
+        cached = (key, _points_frame(session, joint, rows, columns, colour, codes))
+        st.session_state[POINTS_CACHE] = cached
+    points = cached[1]
+    extent = session.memo(("joint_extent", joint.layer), lambda: _extent(joint, schedules))
     renderer = charts.renderer_for(len(points))
     spec = map_spec(colour, extent, renderer)
     _spec_shown(hash((colour, extent, renderer)))
@@ -522,8 +542,8 @@ def _cloud_3d(session: LakeSession, joint: JointEmbedding, rows: np.ndarray, col
         parts.append(pd.DataFrame({
             "x": xy[ok, 0], "y": xy[ok, 1], "z": np.float32(z_of(joint.sigmas[c])),
             "rgb": palette[codes[ok]].tolist(),
-            "class": [common.class_label(session, int(k)) for k in joint.class_id[rows[ok]]],
-            "source": [joint.sources[k] for k in joint.source_code[rows[ok]]],
+            "class": np.asarray(export.class_labels(joint.class_id[rows[ok]], session.classes), dtype=object),
+            "source": np.asarray(joint.sources, dtype=object)[joint.source_code[rows[ok]]],
             "sample_id": np.asarray(joint.sample_id[rows[ok]], dtype=object).astype(str),
         }))  # fmt: skip
     table = pd.concat(parts, ignore_index=True)

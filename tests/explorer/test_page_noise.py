@@ -231,11 +231,24 @@ def test_neighbour_paths_are_drawn_in_lighter_colours(noise_lake, monkeypatch):
 def test_a_click_on_the_map_selects(noise_lake, monkeypatch):
     at = _noise_page(noise_lake.path, monkeypatch)
     assert len(_paths(at)[0]) == 0
+    before = _raw(at)
     clicked = str(noise_lake.step_ids[0])
     at.session_state[NOISE_KEY] = {"selection": {charts.PICK: [{"sample_id": clicked}]}}
     at = at.run()
     assert at.session_state["view"].selected == clicked
     assert _paths(at)[0]["sample_id"].unique().tolist() == [clicked]
+    # Same spec (same window) and the points byte for byte: the browser keeps the drawn
+    # cloud and redraws only the path.
+    after = _raw(at)
+    assert after[0] == before[0] and after[1]["points"] == before[1]["points"]
+    assert after[1]["paths"] != before[1]["paths"]
+    # The selection is the explorer's: the URL carries it to the other pages.
+    assert at.query_params["sel"] == clicked
+
+
+def _raw(at):
+    chart = at.get("vega_lite_chart")[0]
+    return json.loads(chart.proto.spec), {d.name: bytes(d.data.data) for d in chart.proto.datasets}
 
 
 def test_the_animation_sends_every_sigma_frame_once_in_decreasing_sigma(noise_lake, monkeypatch):
