@@ -389,14 +389,18 @@ def _paths(session: LakeSession, frame: EmbeddingFrame, view: ViewState, joint: 
     """(trajectory, role, colour) of the selection and, when asked, of its neighbours; the selection first."""
     if not view.selected:
         return []
-    selected = trajectory_of(joint, schedules, view.selected)
+    def path_of(sample_id: str) -> Trajectory | None:
+        # One id scan per sample and layer for the session's life: reruns and neighbours reuse it.
+        return session.memo(("joint_path", joint.layer, sample_id), lambda: trajectory_of(joint, schedules, sample_id))
+
+    selected = path_of(view.selected)
     if selected is None:
         return []
     found = [(selected, "selected", SELECTED_COLOUR)]
     if with_neighbours:
         manual = set(view.manual)
         for sample_id in _neighbour_ids(session, frame, view):
-            path = trajectory_of(joint, schedules, sample_id)
+            path = path_of(sample_id)
             if path is not None and sample_id != view.selected:
                 colour = LIGHT_COLOURS[(len(found) - 1) % len(LIGHT_COLOURS)]
                 found.append((path, "manual" if sample_id in manual else "knn", colour))
