@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="For every selected sample and sigma, run D(x0 + sigma*eps, sigma, onehot(class)) with "
         "x0 = image/127.5 - 1 and eps drawn from (--noise-seed, sample_id), and store the per-channel spatial mean of "
         "each --layers block in activations/<layer> (dimensions sample, sigma, channel). Resumable: only missing "
-        "(sample, sigma) pairs are computed; new sigmas extend an existing group.",
+        "(sample, sigma) pairs are computed; new sigmas extend an existing group. --reconstructions also stores each "
+        "probe's noisy input and one-step output as images in `reconstructions`.",
     )
     add_lake_flag(parser)
     parser.add_argument("--layers", required=True, metavar="LIST",
@@ -70,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reconstructions", action="store_true",
                         help="also store, per probed (sample, sigma), the noisy input x0 + sigma*eps and the one-step "
                         "reconstruction D(x0 + sigma*eps, sigma, class) as uint8 images in `reconstructions` (24 KB per "
-                        "pair; the pass then runs the whole network, ~3x the cost of probing bottleneck,mid). "
+                        "pair raw; the pass then runs the whole network, ~3x the FLOPs of probing bottleneck,mid). "
                         "Pairs already probed get only their missing reconstructions")
     add_model_flags(parser)
     add_run_flags(parser, default_batch=64)
