@@ -488,6 +488,7 @@ class ProbeRequest:
 def parse_probe(lake: Lake, text: str | None) -> list[ProbeRequest]:
     """--probe: ``all`` (every activations/<layer> at every sigma it has), ``none``, or keys LAYER@sigmaS."""
     from lake.layout import activations_group, parse_key
+    from lake.schema import LAYER_ALIASES
 
     text = "all" if text is None else text.strip()
     if text == "none":
@@ -504,6 +505,7 @@ def parse_probe(lake: Lake, text: str | None) -> list[ProbeRequest]:
                 key = parse_key(token)
             except ValueError as exc:
                 raise InputError(f"--probe: {exc}") from None
+            key = type(key)(LAYER_ALIASES.get(key.layer, key.layer), key.sigma)  # bottleneck@sigma2 works too
             if key.layer not in layers:
                 raise InputError(f"--probe {token}: the lake has no activations/{key.layer}; it has "
                                  f"{', '.join(layers) or 'none'} (or say all or none)")
