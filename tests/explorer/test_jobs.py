@@ -355,3 +355,17 @@ def test_a_placed_sample_selects_like_any_point_and_says_it_is_placed(placed_lak
     assert len(at.get("image")) >= 2  # its own image and its neighbours' thumbnails
     _, data = chart_datasets(at)
     assert dict(zip(data["marks"]["sample_id"], data["marks"]["role"]))[str(ids[1])] == "selected"
+
+
+def test_the_jobs_area_shows_a_finished_job_and_a_failed_one_with_its_one_line_error(small_lake, monkeypatch):
+    lake = small_lake.path
+    say = (sys.executable, "-c", "print('ingest edit variations: 4 new sample(s) (run r1)')")
+    _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("variations", say)]).job_id)
+    at = open_app(lake, monkeypatch)
+    assert any("done in" in s.value and "4 new sample(s)" in s.value for s in at.success)
+    fail = (sys.executable, "-c", "import sys; sys.exit('lake: is being written by pid 42; wait for it to finish, then run again')")
+    _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("variations", fail)]).job_id)
+    at = open_app(lake, monkeypatch, checked=False)  # the failed job's error box is the point here
+    (error,) = at.error
+    assert "failed: variations failed (exit 1): lake: is being written by pid 42" in error.value
+    assert "\n" not in error.value
