@@ -24,7 +24,7 @@ from .results import read_labels
 from .runner import Log, Outcome, Step, ensure_pca, resolve, run_step, run_steps
 from .runner import stderr_log as _stderr
 from .steps import CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
-from .steps.place import run_place
+from .steps.place import placed_is_stale, run_place
 from .steps.trajectory import TrajectoryStep, read_inputs
 from .trajectory import TrajectoryParams
 from .store import as_lake, pca_run_id
@@ -193,7 +193,22 @@ def list_analyses(lake: Any) -> dict[str, Any]:
             record.update(step.summary(attrs))
             results.append(record)
     results.extend(_trajectory_listing(lake))
+    results.extend(_placed_listing(lake))
     return {"lake": str(lake.path), "activations": tables, "analyses": results}
+
+
+def _placed_listing(lake: Any) -> list[dict[str, Any]]:
+    """`list` records of the placed samples (analysis/placed/<key>); stale when the PCA or an embedding changed."""
+    records = []
+    for group in lake.results("placed"):
+        attrs = lake.attrs(group)
+        if attrs.get("analysis") != "placed" or "name" in attrs:
+            continue  # one record per key; its per-embedding children share its state
+        key = parse_key(attrs["key"])
+        records.append({"kind": "placed", "group": group, "key": key.name, "created": attrs.get("created"),
+                        "run_id": attrs.get("run_id"), "stale": placed_is_stale(lake, key), "n_rows": attrs.get("n_rows"),
+                        "method": attrs.get("method"), "embeddings": sorted(attrs.get("embedding_run_ids", {}))})
+    return records
 
 
 def _trajectory_listing(lake: Any) -> list[dict[str, Any]]:

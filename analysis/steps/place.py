@@ -90,27 +90,44 @@ def resolve_place_key(lake: Any, text: str) -> AnalysisKey:
     return key
 
 
-def current_embeddings(lake: Any, key: AnalysisKey, n_fitted: int, log: Log) -> list[StoredEmbedding]:
-    """The key's embeddings computed from the PCA now stored (stale ones are left out, with a note)."""
+def _embeddings_of(lake: Any, key: AnalysisKey, n_fitted: int) -> list[tuple[str, dict[str, Any], str | None]]:
+    """Each embedding of the key with its attributes and why it cannot be placed in (None: it can).
+
+    Attributes and shapes only, nothing is read: `list` uses it too.
+    """
     current = pca_run_id(lake, key)
-    out = []
+    out: list[tuple[str, dict[str, Any], str | None]] = []
     for name in lake.children(key.embeddings_group):
         group = key.embedding_group(name)
         attrs = lake.attrs(group)
         if attrs.get("analysis") != "umap":
             continue
-        if attrs.get("pca_run_id") != current:
-            log(f"not placing in {group}: it was made from an older PCA (`python -m analysis umap` refreshes it)")
-            continue
         shape = lake.shape(group, "embedding")
-        if shape is None or shape[0] != n_fitted:
-            log(f"not placing in {group}: {shape[0] if shape else 0} rows, the PCA has {n_fitted}")
+        reason = None
+        if attrs.get("pca_run_id") != current:
+            reason = f"not placing in {group}: it was made from an older PCA (`python -m analysis umap` refreshes it)"
+        elif shape is None or shape[0] != n_fitted:
+            reason = f"not placing in {group}: {shape[0] if shape else 0} rows, the PCA has {n_fitted}"
+        out.append((name, attrs, reason))
+    return out
+
+
+def _n_neighbors(attrs: dict[str, Any]) -> int:
+    return int(attrs.get("effective_n_neighbors", attrs.get("parameters", {}).get("n_neighbors", 15)))
+
+
+def current_embeddings(lake: Any, key: AnalysisKey, n_fitted: int, log: Log) -> list[StoredEmbedding]:
+    """The key's embeddings computed from the PCA now stored (stale ones are left out, with a note)."""
+    out = []
+    for name, attrs, reason in _embeddings_of(lake, key, n_fitted):
+        if reason:
+            log(reason)
             continue
         parameters = attrs.get("parameters", {})
         out.append(StoredEmbedding(
             name=name,
-            coords=np.asarray(lake.column(group, "embedding"), dtype=np.float32),
-            n_neighbors=int(attrs.get("effective_n_neighbors", parameters.get("n_neighbors", 15))),
+            coords=np.asarray(lake.column(key.embedding_group(name), "embedding"), dtype=np.float32),
+            n_neighbors=_n_neighbors(attrs),
             metric=str(parameters.get("metric", "euclidean")),
             dims=int(attrs.get("pca_components_used", parameters.get("pca_dim", 50))),
             seed=int(parameters.get("seed", 42)),
@@ -166,10 +183,23 @@ def check_ids(lake: Any, key: AnalysisKey, ids: tuple[str, ...], candidates: Can
         raise AnalysisError(f"--ids {sample_id}: unknown sample id (not in {key.activations_group})")
 
 
-def placement_state(lake: Any, key: AnalysisKey, embeddings: list[StoredEmbedding], k: int) -> dict[str, Any]:
-    """What stored placed rows were computed from; any difference makes them all stale."""
-    return to_attr({"pca_run_id": pca_run_id(lake, key), "embedding_run_ids": {e.name: e.run_id for e in embeddings},
+def placement_state(lake: Any, key: AnalysisKey, n_fitted: int) -> dict[str, Any]:
+    """What placed rows computed now would be computed from; stored rows from anything else are stale.
+
+    The PCA run, every usable embedding's run, the neighbours kept per sample (k) and the method.
+    """
+    usable = [(name, attrs) for name, attrs, reason in _embeddings_of(lake, key, n_fitted) if reason is None]
+    k = min(max([PLACED_NEIGHBOURS, *(_n_neighbors(attrs) for _, attrs in usable)]), n_fitted)
+    return to_attr({"pca_run_id": pca_run_id(lake, key), "embedding_run_ids": {name: str(attrs.get("run_id")) for name, attrs in usable},
                     "neighbours_k": k, "method": METHOD})
+
+
+def placed_is_stale(lake: Any, key: AnalysisKey) -> bool:
+    """Whether ``analysis/placed/<key>`` was computed from another PCA or embeddings than those stored now."""
+    if not lake.has(key.pca_group):
+        return True
+    n_fitted = int((lake.shape(key.pca_group, "sample_id") or (0,))[0])
+    return is_stale(lake.attrs(key.placed_group), placement_state(lake, key, n_fitted))
 
 
 def is_stale(stored: dict[str, Any], state: dict[str, Any]) -> bool:
@@ -227,8 +257,8 @@ def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, 
         check_ids(lake, key, wanted, candidates, fitted_ids)
     fitted = load_scores(lake, key)
     embeddings = current_embeddings(lake, key, len(fitted), log)
-    k = min(max([PLACED_NEIGHBOURS, *(e.n_neighbors for e in embeddings)]), len(fitted))
-    state = placement_state(lake, key, embeddings, k)
+    state = placement_state(lake, key, len(fitted))
+    k = int(state["neighbours_k"])
     stored = lake.attrs(key.placed_group)
     rebuild = force or not stored or is_stale(stored, state)
     placed_before = np.asarray(lake.column(key.placed_group, "sample_id"), dtype=object) if stored else np.zeros(0, object)

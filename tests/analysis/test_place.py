@@ -13,7 +13,7 @@ import pytest
 
 from analysis import neighbors
 from analysis.cli import main
-from analysis.commands import run_pca, run_place, run_umap
+from analysis.commands import list_analyses, run_pca, run_place, run_umap
 from analysis.embedding import UMAPParams, fit_umap
 from analysis.errors import AnalysisError
 from analysis.placement import (
@@ -170,9 +170,15 @@ def test_appending_is_idempotent_and_keeps_earlier_rows_bit_identical(lake: Path
 def test_placed_rows_of_an_older_embedding_are_stale_and_all_placed_again(lake: Path) -> None:
     run_place(lake, KEY, ids=[open_lake(lake).column("activations/enc.8x8_block2", "sample_id")[FITTED]], log=quiet)
     old_run = open_lake(lake).result_attrs("placed", KEY, PARAMS.name)["embedding_run_id"]
+    def listed_stale() -> bool:
+        return next(r["stale"] for r in list_analyses(lake)["analyses"] if r["kind"] == "placed")
+
+    assert listed_stale() is False
     run_umap(lake, "enc.8x8_block2", 2.0, PARAMS, force=True, log=quiet, progress=False)  # a new embedding run
+    assert listed_stale() is True
     messages: list[str] = []
     outcome = run_place(lake, KEY, log=messages.append)
+    assert listed_stale() is False
     assert any("stale" in m for m in messages) and not outcome.reused
     view = open_lake(lake)
     attrs = view.result_attrs("placed", KEY, PARAMS.name)
