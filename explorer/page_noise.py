@@ -293,7 +293,9 @@ def map_spec(colour: charts.ColorSpec, extent: tuple[float, float, float, float]
     )
     chart = (
         alt.layer(points, lines, arrows, vertices, labels)
-        .properties(width=MAP_WIDTH, height=MAP_HEIGHT, usermeta={"embedOptions": {"renderer": renderer}})
+        # `pad`: width and height are the plot's own (axes and legend outside them), so one
+        # data unit is as long across as up and the arrow heads' angles hold on screen.
+        .properties(width=MAP_WIDTH, height=MAP_HEIGHT, autosize=alt.AutoSizeParams(type="pad"), usermeta={"embedOptions": {"renderer": renderer}})
         .configure_view(strokeWidth=0)
     )
     return chart.to_dict(validate=False)

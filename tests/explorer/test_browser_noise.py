@@ -79,6 +79,7 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     app.page.locator(SELECTED_LINE).first.wait_for()
     app.eventually(lambda: _expect(_labels(app) == [f"σ={s:.3g}" for s in steps], _labels(app)))
     _strip_loaded(app, len(steps))
+    app.page.mouse.move(1, 1)  # no tooltip over the path
     assert _blue_pixels(app) > 50
     app.page.screenshot(path=str(shots / "noise-multi-step.png"), full_page=True)
     app.screenshot("noise-multi-step")
@@ -94,6 +95,7 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     assert app.query()["sel"] == real.sample_id
     _strip_loaded(app, 2 * probes)
     app.eventually(lambda: _expect(len(_labels(app)) == probes, _labels(app)))
+    app.page.mouse.move(1, 1)
     assert _blue_pixels(app) > 50
     app.page.screenshot(path=str(shots / "noise-real.png"), full_page=True)
 
