@@ -519,6 +519,20 @@ class _Rows:
                      self.sample_row[rows], None if self.id_hash is None else self.id_hash[rows])  # fmt: skip
 
 
+def _factorize_both(head: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """`factorize` of head + tail without concatenating the text: each side alone, then one code remap.
+
+    At 1.28M fitted rows this keeps a few placed samples from costing a second pass over every string.
+    """
+    head_codes, head_cats = factorize(head)
+    tail_codes, tail_cats = factorize(tail)
+    categories = tuple(sorted(set(head_cats) | set(tail_cats)))  # factorize's own order: alphabetical
+    position = {c: i for i, c in enumerate(categories)}
+    head_map = np.array([position[c] for c in head_cats] or [0], dtype=np.int32)
+    tail_map = np.array([position[c] for c in tail_cats] or [0], dtype=np.int32)
+    return np.concatenate([head_map[head_codes], tail_map[tail_codes]]), categories
+
+
 def _read(lake: Any, group: str, name: str) -> np.ndarray:
     """A whole column in its stored dtype (ids stay StringDType: hashing and comparing them is vectorised)."""
     return lake.column(group, name, native=True)
@@ -584,8 +598,8 @@ class LakeSession:
         n = len(fitted.coords)
         fitted_ids, placed_ids = fitted.load_ids, placed.load_ids
         id_hash = None if fitted.id_hash is None else np.concatenate([fitted.id_hash, hash_ids(placed_ids())])
-        source_codes, sources = factorize(np.concatenate([fitted.source, placed.source]))
-        split_codes, splits = factorize(np.concatenate([fitted.split, placed.split]))
+        source_codes, sources = _factorize_both(fitted.source, placed.source)
+        split_codes, splits = _factorize_both(fitted.split, placed.split)
         return EmbeddingFrame(
             info,
             np.concatenate([fitted.coords, placed.coords]),

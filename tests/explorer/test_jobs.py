@@ -369,3 +369,14 @@ def test_the_jobs_area_shows_a_finished_job_and_a_failed_one_with_its_one_line_e
     (error,) = at.error
     assert "failed: variations failed (exit 1): lake: is being written by pid 42" in error.value
     assert "\n" not in error.value
+
+
+def test_placed_labels_are_coded_as_if_appended_to_the_fitted_ones():
+    from explorer.data import _factorize_both, factorize
+
+    fitted = np.array(["real", "generated", "real", "generated"], dtype=np.dtypes.StringDType())
+    placed = np.array(["generated", "zzz", "a b"], dtype=np.dtypes.StringDType())
+    codes, categories = _factorize_both(fitted, placed)
+    expected_codes, expected = factorize(np.concatenate([fitted, placed]))
+    assert categories == expected == ("a b", "generated", "real", "zzz")
+    assert codes.tolist() == expected_codes.tolist()
