@@ -65,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_lake_flag(parser)
     parser.add_argument("--num-samples", type=int, required=True, metavar="N",
-                        help="make sure samples 0..N-1 of this seed and model are in the lake (only missing ones are made)")
+                        help="make sure samples 0..N-1 of this seed, model and schedule are in the lake (only missing ones are made)")
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="generation seed (default 0): sample i draws its noise (and class) from (S, i)")
     parser.add_argument("--samples-per-class", type=int, default=None, metavar="K",
@@ -113,16 +113,14 @@ def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float]
             raise InputError(f"--steps must be a positive integer, got {k}")
         values, flag = models.karras_sigmas(k), "--steps"
     else:
+        from .activations import parse_sigmas
+
         tokens = sigmas.split(",") if isinstance(sigmas, str) else [str(t) for t in sigmas]
         values, flag = [], "--sigmas"
-        for token in tokens:
-            if not token.strip():
-                continue
-            try:
-                value = float(token)
-            except ValueError:
-                raise InputError(f"--sigmas: {token.strip()!r} is not a number") from None
-            if not math.isfinite(value) or not 0 < value <= SIGMA_LIMIT:
+        for token in (t for t in tokens if t.strip()):
+            # One token at a time: a repeated sigma must stay to be refused, not be dropped as a duplicate.
+            [value] = parse_sigmas(token)  # a number, positive and finite, or a one-line --sigmas error
+            if value > SIGMA_LIMIT:
                 raise InputError(f"--sigmas: every sigma must lie in (0, {SIGMA_LIMIT:g}], got {token.strip()}")
             values.append(value)
         if not values:
