@@ -36,6 +36,7 @@ LAYER_KEY = "w_noise_layer"
 AT_KEY = "w_noise_at"  # which sigma's points the map draws ("every sigma" or one)
 PATHS_KEY = "w_noise_paths"  # also draw the neighbours' paths
 SHOW_3D_KEY = "w_noise_3d"
+ANIMATION_CACHE = "noise_animation"  # (view key, (HTML, samples, legend)) of the last animation built
 POINTS_CACHE = "noise_points"  # (view key, points frame) of the last map this browser session drew
 RECONSTRUCTED = "noise_reconstructed"  # on-demand reconstructions: (lake, sample id) -> StripImages
 EVERY_SIGMA = "every sigma"
@@ -519,8 +520,13 @@ def _animation(session: LakeSession, joint: JointEmbedding, mask: np.ndarray, st
         frames = animation.build_frames(joint.coords[rows], joint.sigmas, codes, tuple(colour.colours or charts.OKABE_ITO))
         return animation.animation_html(frames), len(rows), legend_markdown(list(zip(colour.domain or (), colour.colours or ())))
 
-    # Built once per view (the HTML is the same bytes on every rerun, so the browser keeps the component).
-    html, count, legend = session.memo(key, build)
+    # Built once per view and kept for this browser session only (one entry, ~1 MB at 50,000
+    # points): reruns send the same bytes, so the browser keeps the component and its state.
+    cached = st.session_state.get(ANIMATION_CACHE)
+    if cached is None or cached[0] != (id(session), key):
+        cached = ((id(session), key), build())
+        st.session_state[ANIMATION_CACHE] = cached
+    html, count, legend = cached[1]
     st.caption(f"{count:,} samples at {len(joint.sigmas)} noise levels · Play runs in the browser, from high sigma to low; drag the slider to scrub")
     st.markdown(legend, unsafe_allow_html=True)
     # Our own HTML (numbers, base64 and palette constants), so embedding it as-is is safe.

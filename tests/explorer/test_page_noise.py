@@ -231,7 +231,7 @@ def test_neighbour_paths_are_drawn_in_lighter_colours(noise_lake, monkeypatch):
 def test_a_click_on_the_map_selects(noise_lake, monkeypatch):
     at = _noise_page(noise_lake.path, monkeypatch)
     assert len(_paths(at)[0]) == 0
-    before = _raw(at)
+    before, component = _raw(at), at.get("iframe")[0].proto.srcdoc
     clicked = str(noise_lake.step_ids[0])
     at.session_state[NOISE_KEY] = {"selection": {charts.PICK: [{"sample_id": clicked}]}}
     at = at.run()
@@ -242,6 +242,7 @@ def test_a_click_on_the_map_selects(noise_lake, monkeypatch):
     after = _raw(at)
     assert after[0] == before[0] and after[1]["points"] == before[1]["points"]
     assert after[1]["paths"] != before[1]["paths"]
+    assert at.get("iframe")[0].proto.srcdoc == component  # the animation is not sent again, nor restarted
     # The selection is the explorer's: the URL carries it to the other pages.
     assert at.query_params["sel"] == clicked
 
