@@ -278,12 +278,15 @@ def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, 
     neighbour_ids = fitted_ids[result.neighbours.rows] if len(todo) else np.zeros((0, k), object)
     job = Provenance(job="analysis place", parameters=to_attr({"key": key.name, "ids": list(wanted) if wanted else None,
                                                                "force": force, "rebuild": rebuild, "samples": len(todo)}))
+    total = len(todo) + (0 if rebuild else len(placed_before))
+    # measured before the writer opens, so the lake's lock is held only for writing
+    e_attrs = {e.name: _embedding_attrs(lake, key, e, fitted, total, rebuild) for e in embeddings}
+    figures = {name: a["leave_one_out_displacement"] for name, a in e_attrs.items()}
     with LakeWriter.open(lake.path, job, create=False) as writer:
         run_id = writer.provenance.run_id
-        total = len(todo) + (0 if rebuild else len(placed_before))
         runs = [run_id] if rebuild else [*stored.get("runs", []), run_id]
         attrs = base_attrs(key, run_id, KIND, {"neighbours_k": k}, **state, method_description=METHOD_DESCRIPTION,
-                           n_rows=total, n_fitted=len(fitted), runs=runs)
+                           leave_one_out_displacement=figures, n_rows=total, n_fitted=len(fitted), runs=runs)
         if not rebuild:
             attrs["created"] = stored.get("created", attrs["created"])  # `runs` says who appended since
         staged = writer.staged(group) if rebuild else None
@@ -292,14 +295,13 @@ def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, 
         table.append({"scores": result.scores, "neighbor_id": neighbour_ids, "neighbor_row": result.neighbours.rows,
                       "distance": result.neighbours.distances, **labels})
         for e in embeddings:
-            e_attrs = _embedding_attrs(lake, key, e, fitted, run_id, total, rebuild)
-            spec = placed_embedding_spec(key, e.name, e.coords.shape[1], e_attrs)
+            spec = placed_embedding_spec(key, e.name, e.coords.shape[1], {**e_attrs[e.name], "run_id": run_id})
             writer.table(replace(spec, path=f"{root}/{e.name}")).append({"embedding": result.coords[e.name], **labels})
         if staged is not None:
             staged.publish()
     log(f"wrote {group}: {len(todo)} samples {'placed' if rebuild else 'appended'} ({total} in all), "
         f"in {len(embeddings)} embedding(s)")
-    return Outcome(KIND, key.name, group, False, _summary(attrs, len(todo), {e.name: as_lake(lake).attrs(key.placed_embedding_group(e.name)) for e in embeddings}))
+    return Outcome(KIND, key.name, group, False, _summary(attrs, len(todo)))
 
 
 def _labels(lake: Any, todo: Candidates) -> dict[str, np.ndarray]:
@@ -309,12 +311,12 @@ def _labels(lake: Any, todo: Candidates) -> dict[str, np.ndarray]:
             "split": lookup.splits(rows), "sample_row": rows}
 
 
-def _embedding_attrs(lake: Any, key: AnalysisKey, e: StoredEmbedding, fitted: np.ndarray, run_id: str, total: int,
+def _embedding_attrs(lake: Any, key: AnalysisKey, e: StoredEmbedding, fitted: np.ndarray, total: int,
                      rebuild: bool) -> dict[str, Any]:
-    """The placed embedding's attributes; the leave-one-out check is measured when the group is (re)built."""
+    """The placed embedding's attributes (but its run id); the leave-one-out check is measured when the group is (re)built."""
     group = key.placed_embedding_group(e.name)
     previous = {} if rebuild else lake.attrs(group)
-    attrs = base_attrs(key, run_id, KIND, {"n_neighbors": e.n_neighbors, "metric": e.metric, "pca_components_used": e.dims},
+    attrs = base_attrs(key, "", KIND, {"n_neighbors": e.n_neighbors, "metric": e.metric, "pca_components_used": e.dims},
                        name=e.name, embedding_run_id=e.run_id, pca_run_id=pca_run_id(lake, key), method=METHOD,
                        method_description=METHOD_DESCRIPTION, n_rows=total)
     if "leave_one_out_displacement" in previous:
@@ -328,8 +330,6 @@ def _embedding_attrs(lake: Any, key: AnalysisKey, e: StoredEmbedding, fitted: np
     return attrs
 
 
-def _summary(attrs: dict[str, Any], new: int, embeddings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"placed": attrs.get("n_rows", 0), "new": new, "method": attrs.get("method")}
-    for name, e_attrs in (embeddings or {}).items():
-        out[f"leave_one_out_displacement[{name}]"] = e_attrs.get("leave_one_out_displacement")
-    return out
+def _summary(attrs: dict[str, Any], new: int) -> dict[str, Any]:
+    return {"placed": attrs.get("n_rows", 0), "new": new, "method": attrs.get("method"),
+            "leave_one_out_displacement": attrs.get("leave_one_out_displacement", {})}

@@ -68,6 +68,11 @@ def placed(lake: Path, name: str | None = None) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(ds["sample_id"].values, dtype=object), values
 
 
+def outcome_run_id(view, job: str) -> str:
+    """The run id of the latest provenance record of `job`."""
+    return [r for r in view.provenance() if r.get("job") == job][-1]["run_id"]
+
+
 def test_fitted_rows_placed_land_near_their_stored_coordinates(base: Path) -> None:
     lake, key = open_lake(base), parse_key(KEY)
     scores = np.asarray(lake.column(key.pca_group, "scores"), dtype=np.float32)
@@ -128,6 +133,8 @@ def test_place_writes_placed_groups_and_never_touches_fitted_tables(lake: Path) 
     assert attrs["pca_run_id"] == view.attrs(key.pca_group)["run_id"] == e_attrs["pca_run_id"]
     assert e_attrs["embedding_run_id"] == view.attrs(key.embedding_group(PARAMS.name))["run_id"]
     assert attrs["method"] == e_attrs["method"] == METHOD and 0 < e_attrs["leave_one_out_displacement"] < 10
+    assert attrs["leave_one_out_displacement"] == {PARAMS.name: e_attrs["leave_one_out_displacement"]}
+    assert e_attrs["run_id"] == attrs["run_id"] == outcome_run_id(view, "analysis place")
     # the scores are the stored PCA transform of the new rows' activations
     from analysis.store import project
 
@@ -197,7 +204,8 @@ def test_placed_rows_of_an_older_embedding_are_stale_and_all_placed_again(lake: 
     assert len(placed(lake)[0]) == 0 and view.children(parse_key(KEY).placed_group) == []
 
 
-def test_refused_inputs_are_one_line_errors_and_leave_the_lake_unchanged(lake: Path, tmp_path: Path) -> None:
+def test_refused_inputs_are_one_line_errors_and_leave_the_lake_unchanged(lake: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     before = tree_digest(lake)
     fitted = open_lake(lake).column("activations/enc.8x8_block2", "sample_id")[0]
     cases = [
@@ -208,10 +216,12 @@ def test_refused_inputs_are_one_line_errors_and_leave_the_lake_unchanged(lake: P
         (["--key", KEY, "--ids", fitted], f"--ids {fitted}: a fitted row of analysis/pca/{KEY}"),
     ]
     for args, message in cases:
-        result = run_cli("analysis", "place", "--lake", str(lake), *args)
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
+        assert main(["place", "--lake", str(lake), *args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    result = run_cli("analysis", "place", "--lake", str(lake), "--key", KEY, "--ids", "gen/nope/1")  # a real process too
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: --ids gen/nope/1: unknown sample id (not in activations/enc.8x8_block2)"]
     assert tree_digest(lake) == before
     # a key with activations but no PCA
     bare = tmp_path / "bare"
