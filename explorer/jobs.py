@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -402,6 +403,31 @@ def _prune(root: Path) -> None:
 # --------------------------------------------------------------------------- the driver process
 
 
+def cancel_job(lake: Path | str, job_id: str) -> bool:
+    """Stop the lake's running job `job_id` (its driver and the command it runs); False when it is not running.
+
+    The driver leads its own process group, so the signal reaches the running command too;
+    a writer stopped midway leaves the lake as its rollback leaves it, and the same edit can
+    be started again.
+    """
+    job = running_job(lake)
+    if job is None or job.job_id != job_id or job.pid is None:
+        return False
+    try:
+        os.killpg(job.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise _Stopped()
+
+
 def drive(folder: Path) -> int:
     """Run a job's commands in order (the driver's body); the status file follows every step."""
     status = read_status(folder)
@@ -409,6 +435,16 @@ def drive(folder: Path) -> int:
         return 2
     status = _replace(status, pid=os.getpid())
     _write_status(folder, status)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        return _drive(folder, status)
+    except _Stopped:  # subprocess.run has killed and reaped the running command on the way out
+        current = read_status(folder) or status
+        _write_status(folder, _replace(current, state=FAILED, finished=time.time(), message="stopped from the explorer"))
+        return 143
+
+
+def _drive(folder: Path, status: JobStatus) -> int:
     results: list[str] = []
     with open(folder / _OUTPUT, "ab") as log:
         for index, command in enumerate(status.commands):

@@ -234,6 +234,8 @@ def _jobs_list(lake: str) -> None:
         if job.state == jobs.RUNNING:
             progress = (job.step + 0.5) / max(len(job.commands), 1)
             st.progress(min(progress, 0.99), text=f"{what} · {job.step_text()} · {elapsed:.0f} s")
+            if is_local(*request_origin()) and st.button("Stop this job", key=f"stop_{job.job_id}", help="stops the running command: what it had not committed is rolled back, and the same edit can be started again"):
+                jobs.cancel_job(lake, job.job_id)
             line = jobs.last_line(jobs.job_output(lake, job.job_id, 1000))
             if line:
                 st.caption(common.markdown_text(line))

@@ -380,3 +380,30 @@ def test_placed_labels_are_coded_as_if_appended_to_the_fitted_ones():
     expected_codes, expected = factorize(np.concatenate([fitted, placed]))
     assert categories == expected == ("a b", "generated", "real", "zzz")
     assert codes.tolist() == expected_codes.tolist()
+
+
+def test_a_running_job_can_be_stopped_and_the_lake_takes_the_next(tmp_path):
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    child_pid = tmp_path / "child.pid"
+    record = (sys.executable, "-c", f"import os, time; open({str(child_pid)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+    status = jobs.start_job(lake, _request(lake), [jobs.JobCommand("edit", record), jobs.JobCommand("place", SLEEP)])
+    for _ in range(400):
+        if child_pid.exists() and child_pid.read_text():
+            break
+        time.sleep(0.05)
+    assert not jobs.cancel_job(lake, "not-this-job")
+    assert jobs.cancel_job(lake, status.job_id)
+    job = _wait(lake, status.job_id)
+    assert job.state == jobs.FAILED and job.message == "stopped from the explorer" and job.step == 0
+    pid = int(child_pid.read_text())
+    for _ in range(200):  # the running command went with its driver
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the job's command is still running")
+    assert not jobs.cancel_job(lake, status.job_id)
+    _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("quick", (sys.executable, "-c", "print(1)"))]).job_id)
