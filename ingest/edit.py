@@ -8,7 +8,7 @@ subcommand, and what the explorer's job buttons run):
   compute block; reports match (bit for bit) or mismatch (exit status 1). Writes no sample,
   only its provenance record, which holds the result.
 - **variations** ``--from ID --n N --seed S``: N new noise draws, the parent's class, model and
-  schedule. Variation k's noise comes from (S, k) on a stream of its own (`EDIT_STREAM`).
+  schedule (a real parent: its class, the lake's probe model, one step). Variation k's noise comes from (S, k) on a stream of its own (`EDIT_STREAM`).
 - **class-swap** ``--from ID --class C[,C...]``: the parent's own noise (every step's), another class; one
   sample per class.
 - **interpolate** ``--from A,B --n N``: N points t = 0, 1/(N-1), ..., 1, *ends included* (t=0
@@ -102,15 +102,20 @@ class Parent:
     @property
     def sigmas(self) -> tuple[float, ...]:
         """The schedule it was sampled on ((80,) for one step)."""
-        from lake.layout import parse_schedule_id
-
-        schedule = self.model_id.partition("~")[2]
-        return parse_schedule_id(schedule) if schedule else (SIGMA_LIMIT,)
+        return schedule_of(self.model_id)
 
     @property
     def from_generate(self) -> bool:
         """Whether its noise is known from its id alone (made by ``ingest generate``)."""
         return self.index is not None
+
+
+def schedule_of(model_id: str) -> tuple[float, ...]:
+    """The sampling schedule a samples/model_id names: ``<model>~<schedule id>``, or one step at 80."""
+    from lake.layout import parse_schedule_id
+
+    schedule = model_id.partition("~")[2]
+    return parse_schedule_id(schedule) if schedule else (SIGMA_LIMIT,)
 
 
 def parse_ids(text: str | Sequence[str], flag: str = "--from") -> list[str]:
@@ -691,6 +696,8 @@ def variations(lake_path: str | os.PathLike[str], parent_id: str, n: int = 8, *,
                progress: bool = True) -> EditOutcome:
     """N new noise draws of the parent's class, model and schedule; variation k's noise from (seed, k).
 
+    A real parent gives new samples of its class by the lake's probe model (the generator
+    whose probes place it on the map), in one step.
     Ids ``edit/variations/<digest>/<k>`` with a digest of (model, parent, seed), so N only
     says how many: a larger N later adds the rest.
     """
@@ -708,13 +715,18 @@ def variations(lake_path: str | os.PathLike[str], parent_id: str, n: int = 8, *,
     if len(parents) != 1:
         raise InputError(f"--from: variations start from one sample, got {len(parents)}")
     parent = parents[0]
-    _need_generated(parent, "variations")
+    if parent.source == "generated":
+        model_id = parent.model_id
+    else:  # a real sample: new draws of its class by the generator whose probes put it on the map, in one step
+        from .reconstruct import probe_setup
+
+        model_id = probe_setup(lake).model_id
     requests = parse_probe(lake, probe)
-    model = load_edit_model(lake, parent.base_model, checkpoint, device)
-    sigmas = parent.sigmas
+    model = load_edit_model(lake, model_id.partition("~")[0], checkpoint, device)
+    sigmas = schedule_of(model_id)
     layers = _generation_layers(lake, model) if len(sigmas) == 1 else []
-    digest = edit_digest(parent.model_id, "variations", [parent.sample_id], {"seed": int(seed)})
-    plan = EditPlan("variations", parent.model_id, model, int(seed), parameters={"n": n})
+    digest = edit_digest(model_id, "variations", [parent.sample_id], {"seed": int(seed)})
+    plan = EditPlan("variations", model_id, model, int(seed), parameters={"n": n})
     block = compute_block(model.device)
     with _progress(n, "variations", progress) as bar:
         for start in range(0, n, block):
@@ -992,8 +1004,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
            "comma-separated ids of generated samples (gen/<model>/s<seed>/<index>)")
     sub = common("variations", run_variations, "N new noise draws of a sample's class",
                  "N new samples of the parent's class, model and schedule, variation k with noise drawn from "
-                 "(--seed, k) on a stream of their own. A larger --n later adds only the new variations.",
-                 "one generated sample")
+                 "(--seed, k) on a stream of their own; a real parent gets its class by the lake's probe model, in "
+                 "one step. A larger --n later adds only the new variations.",
+                 "one sample (generated, or real)")
     sub.add_argument("--n", type=int, default=8, metavar="N", help=f"how many variations, 1..{MAX_N} (default 8)")
     sub.add_argument("--seed", type=int, default=0, metavar="S", help="edit seed of the new noise draws (default 0)")
     sub = common("class-swap", run_class_swap, "the same noise with another class",

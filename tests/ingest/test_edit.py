@@ -187,6 +187,14 @@ def test_variations_of_a_multi_step_sample_use_its_schedule(lake):
     assert set(handle.column(SAMPLES_GROUP, "model_id", rows).tolist()) == {"tiny-random-seed0~sigmas80-21.3641-4.19162-0.5"}
 
 
+def test_variations_of_a_real_sample_are_its_class_by_the_probe_model(lake):
+    outcome = edit.variations(lake, REAL[2], 2, seed=3, probe="none", device="cpu", progress=False)
+    handle = open_lake(lake)
+    rows = np.flatnonzero(np.isin(handle.sample_ids(), outcome.sample_ids))
+    assert handle.column(SAMPLES_GROUP, "class_id", rows).tolist() == [3, 3]
+    assert set(handle.column(SAMPLES_GROUP, "model_id", rows).tolist()) == {"tiny-random-seed0"}
+
+
 def test_class_swap_is_the_parent_noise_with_each_class_alone(base_lake, tmp_path, generator):
     both, one = tmp_path / "both", tmp_path / "one"
     shutil.copytree(base_lake, both)
@@ -285,7 +293,6 @@ def test_from_real_is_the_probe_reconstruction(lake):
     (lambda L: edit.variations(L, "gen/nope/s0/1", 2), "no sample 'gen/nope/s0/1'"),
     (lambda L: edit.variations(L, ONE[0], 65), "--n must be an integer in 1..64"),
     (lambda L: edit.variations(L, ONE[0], 0), "--n must be an integer in 1..64"),
-    (lambda L: edit.variations(L, REAL[0], 2), "needs a generated sample"),
     (lambda L: edit.variations(L, ONE[0], 2, probe="mid@sigma2"), "no activations/dec.8x8_in0"),
     (lambda L: edit.variations(L, ONE[0], 2, probe=f"{BOTTLENECK}@sigma3"), "holds sigmas 2, 80"),
     (lambda L: edit.interpolate(L, [ONE[0]], 3), "exactly two"),
