@@ -341,7 +341,7 @@ class StderrWatch:
         while chunk := os.read(process.stderr.fileno(), 4096):
             self.text += chunk.decode(errors="replace")
 
-    def wait_for(self, text: str, process: subprocess.Popen, timeout: float = 300) -> bool:
+    def wait_for(self, text: str, process: subprocess.Popen, timeout: float = 900) -> bool:
         deadline = time.monotonic() + timeout
         while text not in self.text and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -374,7 +374,7 @@ def test_kill_minus_9_leaves_the_lake_as_before_and_a_rerun_completes(lake):
     assert len(new) == 8 and handle.lineage().sizes["sample"] == 8
     # 3. The rerun adds no sample and finishes the probes.
     result = run_cli("ingest", "edit", "variations", "--lake", str(lake), "--from", ONE[3], "--n", "8", "--seed", "9",
-                     "--device", "cpu", "--no-progress")
+                     "--device", "cpu", "--no-progress", timeout=900)
     assert result.returncode == 0, result.stderr
     assert "0 new sample(s), 8 already in the lake" in result.stderr
     handle = open_lake(lake)
