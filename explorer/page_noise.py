@@ -374,12 +374,15 @@ def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> 
     show_paths = st.toggle("Also draw the paths of the k-NN and manual neighbours", key=PATHS_KEY)
     paths = _paths(session, frame, view, joint, schedules, show_paths)
     _map(session, joint, schedules, rows, columns, colour, codes, paths)
-    if not view.selected:
-        st.caption("Click a point (here or on the Explore page) to draw its path across the noise levels.")
-    elif not paths:
-        st.warning(f"Sample `{view.selected}` has no coordinates in the joint embedding of {layer}.")
-    else:
-        _strip(session, paths[0][0], joint)
+    # One container whatever the selection: the elements after it keep their place in the
+    # page, so the browser keeps the animation's frame (and its playing state) across clicks.
+    with st.container():
+        if not view.selected:
+            st.caption("Click a point (here or on the Explore page) to draw its path across the noise levels.")
+        elif not paths:
+            st.warning(f"Sample `{view.selected}` has no coordinates in the joint embedding of {layer}.")
+        else:
+            _strip(session, paths[0][0], joint)
 
     st.subheader("The whole cloud through the noise levels")
     _animation(session, joint, mask, strata, uniform, view)

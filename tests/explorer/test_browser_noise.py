@@ -2,10 +2,11 @@
 
 On the lake our own CLI builds as `make demo` does (`cli_demo_lake`: a 4-step run, its
 probes with stored reconstructions, and `analysis trajectory`), and on the small
-hand-written noise lake of test_page_noise.py: open the page, click a multi-step sample
-on the map and a real image, see each path (drawn in the selection's blue, one sigma
-label per vertex) and its image strip loaded, then press Play and watch the animation's
-frame counter advance without a single script rerun. A screenshot of each state goes to
+hand-written noise lake of test_page_noise.py: open the page, press Play and watch the
+animation's frame counter advance without a single script rerun, then click a
+multi-step sample on the map and a real image and see each path (drawn in the
+selection's blue, one sigma label per vertex) and its image strip loaded, while the
+animation plays on (the browser kept the component through the reruns). A screenshot of each state goes to
 the test's tmp dir (and to $DMD2VIZ_SCREENSHOTS when set).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ require_chromium()
 
 NOISE_MAP = '[class*="st-key-noise-map"]'
 SELECTED_LINE = f'{NOISE_MAP} g.mark-line path[stroke="{charts.SELECTED_FILL}"]'
-STRIP_IMAGES = '[data-testid="stImage"] img'
+FRAMES = "() => window.dmd2vizAnimation.frames"
 
 
 def _animation_frame(app: Explorer) -> Any:
@@ -72,6 +73,20 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     lowest = min(float(s) for s in lake.joint_embedding(lake.joint_embedding_layers()[0])["sigma"].values)
     app.radio(f"σ={lowest:.3g}")
 
+    # Play: the frame counter advances in the browser, and the script never reruns.
+    frame = _animation_frame(app)
+    frame.locator("#dmd2viz-canvas").scroll_into_view_if_needed()
+    runs, before = app.runs(), frame.evaluate(FRAMES)
+    frame.click("#dmd2viz-play")
+    frame.wait_for_function("(n) => window.dmd2vizAnimation.frames > n + 30 && window.dmd2vizAnimation.t > 0", arg=before)
+    assert frame.evaluate("() => window.dmd2vizAnimation.playing") is True
+    assert frame.locator("#dmd2viz-play").inner_text() == "Pause"
+    assert app.runs() == runs
+    app.page.screenshot(path=str(shots / "noise-playing.png"))
+    app.screenshot("noise-playing")
+    played = frame.evaluate(FRAMES)
+
+    # A multi-step sample: its steps' path, one sigma label per step, and its x0_hat strip.
     multi = app.free_point(lambda p: "~" in (p.sample_id or ""), chart=NOISE_MAP)
     with app.rerun():
         app.page.mouse.click(multi.x, multi.y)
@@ -81,8 +96,13 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     _strip_loaded(app, len(steps))
     app.page.mouse.move(1, 1)  # no tooltip over the path
     assert _blue_pixels(app) > 50
-    app.page.screenshot(path=str(shots / "noise-multi-step.png"), full_page=True)
+    app.page.screenshot(path=str(shots / "noise-multi-step.png"))
     app.screenshot("noise-multi-step")
+    # The click reran the script, yet the browser kept the component: the same document
+    # (a reloaded frame would be detached), still playing, its counter going on.
+    frame.locator("#dmd2viz-canvas").scroll_into_view_if_needed()
+    assert frame.evaluate("() => window.dmd2vizAnimation.playing") is True
+    frame.wait_for_function("(n) => window.dmd2vizAnimation.frames > n + 10", arg=played)
 
     # A real image: its probes' path and, per sigma, the noisy input and the reconstruction.
     app.button("Clear selection and manual neighbours")
@@ -97,19 +117,8 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     app.eventually(lambda: _expect(len(_labels(app)) == probes, _labels(app)))
     app.page.mouse.move(1, 1)
     assert _blue_pixels(app) > 50
-    app.page.screenshot(path=str(shots / "noise-real.png"), full_page=True)
-
-    # Play: the frame counter advances in the browser, and the script never reruns.
-    frame = _animation_frame(app)
-    runs, before = app.runs(), frame.evaluate("() => window.dmd2vizAnimation.frames")
-    frame.click("#dmd2viz-play")
-    frame.wait_for_function("(n) => window.dmd2vizAnimation.frames > n + 30 && window.dmd2vizAnimation.t > 0", arg=before)
-    assert frame.evaluate("() => window.dmd2vizAnimation.playing") is True
-    assert frame.locator("#dmd2viz-play").inner_text() == "Pause"
-    assert app.runs() == runs
-    frame.locator("#dmd2viz-canvas").scroll_into_view_if_needed()
-    app.page.screenshot(path=str(shots / "noise-playing.png"), full_page=True)
-    app.screenshot("noise-playing")
+    app.page.screenshot(path=str(shots / "noise-real.png"))
+    app.screenshot("noise-real")
     app.assert_no_errors()
 
 
