@@ -32,6 +32,7 @@ import numpy as np
 
 from lake import Lake, open_lake
 from lake.layout import RECONSTRUCTIONS_GROUP, SAMPLES_GROUP, activations_group, reconstructions_spec
+from lake.schema import LAYER_ALIASES
 
 from .errors import InputError
 
@@ -189,10 +190,11 @@ class ProbeModel:
 
 
 def probe_setup(lake: Lake | str | os.PathLike[str], layer: str | None = None) -> ProbeSetup:
-    """The recorded probe set-up: `activations/<layer>` when given, else `reconstructions`, else the first layer's."""
+    """The recorded probe set-up: `activations/<layer>` when given (an alias like `mid` is fine), else
+    `reconstructions`, else the first layer's."""
     lake = _open(lake)
     if layer is not None:
-        group = activations_group(layer)
+        group = activations_group(LAYER_ALIASES.get(layer, layer))
         if not lake.has(group):
             raise InputError(f"{lake.path}: no {group}; it has {', '.join(lake.activation_layers()) or 'no probes'}")
     elif lake.has(RECONSTRUCTIONS_GROUP):
@@ -208,10 +210,21 @@ def probe_setup(lake: Lake | str | os.PathLike[str], layer: str | None = None) -
                           weights=str(attrs["weights"]), checkpoint=str(attrs.get("checkpoint") or ""),
                           checkpoint_sha256=str(attrs.get("checkpoint_sha256") or ""),
                           noise_seed=int(attrs["noise_seed"]), compute_block=int(attrs["compute_block"]),
-                          dtype=str(attrs.get("dtype") or "fp32"),
+                          dtype=str(attrs.get("dtype") or _probe_dtype(lake, attrs)),
                           sigmas=[float(v) for v in np.asarray(lake.column(group, "sigma"), dtype=np.float32)])
     except KeyError as exc:
         raise InputError(f"{lake.path}/{group}: its attributes lack {exc.args[0]!r}; probe again with this version") from None
+
+
+def _probe_dtype(lake: Lake, attrs: dict[str, Any]) -> str:
+    """The compute dtype of the latest `ingest activations` run of this model and noise seed (activation
+    groups do not record it; their provenance does), fp32 when none says."""
+    for record in reversed(lake.provenance()):
+        parameters = record.get("parameters") or {}
+        if (record.get("job") == "ingest activations" and parameters.get("model_id") == attrs.get("model_id")
+                and parameters.get("noise_seed") == attrs.get("noise_seed") and parameters.get("dtype")):
+            return str(parameters["dtype"])
+    return "fp32"
 
 
 def find_checkpoint(lake: Lake | str | os.PathLike[str], setup: ProbeSetup) -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 
 from ingest.activations import plan_steps
 from ingest.errors import InputError
-from ingest.reconstruct import load_probe_model, reconstruct_sample, stored_reconstruction
+from ingest.reconstruct import load_probe_model, probe_setup, reconstruct_sample, stored_reconstruction
 from lake import open_lake
 from tests.conftest import REPO, tree_digest
 from tests.ingest.test_activations import BASE, BOTTLENECK, by_sample, make_lake, probe, read
@@ -99,7 +99,7 @@ def test_stored_layout_noisy_formula_and_network_output(lakes):
 
 
 def test_on_demand_equals_stored_bit_for_bit(lakes):
-    _, lake, _ = lakes
+    _, lake, plain = lakes
     model = load_probe_model(lake, device="cpu")
     assert model.setup.group == "reconstructions" and model.setup.sigmas == SIGMAS
     for sample_id in ("real/3", "generated/2"):  # a full block and the partly filled last one
@@ -123,6 +123,12 @@ def test_on_demand_equals_stored_bit_for_bit(lakes):
     alone = reconstruct_sample(lake, "real/3", model=model, exact=False)
     assert np.abs(alone.x0_hat.astype(int) - real.x0_hat.astype(int)).max() <= 1
     np.testing.assert_array_equal(alone.noisy, real.noisy)
+
+    # A lake probed without --reconstructions: the layer's set-up (alias allowed) gives the same bits.
+    setup = probe_setup(plain, "bottleneck")
+    assert (setup.group, setup.dtype, setup.noise_seed) == (f"activations/{BOTTLENECK}", "fp32", 0)
+    on_plain = reconstruct_sample(plain, "generated/2", layer="bottleneck", device="cpu")
+    np.testing.assert_array_equal(on_plain.x0_hat, stored_reconstruction(lake, "generated/2").x0_hat)
 
     with pytest.raises(InputError, match="no sample 'nope'"):
         reconstruct_sample(lake, "nope", model=model)
