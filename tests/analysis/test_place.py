@@ -32,6 +32,7 @@ from tests.conftest import run_cli, tree_digest
 
 KEY = "enc.8x8_block2@sigma2"
 PARAMS = UMAPParams(n_neighbors=10, pca_dim=8)
+PARAMS_3D = UMAPParams(n_components=3, n_neighbors=12, pca_dim=8)
 FITTED = 200  # rows in the table when the PCA and UMAP were fitted
 NEW = 30  # rows probed afterwards
 
@@ -51,6 +52,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_samples(path, table.sample_ids, table.source, table.class_id, table.split)
     run_pca(path, "enc.8x8_block2", 2.0, pca_dim=8, log=quiet, progress=False)
     run_umap(path, "enc.8x8_block2", 2.0, PARAMS, log=quiet, progress=False)
+    run_umap(path, "enc.8x8_block2", 2.0, PARAMS_3D, log=quiet, progress=False)
     write_activations(path, "enc.8x8_block2", table.values[last], table.sample_ids[last], table.source[last],
                       table.class_id[last], table.sigmas)
     return path
@@ -127,13 +129,21 @@ def test_place_writes_placed_groups_and_never_touches_fitted_tables(lake: Path) 
     assert scores.shape == (NEW, 8) and np.isfinite(scores).all()
     ids_2d, coords = placed(lake, PARAMS.name)
     assert list(ids_2d) == list(ids) and coords.shape == (NEW, 2) and np.isfinite(coords).all()
+    ids_3d, coords_3d = placed(lake, PARAMS_3D.name)  # every stored embedding, with its own n_neighbors
+    assert list(ids_3d) == list(ids) and coords_3d.shape == (NEW, 3) and np.isfinite(coords_3d).all()
+    assert view.result_attrs("placed", KEY, PARAMS_3D.name)["parameters"]["n_neighbors"] == 12
+    fitted_3d = np.asarray(view.column(key.embedding_group(PARAMS_3D.name), "embedding"), dtype=np.float32)
+    assert np.allclose(coords_3d, place(None, fitted_3d, None, 12, neighbourhood=nearest_fitted(
+        np.asarray(view.column(key.pca_group, "scores"), dtype=np.float32), scores, 12)))
     # pca_run_id and the embedding's run_id, the method and its leave-one-out figure are recorded
     attrs = view.result_attrs("placed", KEY)
     e_attrs = view.result_attrs("placed", KEY, PARAMS.name)
     assert attrs["pca_run_id"] == view.attrs(key.pca_group)["run_id"] == e_attrs["pca_run_id"]
     assert e_attrs["embedding_run_id"] == view.attrs(key.embedding_group(PARAMS.name))["run_id"]
     assert attrs["method"] == e_attrs["method"] == METHOD and 0 < e_attrs["leave_one_out_displacement"] < 10
-    assert attrs["leave_one_out_displacement"] == {PARAMS.name: e_attrs["leave_one_out_displacement"]}
+    assert attrs["leave_one_out_displacement"][PARAMS.name] == e_attrs["leave_one_out_displacement"]
+    assert set(attrs["leave_one_out_displacement"]) == {PARAMS.name, PARAMS_3D.name}
+    assert attrs["neighbours_k"] == 15  # at least PLACED_NEIGHBOURS, more when an embedding uses more
     assert e_attrs["run_id"] == attrs["run_id"] == outcome_run_id(view, "analysis place")
     # the scores are the stored PCA transform of the new rows' activations
     from analysis.store import project
@@ -248,3 +258,17 @@ def test_cli_json_and_the_neighbour_reader(lake: Path, capsys: pytest.CaptureFix
     assert (fitted_ids[found.rows] == found.ids).all() and (np.diff(found.distances) >= 0).all()
     # the k-NN graph API is unchanged (no graph stored here)
     assert neighbors.stored_k(view, KEY) == 0
+
+
+def test_other_metrics_search_exactly_and_leave_out_the_row_itself() -> None:
+    rng = np.random.default_rng(3)
+    fitted = rng.normal(size=(60, 5)).astype(np.float32)
+    rows = np.array([4, 17, 33])
+    near = nearest_fitted(fitted, fitted[rows], 6, metric="cosine", exclude=rows)
+    unit = fitted / np.linalg.norm(fitted, axis=1, keepdims=True)
+    cosine = 1.0 - unit[rows] @ unit.T
+    cosine[np.arange(3), rows] = np.inf  # itself left out
+    np.testing.assert_array_equal(near.rows, np.argsort(cosine, axis=1, kind="stable")[:, :6])
+    np.testing.assert_allclose(near.distances, np.sort(cosine, axis=1)[:, :6], atol=1e-5)
+    with pytest.raises(AnalysisError, match="metric 'nope'"):
+        nearest_fitted(fitted, fitted[rows], 6, metric="nope")
