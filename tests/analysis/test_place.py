@@ -272,3 +272,23 @@ def test_other_metrics_search_exactly_and_leave_out_the_row_itself() -> None:
     np.testing.assert_allclose(near.distances, np.sort(cosine, axis=1)[:, :6], atol=1e-5)
     with pytest.raises(AnalysisError, match="metric 'nope'"):
         nearest_fitted(fitted, fitted[rows], 6, metric="nope")
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["first placement", "append"])
+def test_a_run_that_fails_midway_leaves_the_lake_as_it_was(lake: Path, earlier: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import analysis.steps.place as step
+
+    new_ids = list(open_lake(lake).column("activations/enc.8x8_block2", "sample_id")[FITTED:])
+    if earlier:  # some samples placed by an earlier run: this one appends
+        run_place(lake, KEY, ids=new_ids[:5], log=quiet)
+    before = tree_digest(lake)
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("disk full")  # after the placed/<key> rows are written, before the embeddings'
+
+    monkeypatch.setattr(step, "placed_embedding_spec", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_place(lake, KEY, log=quiet)
+    assert tree_digest(lake) == before
+    monkeypatch.undo()
+    assert run_place(lake, KEY, log=quiet).summary["placed"] == NEW  # and the rerun completes
