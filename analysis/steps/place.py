@@ -283,6 +283,11 @@ def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, 
     e_attrs = {e.name: _embedding_attrs(lake, key, e, fitted, total, rebuild) for e in embeddings}
     figures = {name: a["leave_one_out_displacement"] for name, a in e_attrs.items()}
     with LakeWriter.open(lake.path, job, create=False) as writer:
+        # The work above ran without the lock (so the lake stays usable); now that we hold it,
+        # make sure no other writer placed samples or refitted the map in the meantime.
+        if _snapshot(as_lake(lake.path), key) != _snapshot(lake, key):
+            raise AnalysisError(f"{lake.path}: {group}, its PCA or an embedding changed while placing; "
+                                f"run `python -m analysis place --lake {lake.path} --key {key.name}` again")
         run_id = writer.provenance.run_id
         runs = [run_id] if rebuild else [*stored.get("runs", []), run_id]
         attrs = base_attrs(key, run_id, KIND, {"neighbours_k": k}, **state, method_description=METHOD_DESCRIPTION,
@@ -302,6 +307,13 @@ def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, 
     log(f"wrote {group}: {len(todo)} samples {'placed' if rebuild else 'appended'} ({total} in all), "
         f"in {len(embeddings)} embedding(s)")
     return Outcome(KIND, key.name, group, False, _summary(attrs, len(todo)))
+
+
+def _snapshot(lake: Any, key: AnalysisKey) -> tuple[Any, ...]:
+    """What a placement run was computed from: the placed group's last run and size, the PCA's and embeddings' runs."""
+    placed = lake.attrs(key.placed_group)
+    embeddings = {name: lake.attrs(key.embedding_group(name)).get("run_id") for name in lake.children(key.embeddings_group)}
+    return placed.get("run_id"), placed.get("n_rows"), pca_run_id(lake, key), embeddings
 
 
 def _labels(lake: Any, todo: Candidates) -> dict[str, np.ndarray]:

@@ -292,3 +292,22 @@ def test_a_run_that_fails_midway_leaves_the_lake_as_it_was(lake: Path, earlier: 
     assert tree_digest(lake) == before
     monkeypatch.undo()
     assert run_place(lake, KEY, log=quiet).summary["placed"] == NEW  # and the rerun completes
+
+
+def test_a_writer_that_commits_while_placement_computes_makes_it_refuse(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import analysis.steps.place as step
+
+    compute = step.compute_placement
+    new_ids = list(open_lake(lake).column("activations/enc.8x8_block2", "sample_id")[FITTED:])
+
+    def meanwhile(*args: object, **kwargs: object) -> object:
+        result = compute(*args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(step, "compute_placement", compute)
+        run_place(lake, KEY, ids=new_ids[:3], log=quiet)  # another job places some of the same samples
+        return result
+
+    monkeypatch.setattr(step, "compute_placement", meanwhile)
+    with pytest.raises(AnalysisError, match="changed while placing; run `python -m analysis place"):
+        run_place(lake, KEY, log=quiet)
+    assert list(placed(lake)[0]) == new_ids[:3]  # only the other job's rows: nothing duplicated
+    assert run_place(lake, KEY, log=quiet).summary["placed"] == NEW
