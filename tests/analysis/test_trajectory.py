@@ -192,11 +192,11 @@ def test_aligned_method_and_new_rows_make_it_stale(tmp_path: Path, capsys: pytes
 def test_errors_are_one_line_and_leave_the_lake_unchanged(built, tmp_path: Path) -> None:
     lake, _, _ = built
     before = tree_digest(lake)
-    cases = [
+    cases = [  # a canonical --layer: no note before the error
         (["--layer", "no.such_layer"], f"error: {lake}: no activations for layer 'no.such_layer'; the lake has: {LAYER}"),
-        (["--sigmas", "0.5"], f"error: {lake}: activations/{LAYER}: a joint embedding across sigma needs at least 2 sigmas; selected: 0.5"),
-        (["--sigmas", "0.5,3"], f"error: --sigmas 3: {lake}: activations/{LAYER} has no such sigma; it has: 0.5, 2, 10"),
-        (["--method", "aligned", "--fit-size", "100"], "AlignedUMAP has no transform"),
+        (["--layer", LAYER, "--sigmas", "0.5"], f"error: {lake}: activations/{LAYER}: a joint embedding across sigma needs at least 2 sigmas; selected: 0.5"),
+        (["--layer", LAYER, "--sigmas", "0.5,3"], f"error: --sigmas 3: {lake}: activations/{LAYER} has no such sigma; it has: 0.5, 2, 10"),
+        (["--layer", LAYER, "--method", "aligned", "--fit-size", "100"], "AlignedUMAP has no transform"),
     ]
     for flags, expected in cases:
         result = run_cli("analysis", "trajectory", "--lake", str(lake), *flags)
@@ -206,7 +206,7 @@ def test_errors_are_one_line_and_leave_the_lake_unchanged(built, tmp_path: Path)
     assert tree_digest(lake) == before
     tiny = build_lake(tmp_path / "tiny", drifting_table(n=8, n_classes=2, channels=4), samples=False)
     before = tree_digest(tiny)
-    result = run_cli("analysis", "trajectory", "--lake", str(tiny))
+    result = run_cli("analysis", "trajectory", "--lake", str(tiny), "--layer", LAYER)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"error: {tiny}: activations/{LAYER}: only 7 probed rows at sigma 0.5; the joint embedding needs at least 10 per sigma"
     ]
