@@ -78,14 +78,14 @@ def run_compare(lake: Any, layer: str | None = None, sigma: float | None = None,
     return run_step(CompareStep(config), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
 
 
-def run_trajectory(lake: Any, layer: str | None = None, params: TrajectoryParams = TrajectoryParams(), *,
+def run_trajectory(lake: Any, layer: str | None = None, params: TrajectoryParams | None = None, *,
                    scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
     """One embedding of every sigma of a layer (and its multi-step samples' steps) into ``analysis/trajectory/<layer>`` (`steps.trajectory`)."""
     lake = as_lake(lake)
     key, notes = resolve_key(lake, layer, None)
     for note in notes[:-1]:  # the last note is about the single sigma the other steps take; this one takes them all
         log(note)
-    return run_step(TrajectoryStep(params), lake, key.layer, key.sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    return run_step(TrajectoryStep(params or TrajectoryParams()), lake, key.layer, key.sigma, scheduler=scheduler, force=force, log=log, progress=progress)
 
 
 @dataclass(frozen=True)

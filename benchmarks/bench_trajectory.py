@@ -142,13 +142,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo-lake", default="/work/scratch/demo_lake", help="demo lake to copy (never written); '' skips it")
     parser.add_argument("--samples", type=int, default=200_000, help="samples of the large synthetic lake (x 4 sigmas; default 200000)")
-    parser.add_argument("--small-samples", type=int, default=2500, help="samples of the small synthetic lake where every cell fits (default 2500)")
+    parser.add_argument("--small-samples", type=int, default=2500, help="samples of the small synthetic lake where every cell fits (default 2500; 0 skips it)")
     parser.add_argument("--channels", type=int, default=768, help="channels of the synthetic tables (default 768, the full model's bottleneck)")
     parser.add_argument("--classes", type=int, default=50, help="clusters of the synthetic tables (default 50)")
     parser.add_argument("--fit-size", type=int, default=20000, help="--fit-size of the runs (default 20000)")
     parser.add_argument("--scheduler", default="threads", help="Dask scheduler of the runs (default threads)")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run (20k samples, 128 channels)")
     parser.add_argument("--workdir", help="where the lakes go (default a temporary folder, removed)")
+    parser.add_argument("--out", help="also write the JSON document here, after every stage (a long run keeps what it measured)")
     args = parser.parse_args()
     if args.quick:
         args.samples, args.small_samples, args.channels = 20_000, 1000, 128
@@ -156,8 +157,13 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_trajectory_"))
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average_at_start": os.getloadavg()},
-        "parameters": {k: v for k, v in vars(args).items() if k != "workdir"},
+        "parameters": {k: v for k, v in vars(args).items() if k not in ("workdir", "out")},
     }
+
+    def save() -> None:
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2))
+
     try:
         if args.demo_lake:
             lake = workdir / "demo_lake"
@@ -165,12 +171,15 @@ def main() -> None:
             log(f"demo lake copy: {lake}")
             result["demo"] = compare_methods(lake, args.fit_size, args.scheduler, aligned=True)
             shutil.rmtree(lake)
+            save()
 
-        lake = workdir / "small"
-        log(f"small synthetic lake: {args.small_samples:,} samples x {len(SIGMAS)} sigmas x {args.channels} (every cell fits)")
-        write_synthetic(lake, args.small_samples, args.channels, args.classes, seed=1)
-        result["synthetic_small"] = {"samples": args.small_samples, **compare_methods(lake, args.fit_size, args.scheduler, aligned=True)}
-        shutil.rmtree(lake)
+        if args.small_samples:
+            lake = workdir / "small"
+            log(f"small synthetic lake: {args.small_samples:,} samples x {len(SIGMAS)} sigmas x {args.channels} (every cell fits)")
+            write_synthetic(lake, args.small_samples, args.channels, args.classes, seed=1)
+            result["synthetic_small"] = {"samples": args.small_samples, **compare_methods(lake, args.fit_size, args.scheduler, aligned=True)}
+            shutil.rmtree(lake)
+            save()
 
         lake = workdir / "large"
         log(f"large synthetic lake: {args.samples:,} samples x {len(SIGMAS)} sigmas x {args.channels}")
@@ -205,6 +214,7 @@ def main() -> None:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     result["machine"]["load_average_at_end"] = os.getloadavg()
+    save()
     print(json.dumps(result, indent=2))
 
 
