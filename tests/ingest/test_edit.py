@@ -256,7 +256,7 @@ def test_lineage_samples_probes_and_provenance_are_complete(lake):
     assert (column("source"), column("split"), column("origin"), int(column("seed")), column("model_id"),
             int(column("class_id"))) == ("generated", "edited", "edit:neighbours", -1, "tiny-random-seed0", 1)
     lineage = handle.lineage()
-    got = {name: lineage[name].values[0].item() for name in
+    got = {name: np.asarray(lineage[name].values[0]).item() for name in
            ("sample_id", "operation", "parent_ids", "layer", "mask", "channels", "sigma", "weight", "edit_seed",
             "class_id", "run_id")}
     assert got["sample_id"] == sample_id and got["operation"] == "neighbours"
