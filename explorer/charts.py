@@ -251,10 +251,16 @@ class PickSeen:
         """The clicked id (None: this rerun has no click) and the new knowledge, given the selection now."""
         if current == self.last:  # a rerun for another reason (a widget, a button)
             return None, self
-        return clicked_id(self.held, current), PickSeen(current, current)
+        clicked = clicked_id(self.held, current)
+        if clicked is None and self.held != self.last:
+            # Streamlit (1.67) may restore the widget's last selection into the rebuilt view
+            # (seen when placed samples arrive, or the colouring changes, after a click): the
+            # click is then one toggle away from `last`, not from an empty selection.
+            clicked = clicked_id(self.last, current)
+        return clicked, PickSeen(current, current)
 
     def rebuilt(self) -> PickSeen:
-        """The browser builds a new view (new spec) whose selection starts empty."""
+        """The browser builds a new view (new spec) whose selection starts empty (or holds `last` again)."""
         return PickSeen(self.last, ())
 
 

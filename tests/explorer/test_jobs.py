@@ -407,3 +407,16 @@ def test_a_running_job_can_be_stopped_and_the_lake_takes_the_next(tmp_path):
         raise AssertionError("the job's command is still running")
     assert not jobs.cancel_job(lake, status.job_id)
     _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("quick", (sys.executable, "-c", "print(1)"))]).job_id)
+
+
+def test_a_click_after_the_map_was_rebuilt_counts_whether_the_view_kept_the_old_selection_or_not():
+    from explorer import charts
+
+    _, seen = charts.PickSeen().update(("parent",))
+    seen = seen.rebuilt()  # placed samples arrived: a new spec
+    clicked, _ = seen.update(("parent", "edit/variations/x/0"))  # the rebuilt view kept the selection
+    assert clicked == "edit/variations/x/0"
+    clicked, _ = seen.update(("edit/variations/x/0",))  # the rebuilt view started empty
+    assert clicked == "edit/variations/x/0"
+    clicked, _ = seen.update(("parent", "a", "b"))  # never one click
+    assert clicked is None
