@@ -5,7 +5,9 @@ Baselines, on the same device, preset and compute blocks as the jobs:
   hooks, no lake;
 - probing: the denoiser forward on the same images at the same sigmas, cut after the
   deepest requested layer exactly as the job cuts it, no capture, no lake.
-Then the real jobs (in-process `ingest.generate.generate` and
+- K-step generation: the K forward passes of each block (`multi_step_generate`'s
+  recurrence, x = x0_hat + sigma * eps, on pre-drawn noise), no hooks, no uint8, no lake.
+Then the real jobs (in-process `ingest.generate.generate` (also with --steps K) and
 `ingest.activations.probe_activations`, what `python -m ingest generate|activations` calls;
 fresh lake in a temporary directory) make the same number of images/probes. A ratio of 1.10 means
 the lake, the hooks and the bookkeeping cost 10% over the bare forward passes. FLOPs
@@ -14,6 +16,7 @@ achieved FLOP rate by --peak-flops (default: H100 SXM dense bf16). Prints JSON.
 
     python benchmarks/bench_generate.py                      # tiny preset, CPU
     python benchmarks/bench_generate.py --preset dmd2-imagenet64 --dtype bf16 --device cuda --num-images 2048
+    python benchmarks/bench_generate.py --preset dmd2-imagenet64 --parts steps --num-images 16   # full model, CPU
 """
 from __future__ import annotations
 
@@ -65,6 +68,32 @@ def bare_generation(module, device, indices: np.ndarray, block: int, seed: int) 
     return time.perf_counter() - began
 
 
+def bare_steps(module, device, indices: np.ndarray, block: int, seed: int, sigmas: list[float]) -> float:  # noqa: ANN001
+    """Seconds for the K forward passes of every compute block (noise of every step drawn beforehand)."""
+    import torch
+    from torch.nn import functional as F
+
+    import models
+
+    blocks = []
+    for start in range(0, len(indices), block):
+        part = indices[start : start + block].tolist()
+        noises = models.step_noise_batch(seed, part, len(sigmas)).to(device)
+        labels = F.one_hot(torch.tensor([models.sample_class(seed, i) for i in part]), module.label_dim).float().to(device)
+        blocks.append((noises, labels))
+    synchronize(device)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for noises, labels in blocks:
+            x = noises[0] * sigmas[0]
+            for i, sigma in enumerate(sigmas):
+                x0_hat = module(x, torch.full((x.shape[0],), sigma, device=device), labels)
+                if i + 1 < len(sigmas):
+                    x = x0_hat + sigmas[i + 1] * noises[i + 1]
+    synchronize(device)
+    return time.perf_counter() - began
+
+
 def bare_probe(module, device, images: np.ndarray, class_ids: np.ndarray, sigmas: list[float],  # noqa: ANN001
                block: int, layers: list[str]) -> float:
     """Seconds for the cut denoiser forward of every (image, sigma), in compute blocks.
@@ -108,17 +137,28 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=64, help="images generated, and probed at every sigma")
     parser.add_argument("--layers", default="bottleneck,mid")
     parser.add_argument("--sigmas", default="0.5,2,10,80")
+    parser.add_argument("--steps", type=int, default=4, help="K of the K-step generation (the Karras schedule of --steps K)")
+    parser.add_argument("--parts", default="generate,activations,steps",
+                        help="which comparisons to run, comma-separated: generate (one step), activations, steps (K-step)")
     parser.add_argument("--batch-size", type=int, default=None, help="job --batch-size (default: the jobs' defaults)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed warm-up calls of each bare pass on one block (default 3; 1 suffices for the full preset on CPU)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating repeats; the fastest of each is kept")
     parser.add_argument("--peak-flops", type=float, default=989e12,
                         help="device peak FLOP/s for the fraction of peak (default 989e12: H100 SXM dense bf16)")
     parser.add_argument("--workdir", default=None, help="where the temporary lakes go (default: system temp)")
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts <= {"generate", "activations", "steps"}:
+        parser.error(f"--parts: unknown part(s) {sorted(parts - {'generate', 'activations', 'steps'})}")
+    if "activations" in parts:
+        parts.add("generate")  # the probes read the images the one-step job generates
 
     import torch
 
     import models
     from ingest.activations import parse_sigmas
+    from ingest.generate import parse_schedule
     from ingest.probe import ModelSpec, compute_block, load_model, resolve_layer_flag
 
     model = ModelSpec(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)
@@ -128,6 +168,7 @@ def main() -> None:
     module, device = loaded.module, loaded.device
     layers = resolve_layer_flag(args.layers, module)
     sigmas = parse_sigmas(args.sigmas)
+    schedule = list(parse_schedule(steps=args.steps))  # the job's canonical sigmas, so both run the same passes
     stop = max(layers, key=models.layer_names(module).index)
     block = compute_block(device)
     n = args.num_images
@@ -137,22 +178,35 @@ def main() -> None:
     noise, classes = models.sample_batch(0, [0])
     gen_flops = count_flops(lambda: models.one_step_generate(module, noise.to(device), classes))
     # Warm-up: the first few calls of each shape pick kernels and fill the allocator (seconds on CPU).
-    for _ in range(3):
+    for _ in range(args.warmup if "generate" in parts else 0):
         bare_generation(module, device, indices[:block], block, seed=0)
+    for _ in range(args.warmup if "steps" in parts else 0):
+        bare_steps(module, device, indices[:block], block, 0, schedule)
 
     from ingest.activations import probe_activations
     from ingest.generate import generate
 
     batch = {"batch_size": args.batch_size} if args.batch_size else {}
-    results: dict[str, list[float]] = {"bare_generate": [], "job_generate": [], "bare_probe": [], "job_probe": []}
+    names = {"generate": ["bare_generate", "job_generate"], "activations": ["bare_probe", "job_probe"],
+             "steps": ["bare_steps", "job_steps"]}
+    results: dict[str, list[float]] = {name: [] for part in sorted(parts) for name in names[part]}
     images = class_ids = None
     probe_flops = 0.0
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for repeat in range(args.repeats):
             lake = Path(tmp) / f"lake{repeat}"
+            if "steps" in parts:  # into its own lake: the same run, another schedule
+                results["bare_steps"].append(bare_steps(module, device, indices, block, 0, schedule))
+                results["job_steps"].append(timed_job(
+                    generate, Path(tmp) / f"steps{repeat}", model, n, seed=0, layers=args.layers, progress=False,
+                    steps=args.steps, **batch))
+            if not parts & {"generate", "activations"}:
+                continue
             results["bare_generate"].append(bare_generation(module, device, indices, block, seed=0))
             results["job_generate"].append(timed_job(
                 generate, lake, model, n, seed=0, layers=args.layers, progress=False, **batch))
+            if "activations" not in parts:
+                continue
             if images is None:
                 from lake import open_lake
                 from lake.layout import SAMPLES_GROUP
@@ -160,7 +214,7 @@ def main() -> None:
                 opened = open_lake(lake)
                 images, class_ids = opened.images(slice(0, n)), opened.column(SAMPLES_GROUP, "class_id")
                 probe_flops = count_flops(lambda: bare_probe(module, device, images[:1], class_ids[:1], [1.0], 1, layers))  # noqa: B023 (called at once)
-                for _ in range(3):
+                for _ in range(args.warmup):
                     bare_probe(module, device, images[:block], class_ids[:block], sigmas[:1], block, layers)
             results["bare_probe"].append(bare_probe(module, device, images, class_ids, sigmas, block, layers))
             results["job_probe"].append(timed_job(
@@ -168,29 +222,46 @@ def main() -> None:
 
     best = {k: min(v) for k, v in results.items()}
     probes = n * len(sigmas)
-    report = {
+    report: dict[str, object] = {
         "preset": args.preset, "device": str(device), "dtype": args.dtype, "weights": identity.weights,
         "torch_threads": torch.get_num_threads(), "num_images": n, "compute_block": block,
         "layers": layers, "sigmas": sigmas, "probe_stops_after": stop, "model_load_s": round(load_s, 3),
-        "generate": {
+    }
+    if "generate" in parts:
+        report["generate"] = {
             "bare_images_per_s": round(n / best["bare_generate"], 2),
             "job_images_per_s": round(n / best["job_generate"], 2),
             "ratio": round(best["job_generate"] / best["bare_generate"], 3),
             "gflops_per_image": round(gen_flops / 1e9, 2),
-        },
-        "activations": {
+        }
+    if "activations" in parts:
+        report["activations"] = {
             "bare_probes_per_s": round(probes / best["bare_probe"], 2),
             "job_probes_per_s": round(probes / best["job_probe"], 2),
             "ratio": round(best["job_probe"] / best["bare_probe"], 3),
             "gflops_per_probe": round(probe_flops / 1e9, 2),
-        },
-        "seconds": {k: [round(s, 3) for s in v] for k, v in results.items()},
-    }
+        }
+    if "steps" in parts:
+        # Overhead of the K-step job (noise of every step, hooks, per-step uint8 and means, the
+        # trajectories tables) over its K bare forward passes per block; target <= 1.1.
+        report["generate_steps"] = {
+            "steps": args.steps, "schedule": schedule,
+            "bare_images_per_s": round(n / best["bare_steps"], 2),
+            "job_images_per_s": round(n / best["job_steps"], 2),
+            "bare_forward_passes_per_s": round(n * args.steps / best["bare_steps"], 2),
+            "ratio": round(best["job_steps"] / best["bare_steps"], 3),
+            "gflops_per_image": round(gen_flops * args.steps / 1e9, 2),
+        }
+    report["seconds"] = {k: [round(s, 3) for s in v] for k, v in results.items()}
     if device.type == "cuda":
         report["peak_flops"] = args.peak_flops
-        report["generate"]["fraction_of_peak"] = round(n / best["job_generate"] * gen_flops / args.peak_flops, 4)
-        report["generate"]["bare_fraction_of_peak"] = round(n / best["bare_generate"] * gen_flops / args.peak_flops, 4)
-        report["activations"]["fraction_of_peak"] = round(probes / best["job_probe"] * probe_flops / args.peak_flops, 4)
+        for part, count, flops, key in [("generate", n, gen_flops, "job_generate"),
+                                        ("activations", probes, probe_flops, "job_probe"),
+                                        ("generate_steps", n, gen_flops * args.steps, "job_steps")]:
+            if part in report:
+                report[part]["fraction_of_peak"] = round(count / best[key] * flops / args.peak_flops, 4)  # type: ignore[index]
+        if "generate" in report:
+            report["generate"]["bare_fraction_of_peak"] = round(n / best["bare_generate"] * gen_flops / args.peak_flops, 4)  # type: ignore[index]
     print(json.dumps(report, indent=2))
 
 
