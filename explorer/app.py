@@ -14,6 +14,7 @@ import sys
 import threading
 from dataclasses import replace
 
+import numpy as np
 import streamlit as st
 
 from explorer import common, views
@@ -128,7 +129,8 @@ def run(config: ExplorerConfig) -> None:
         thumbs = _thumbs(str(config.lake), config.thumb_host, config.thumb_port, config.thumb_public_host)
         explore_page(session, thumbs, frame, view, xy, mask, jobs=not config.read_only)
     elif page == "compare":
-        compare_page(session, frame, view, xy, mask)
+        # Real vs generated compares the fit's samples: placed edits (rows after n_fitted) are experiments, not the generator's distribution.
+        compare_page(session, frame, view, xy, mask & (np.arange(frame.size) < frame.n_fitted) if frame.n_placed else mask)
     elif page == "noise":
         noise_page(session, frame, view)
     else:

@@ -420,3 +420,12 @@ def test_a_click_after_the_map_was_rebuilt_counts_whether_the_view_kept_the_old_
     assert clicked == "edit/variations/x/0"
     clicked, _ = seen.update(("parent", "a", "b"))  # never one click
     assert clicked is None
+
+
+def test_real_vs_generated_compares_the_fitted_samples_only(placed_lake, monkeypatch):
+    built, _, ids = placed_lake
+    at = open_app(built.path, monkeypatch)
+    at.radio(key="w_page").set_value("compare").run()
+    _, data = chart_datasets(at)
+    drawn = set(data["points"]["sample_id"])
+    assert drawn and not drawn & set(ids)
