@@ -14,6 +14,7 @@ running has finished: the lake's new commit then brings the placed samples onto 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,7 +104,8 @@ def lake_facts(session: LakeSession) -> jobs.LakeFacts:
             values = iter(np.asarray(lake.column(SAMPLES_GROUP, "source", found), dtype=object).tolist() if len(found) else [])
             return [str(next(values)) if r >= 0 else "" for r in rows]
 
-        return jobs.LakeFacts(session.path, exists, sources, layers, channels, keys)
+        # Absolute: the driver runs from the repository root, whatever directory the explorer was started in.
+        return jobs.LakeFacts(Path(session.path).resolve(), exists, sources, layers, channels, keys)
 
     return session.memo("job_facts", compute)
 
