@@ -127,8 +127,8 @@ def build_commands(request: JobRequest, facts: LakeFacts, python: str = sys.exec
     if op == "from-real":
         if len(parents) != 1 or sources[0] != "real":
             raise JobRefused("from-real: select exactly one real sample")
-    elif op == "neighbours":
-        pass  # any samples: their outputs at the layer are recomputed, real or generated
+    elif op in ("neighbours", "variations"):
+        pass  # any samples: a blend recomputes their outputs at the layer; variations of a real one take its class
     elif any(s != "generated" for s in sources):
         raise JobRefused(f"{op}: needs generated samples (a real image has no seed to reuse)")
     if op == "interpolate" and len(parents) != 2:

@@ -39,7 +39,7 @@ LABELS = {
 }
 HELP = {
     "regenerate": "the same (seed, index, class, model) again; must reproduce the stored image bit for bit",
-    "variations": "N new noise draws (from the seed), same class",
+    "variations": "N new noise draws (from the seed), same class (of a real sample: its class, by the lake's probe model)",
     "class-swap": "the same noise, the class chosen above",
     "interpolate": "N steps between the selection and its one manual neighbour (slerp of the noise, lerp of the class)",
     "neighbours": "at the layer, replace the block's output by the mean of the selection's and its manual neighbours' outputs "
@@ -135,7 +135,9 @@ def _parents(view: ViewState) -> tuple[str, ...]:
 def _unavailable(op: str, sources: list[str]) -> str | None:
     """Why an operation does not apply to the selection (None: it does); the job checks it again."""
     first, generated = sources[0], all(s == "generated" for s in sources)
-    if op in ("regenerate", "variations", "class-swap"):
+    if op == "variations":
+        return None  # of a generated sample: its class and model; of a real one: its class, by the lake's probe model
+    if op in ("regenerate", "class-swap"):
         return None if first == "generated" else "needs a generated sample selected"
     if op == "interpolate":
         return None if len(sources) == 2 and generated else "needs a generated sample and exactly one generated manual neighbour"

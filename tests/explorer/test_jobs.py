@@ -92,7 +92,7 @@ def test_variations_is_an_edit_then_a_placement_as_argument_lists(tmp_path):
         (jobs.JobRequest("variations", ("gen/zzz",), "enc.8x8_block2@sigma2"), "no sample 'gen/zzz'"),
         (jobs.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=65), "N must be between 1 and 64"),
         (jobs.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=0), "N must be between 1 and 64"),
-        (jobs.JobRequest("variations", ("in64/x/0",), "enc.8x8_block2@sigma2"), "needs generated samples"),
+        (jobs.JobRequest("class-swap", ("in64/x/0",), "enc.8x8_block2@sigma2", class_id=3), "needs generated samples"),
         (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.99"), "unknown layer 'enc.99'"),
         (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", mask="01"), "the mask must be 64"),
         (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", channels=(128,)), "channel 128"),
@@ -226,7 +226,7 @@ def test_buttons_for_each_operation_follow_the_selection(small_lake, monkeypatch
     enabled = {k for k, b in _buttons(at).items() if not b.disabled}
     assert {"job_interpolate", "job_neighbours"} <= enabled
     _select(at, _first(small_lake, "real"))
-    assert {k for k, b in _buttons(at).items() if not b.disabled} == {"job_from-real"}
+    assert {k for k, b in _buttons(at).items() if not b.disabled} == {"job_variations", "job_from-real"}
     assert at.number_input(key="job_n").max == jobs.MAX_N
 
 
