@@ -113,7 +113,7 @@ def build_joint_lake(path: Path, points: int) -> None:
     coords, _ = synthetic_embedding(points)
     columns = {name: lake.column("samples", name) for name in ("sample_id", "source", "class_id", "split")}
     with LakeWriter.open(path, Provenance(job="bench animation")) as writer:
-        writer.table(joint_embedding_spec(parse_key(KEY).layer, SIGMAS, 2, {"method": "synthetic"})).append(
+        writer.table(joint_embedding_spec(parse_key(KEY).layer, SIGMAS.tolist(), 2, {"method": "synthetic"})).append(
             {"embedding": coords, **columns, "class_id": columns["class_id"].astype(np.int16), "sample_row": np.arange(points, dtype=np.int64)}
         )
 
