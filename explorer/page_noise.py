@@ -42,6 +42,7 @@ RECONSTRUCTED = "noise_reconstructed"  # on-demand reconstructions: (lake, sampl
 EVERY_SIGMA = "every sigma"
 MAP_WIDTH, MAP_HEIGHT = 760, 560  # fixed, so arrow heads can be turned in screen space (one scale for x and y)
 ANIMATION_LIMIT = 50_000  # points the animation sends at most (the issue's target size)
+CLOUD_3D_LIMIT = 30_000  # points of the 3D view, as on the 3D page
 SELECTED_COLOUR = charts.SELECTED_FILL
 # Neighbours' paths: light, distinct colours (none is the selection's blue).
 LIGHT_COLOURS = ("#f4a582", "#92c5de", "#b8e186", "#c2a5cf", "#fdb863", "#80cdc1", "#f1b6da", "#d9d9d9", "#fddbc7", "#a6dba0")
@@ -387,7 +388,10 @@ def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> 
     st.subheader("The whole cloud through the noise levels")
     _animation(session, joint, mask, strata, uniform, view)
     if st.toggle("3D view: x, y and log sigma", key=SHOW_3D_KEY):
-        _cloud_3d(session, joint, rows, colour, codes, paths)
+        # Every sigma of each drawn sample, at most the 3D page's 30,000 points (deck.gl's data is JSON).
+        rows_3d = views.stratified_sample(mask, strata, uniform, max(min(view.max_points, CLOUD_3D_LIMIT) // len(joint.sigmas), 1))
+        colour_3d, codes_3d = class_colours(joint, rows_3d, session, view.palette)
+        _cloud_3d(session, joint, rows_3d, colour_3d, codes_3d, paths)
 
 
 def _paths(session: LakeSession, frame: EmbeddingFrame, view: ViewState, joint: JointEmbedding,
