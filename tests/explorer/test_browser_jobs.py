@@ -87,7 +87,7 @@ def test_variations_land_on_the_map_with_lineage_and_select(app: Explorer, jobs_
     assert all(i.startswith("edit/variations/") for i in ids)
     assert {m["placement"] for m in marks} == {f"placed, not fitted · variations of {parent.sample_id}"}
     assert app.eventually(lambda: _equal(lineage_lines(app), N)) == N  # one thin line per new sample to its parent
-    assert "4 placed samples" in app.page.get_by_text("placed samples (diamonds").inner_text()
+    assert f"{N} placed samples" in app.page.get_by_text("placed samples (diamonds").inner_text()
     # The jobs area reports the job done, and the lake holds exactly what the map shows.
     assert app.page.get_by_text("done in").count() >= 1
     lineage = xr.open_zarr(jobs_lake, group="lineage")
