@@ -104,15 +104,23 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     assert frame.evaluate("() => window.dmd2vizAnimation.playing") is True
     frame.wait_for_function("(n) => window.dmd2vizAnimation.frames > n + 10", arg=played)
 
-    # A real image: its probes' path and, per sigma, the noisy input and the reconstruction.
+    # A real image: its probes' path and, per sigma, the noisy input and the reconstruction,
+    # stored by `ingest activations --reconstructions`, or else computed on demand by the
+    # lake's probe network when the button asks.
     app.button("Clear selection and manual neighbours")
-    table = lake.reconstructions()
-    stored = {str(i) for i, p in zip(table["sample_id"].values, table["probed"].values) if np.asarray(p).any()}
-    probes = len(table["sigma"].values)
-    real = app.free_point(lambda p: p.source == "real" and p.sample_id in stored, chart=NOISE_MAP)
+    probes = len(probe_sigmas(lake))
+    try:
+        table = lake.reconstructions()
+    except KeyError:
+        stored: set[str] = set()
+    else:
+        stored = {str(i) for i, p in zip(table["sample_id"].values, table["probed"].values) if np.asarray(p).any()}
+    real = app.free_point(lambda p: p.source == "real" and (p.sample_id in stored or not stored), chart=NOISE_MAP)
     with app.rerun():
         app.page.mouse.click(real.x, real.y)
     assert app.query()["sel"] == real.sample_id
+    if not stored:
+        app.button(f"Compute its reconstructions at σ = {', '.join(f'{s:g}' for s in sorted(probe_sigmas(lake), reverse=True))}")
     _strip_loaded(app, 2 * probes)
     app.eventually(lambda: _expect(len(_labels(app)) == probes, _labels(app)))
     app.page.mouse.move(1, 1)
@@ -120,6 +128,11 @@ def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     app.page.screenshot(path=str(shots / "noise-real.png"))
     app.screenshot("noise-real")
     app.assert_no_errors()
+
+
+def probe_sigmas(lake: Any) -> list[float]:
+    """The sigmas of the first joint embedding (the probes' noise levels)."""
+    return [float(s) for s in lake.joint_embedding(lake.joint_embedding_layers()[0])["sigma"].values]
 
 
 def _expect(ok: bool, seen: Any) -> None:
