@@ -13,7 +13,7 @@ blocks of the device's compute block) and probing them (the denoiser forward on 
 images at every sigma, cut after the deepest probed layer). A ratio of 3 means the job takes
 three times its bare forward passes; with the tiny preset on a CPU most of the difference
 is fixed cost (loading the network, opening and committing the lake), which does not grow
-with the network. Median of --repeats. Prints JSON.
+with the network. Median of --repeats, the three measurements interleaved. Prints JSON.
 
     python benchmarks/bench_edit.py                   # tiny preset, CPU, N=8
 """
@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         handle = open_lake(work / "base")
         parent = f"gen/{args.preset}-random-seed0/s0/3"
         class_id = int(handle.column(SAMPLES_GROUP, "class_id")[list(handle.sample_ids()).index(parent)])
-        bare = [bare_passes(args.preset, args.device, args.n, 5, class_id) for _ in range(args.repeats)]
-        no_probe = [timed_job(work / "base", work, parent, args.n, 5, args.device, "none") for _ in range(args.repeats)]
-        full = [timed_job(work / "base", work, parent, args.n, 5, args.device, "all") for _ in range(args.repeats)]
+        bare, no_probe, full = [], [], []
+        for _ in range(args.repeats):  # interleaved, so a change in the machine's load hits all three alike
+            bare.append(bare_passes(args.preset, args.device, args.n, 5, class_id))
+            no_probe.append(timed_job(work / "base", work, parent, args.n, 5, args.device, "none"))
+            full.append(timed_job(work / "base", work, parent, args.n, 5, args.device, "all"))
     generation = statistics.median(b[0] for b in bare)
     probing = statistics.median(b[1] for b in bare)
     job_none, job_all = statistics.median(no_probe), statistics.median(full)
