@@ -30,8 +30,7 @@ from explorer.state import PAGES, ViewState, decode_query_params, encode_query_p
 from explorer.thumbs import ThumbnailServer, start_thumbnail_server
 
 PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels"}
-# The Noise levels page is offered beside state.PAGES (the pages a URL can name).
-PAGE_OPTIONS = tuple(dict.fromkeys((*PAGES, "noise")))
+
 # The 2D embedding the 3D page switched away from: (3D ref shown, 2D ref to go back to).
 BACK_TO_2D = "back_to_2d"
 LAST_PAGE = "last_page"
@@ -113,7 +112,7 @@ def run(config: ExplorerConfig) -> None:
     view = apply_chart_events(view)
     st.session_state[VIEW] = view
 
-    page = st.radio("Page", PAGE_OPTIONS, format_func=PAGE_LABELS.get, horizontal=True, key="w_page", label_visibility="collapsed")
+    page = st.radio("Page", PAGES, format_func=PAGE_LABELS.get, horizontal=True, key="w_page", label_visibility="collapsed")
     if page == "3d" and frame.info.dims != 3:  # only when the lake has no 3D embedding of this key
         st.caption(f"The 3D view needs a 3D embedding, and this lake has none of {frame.info.key}; pick one in the sidebar.")
         page = "explore"

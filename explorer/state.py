@@ -18,7 +18,7 @@ DEFAULT_CATEGORICAL = "okabe-ito"  # colour-blind safe (Okabe & Ito 2008)
 DEFAULT_CONTINUOUS = "viridis"  # perceptually uniform and colour-blind safe
 NEIGHBOUR_SPACES = ("activation", "projection")
 CLICK_MODES = ("neighbours", "select")
-PAGES = ("explore", "compare", "3d")
+PAGES = ("explore", "compare", "3d", "noise")
 MAX_K = 200
 MAX_POINTS_LIMIT = 200_000
 
