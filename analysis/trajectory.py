@@ -5,7 +5,15 @@ levels: cells (sample, sigma). Embedding each sigma on its own (the anchor's app
 gives coordinates that mean different things at every sigma, so a sample's path across
 sigma jumps around the map. Here one standardise + PCA and one UMAP are fitted on a
 balanced sample of cells of *all* sigmas, and every other cell is placed with the fitted
-model's `transform`, so the same coordinates mean the same thing at every noise level.
+model's `transform`, so the same coordinates mean the same thing at every noise level
+(method ``joint``). Method ``aligned`` (the default, chosen by measurement: README
+"trajectory") fits `umap.AlignedUMAP` across the sigma slices of the same fit sample, which
+keeps each sample's positions at consecutive sigmas close, and places every other cell
+within its own sigma slice from its nearest fitted cells of that slice in the joint PCA
+space (`analysis.placement`: UMAP membership weights, weighted mean of their stored
+coordinates; no model object, no pickle). Multi-step trajectory steps, whose input sigmas
+are usually not probe sigmas, are placed the same way among the fitted cells of the probe
+sigma nearest in log sigma (`nearest_slices`).
 
 Definitions used by the stored scores (also written into the arrays' attributes):
 
@@ -45,7 +53,8 @@ from .keys import format_sigma
 from .pca import PCAModel, compute_moments, fit_from_moments
 from .sampling import balanced_subsample, hash_subsample
 
-METHODS = ("joint", "aligned")
+METHODS = ("aligned", "joint")
+DEFAULT_METHOD = "aligned"
 SCORE_SAMPLES = 2000
 FIT_SALT = "trajectory-fit"
 SCORE_SALT = "trajectory-score"
@@ -67,7 +76,7 @@ TRUST_DEFINITION = "sklearn trustworthiness (k=10) of the score-sample cells at 
 class TrajectoryParams:
     """Everything that determines a joint embedding (what reuse compares)."""
 
-    method: str = "joint"
+    method: str = DEFAULT_METHOD
     sigmas: tuple[float, ...] | None = None  # None: every sigma of the table
     pca_dim: int = 50
     n_neighbors: int = 15
@@ -173,6 +182,68 @@ def fit_pca(values: np.ndarray, pca_dim: int) -> PCAModel:
     if moments.count < MIN_ROWS:
         raise AnalysisError(f"the fit sample has {moments.count} rows without NaN; the joint embedding needs at least {MIN_ROWS}")
     return fit_from_moments(moments, pca_dim)
+
+
+@dataclass(frozen=True)
+class ModelPlacer:
+    """Places cells with a fitted UMAP's `transform` (method joint); every column of a block alike."""
+
+    model: Any
+    pca: PCAModel
+
+    @property
+    def n_components(self) -> int:
+        return int(self.model.n_components)
+
+    def __call__(self, block: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        return embed_block(self.model, self.pca, block, keep)
+
+
+@dataclass(frozen=True)
+class SlicePlacer:
+    """Places cells among stored fitted cells, without a model (method aligned).
+
+    Column j of a block is placed among the fitted cells of slice ``targets[j]``: their
+    joint-PCA scores `fitted[t]` and embedding coordinates `coords[t]`, with
+    `analysis.placement.place` (k = `n_neighbors` nearest fitted cells of that slice,
+    UMAP membership weights, weighted mean of their coordinates). A cell identical to a
+    fitted cell of its slice lands on it. Each cell's position depends only on its own
+    activations and the fitted cells, not on the block it arrives in.
+    """
+
+    pca: PCAModel
+    fitted: tuple[np.ndarray, ...]
+    coords: tuple[np.ndarray, ...]
+    targets: tuple[int, ...]
+    n_neighbors: int
+    metric: str = "euclidean"
+
+    @property
+    def n_components(self) -> int:
+        return int(self.coords[0].shape[1])
+
+    def __call__(self, block: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        from .placement import place
+
+        block = np.asarray(block)
+        out = np.full((*keep.shape, self.n_components), np.nan, dtype=np.float32)
+        for j, target in enumerate(self.targets):
+            here = keep[:, j]
+            if here.any():
+                out[here, j] = place(self.fitted[target], self.coords[target], self.pca.transform(block[here, j]),
+                                     self.n_neighbors, self.metric)
+        return out
+
+
+def nearest_slices(step_sigmas: list[float], sigmas: list[float]) -> tuple[int, ...]:
+    """For each step sigma, the position in `sigmas` of the nearest one in log sigma (the smaller on a tie)."""
+    log_sigmas = np.log(np.asarray(sigmas, dtype=np.float64))
+    out = []
+    for sigma in step_sigmas:
+        distance = np.abs(log_sigmas - np.log(float(sigma)))
+        ties = np.flatnonzero(distance <= distance.min() + 1e-12)
+        out.append(int(ties[np.argmin(np.asarray(sigmas)[ties])]))
+    return tuple(out)
 
 
 def embed_block(model: Any, pca: PCAModel, block: np.ndarray, keep: np.ndarray) -> np.ndarray:

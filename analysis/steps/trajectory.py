@@ -10,12 +10,15 @@ was not probed, the label columns, `fit_cell` (sample, sigma) and the per-sigma 
 ``analysis/trajectory/<layer>/<schedule>``: the steps placed in the same embedding. All
 of it is staged and swapped in at once.
 
-Method `joint` (default): standardise + PCA and one UMAP fitted on a balanced sample of
-cells of all sigmas, every other cell placed by `transform` in blocks of rows read from
-the lake as Dask tasks (bounded memory). Method `aligned`: AlignedUMAP across the sigma
-slices; it has no transform, so it needs every probed cell in its fit and cannot place
-trajectory steps. Both store the independent per-sigma UMAPs' scores (fitted on the same
-fit cells) beside their own, so the readability gain is a stored number.
+Both methods fit standardise + PCA on a balanced sample of cells of all sigmas and place
+every other cell in blocks of rows read from the lake as Dask tasks (bounded memory).
+Method `aligned` (default): AlignedUMAP across the sigma slices of the fit sample; the
+other cells are placed within their sigma slice from their nearest fitted cells
+(`analysis.trajectory.SlicePlacer`), the trajectory steps among the fitted cells of the
+probe sigma nearest in log sigma. Method `joint`: one UMAP fitted on the fit sample, the
+rest placed by its `transform`. Both store the independent per-sigma UMAPs' scores
+(fitted on the same fit cells) beside their own, so the readability gain is a stored
+number, and record which cells were fitted (`fit_cell`) and how the rest were placed.
 """
 from __future__ import annotations
 
@@ -44,14 +47,16 @@ from ..trajectory import (
     METHODS,
     TRUST_DEFINITION,
     FitSample,
+    ModelPlacer,
+    SlicePlacer,
     TrajectoryParams,
     aligned_embedding,
     all_cells,
     check_counts,
-    embed_block,
     fit_cells,
     fit_pca,
     jump_scores,
+    nearest_slices,
     score_rows,
     select_sigmas,
     trust_scores,
@@ -107,10 +112,11 @@ def read_cells(lake: Any, group: str, fit: FitSample, positions: list[int]) -> n
     return np.concatenate(parts, axis=0)
 
 
-def place_blocks(model: Any, pca: PCAModel, values: Any, keep: np.ndarray | None, desc: str, progress: bool) -> np.ndarray:
+def place_blocks(placer: Any, values: Any, keep: np.ndarray | None, desc: str, progress: bool) -> np.ndarray:
     """Embed the cells of a lazy (rows, sigma, channel) table in blocks of rows, as Dask tasks, a few at a time.
 
-    `keep` (rows, sigma) selects the cells (None: every cell without NaN). Blocks hold at
+    `placer` (`ModelPlacer` or `SlicePlacer`) maps a block and its kept cells to
+    coordinates. `keep` (rows, sigma) selects the cells (None: every cell without NaN). Blocks hold at
     most TRANSFORM_ROWS cells, so one block's activations and every transform call stay
     small; at most 2 x cores blocks are in flight, so memory does not grow with the table.
     """
@@ -118,8 +124,8 @@ def place_blocks(model: Any, pca: PCAModel, values: Any, keep: np.ndarray | None
 
     rows, n_sigma = int(values.shape[0]), int(values.shape[1])
     block = max(1, TRANSFORM_ROWS // n_sigma)
-    out = np.full((rows, n_sigma, model.n_components), np.nan, dtype=np.float32)
-    shared = dask.delayed(model, pure=True, traverse=False)
+    out = np.full((rows, n_sigma, placer.n_components), np.nan, dtype=np.float32)
+    shared = dask.delayed(placer, pure=True, traverse=False)
     starts = [s for s in range(0, rows, block) if keep is None or keep[s : s + block].any()]
     batch = max(2, 2 * (os.cpu_count() or 1))
     from tqdm.auto import tqdm
@@ -127,7 +133,7 @@ def place_blocks(model: Any, pca: PCAModel, values: Any, keep: np.ndarray | None
     with tqdm(total=len(starts), desc=desc, unit="block", disable=not progress, leave=False) as bar:
         for first in range(0, len(starts), batch):
             part = starts[first : first + batch]
-            tasks = [dask.delayed(_place, pure=True)(shared, pca, values[s : s + block], None if keep is None else keep[s : s + block])
+            tasks = [dask.delayed(_place, pure=True)(shared, values[s : s + block], None if keep is None else keep[s : s + block])
                      for s in part]
             for s, result in zip(part, compute_with_progress(tasks, desc, show=False)):
                 out[s : s + len(result)] = result
@@ -135,11 +141,11 @@ def place_blocks(model: Any, pca: PCAModel, values: Any, keep: np.ndarray | None
     return out
 
 
-def _place(model: Any, pca: PCAModel, block: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+def _place(placer: Any, block: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
     block = np.asarray(block, dtype=np.float32)
     if keep is None:
         keep = ~np.isnan(block).any(axis=2)
-    return embed_block(model, pca, block, keep & ~np.isnan(block).any(axis=2))
+    return placer(block, keep & ~np.isnan(block).any(axis=2))
 
 
 @dataclass
@@ -147,6 +153,7 @@ class Placed:
     """One schedule's steps placed in the joint embedding."""
 
     sigmas: list[float]
+    targets: list[float] | None  # per step, the probe sigma whose fitted cells placed it (None: the joint model)
     embedding: np.ndarray  # (sample, step sigma, axis)
     sample_id: np.ndarray
     class_id: np.ndarray
@@ -205,11 +212,6 @@ class TrajectoryStep(Step):
         n, n_sigma = inputs.valid.shape
         probed = int(inputs.valid.sum())
         full = p.full_fit or probed <= p.fit_size
-        if p.method == "aligned" and not full:
-            raise AnalysisError(
-                f"--method aligned: {where} has {probed} probed cells, more than --fit-size {p.fit_size}; AlignedUMAP has no "
-                "transform to place the rest (use --method joint, or raise --fit-size / --full-fit)"
-            )
         timings: dict[str, float] = {}
         started = clock = time.perf_counter()
 
@@ -242,11 +244,18 @@ class TrajectoryStep(Step):
             embedding[rows, j] = coords[j]
         lap("fit")
 
+        def placer(targets: tuple[int, ...]) -> Any:
+            """How cells are placed: the joint model's transform, or the fitted cells of slice targets[j] (aligned)."""
+            if model is not None:
+                prepare_for_transform(model)
+                return ModelPlacer(model, pca)
+            return SlicePlacer(pca, tuple(np.ascontiguousarray(fit_scores[fit.slice(j)]) for j in range(n_sigma)),
+                               tuple(coords), targets, min(p.n_neighbors, fit.size), p.metric)
+
         fit_mask = fit.mask(n)
-        if model is not None and not full:
-            prepare_for_transform(model)
+        if not full:
             values = lake.activations(layer)["mean"].data[:, inputs.positions, :]
-            rest = place_blocks(model, pca, values, inputs.valid & ~fit_mask, f"place {layer}", ctx.progress)
+            rest = place_blocks(placer(tuple(range(n_sigma))), values, inputs.valid & ~fit_mask, f"place {layer}", ctx.progress)
             embedding[~fit_mask] = rest[~fit_mask]
         lap("transform")
 
@@ -262,14 +271,8 @@ class TrajectoryStep(Step):
         local_ind = jump_scores(independent, inputs.sigmas, local=True)
         lap("independent")
 
-        placed: dict[str, Placed] = {}
-        if model is not None:
-            if not full or inputs.schedules:
-                prepare_for_transform(model)
-            for schedule in inputs.schedules:
-                placed[schedule] = self._place_schedule(ctx, schedule, model, pca, len(pca.mean))
-        elif inputs.schedules:
-            ctx.log(f"not placing {', '.join(inputs.schedules)}: AlignedUMAP has no transform (use --method joint)")
+        placed = {schedule: self._place_schedule(ctx, schedule, placer, inputs.sigmas, len(pca.mean), model is None)
+                  for schedule in inputs.schedules}
         lap("trajectories")
         seconds = round(time.perf_counter() - started, 2)
 
@@ -293,7 +296,10 @@ class TrajectoryStep(Step):
             staged.write_array("fit_cell", fit_mask, ("sample", "sigma"), {"description": "True where the (sample, sigma) cell is in the fit sample"})
             for schedule, steps in placed.items():
                 child = {"analysis": self.kind, "method": p.method, "parameters": attrs["parameters"], "run_id": attrs["run_id"],
-                         "created": attrs["created"], "source_group": trajectory_layer_group(schedule, layer)}
+                         "created": attrs["created"], "source_group": trajectory_layer_group(schedule, layer),
+                         "placement": ("the joint UMAP's transform" if steps.targets is None else
+                                       "among the fitted cells of the probe sigma nearest in log sigma: " + PLACEMENT_DETAIL),
+                         "placed_among_sigma": steps.targets}
                 spec = joint_embedding_spec(layer, steps.sigmas, 2, to_attr(child), schedule=schedule)
                 table = staged.writer.table(replace(spec, path=f"{staged.staging_path}/{schedule}"))
                 table.append({"embedding": steps.embedding, "sample_id": steps.sample_id, "class_id": steps.class_id})
@@ -308,8 +314,12 @@ class TrajectoryStep(Step):
                 sigmas=[float(s) for s in inputs.sigmas],
                 method=p.method,
                 method_detail=("one standardise+PCA and one UMAP fitted on a balanced (sample, sigma) fit sample; other cells placed "
-                               "by UMAP.transform" if p.method == "joint" else "AlignedUMAP across sigma slices (increasing sigma), "
-                               "relations = the same sample id; fitted on every probed cell"),
+                               "by UMAP.transform" if p.method == "joint" else "one standardise+PCA fitted on a balanced (sample, sigma) "
+                               "fit sample; AlignedUMAP across its sigma slices (increasing sigma, relations = the same sample id); "
+                               "other cells placed within their sigma slice " + PLACEMENT_DETAIL),
+                placement=("UMAP.transform of the joint model" if p.method == "joint" else "within the sigma slice: " + PLACEMENT_DETAIL),
+                fitted_cells=fit.size,
+                placed_cells=probed - fit.size,
                 pca_components_used=int(pca.n_components),
                 pca_explained_variance_ratio_total=float(pca.explained_variance_ratio.sum()),
                 n_rows=n,
@@ -366,22 +376,31 @@ class TrajectoryStep(Step):
                 out[present[~in_fit], j] = transform_rows(model, score_pca[present[~in_fit], j], np.ones(int((~in_fit).sum()), dtype=bool))
         return out
 
-    def _place_schedule(self, ctx: Context, schedule: str, model: Any, pca: PCAModel, channels: int) -> Placed:
-        """Every step of `schedule`'s multi-step samples, placed with the joint model."""
+    def _place_schedule(self, ctx: Context, schedule: str, placer: Any, sigmas: list[float], channels: int, by_slice: bool) -> Placed:
+        """Every step of `schedule`'s multi-step samples placed in the embedding: by the joint model's transform, or
+        (`by_slice`, method aligned) among the fitted cells of the probe sigma nearest each step's sigma in log sigma."""
         lake, layer = ctx.lake, ctx.key.layer
         ds = lake.trajectory(schedule, layer)
         values = ds["mean"].data
         if int(values.shape[2]) != channels:
             raise AnalysisError(f"{lake.path}: {trajectory_layer_group(schedule, layer)} has {values.shape[2]} channels; "
                                 f"activations/{layer} has {channels}")
-        ctx.log(f"placing the {values.shape[0]} samples x {values.shape[1]} steps of {schedule} in the joint embedding")
-        embedding = place_blocks(model, pca, values, None, f"place {schedule}", ctx.progress)
+        step_sigmas = [float(s) for s in np.asarray(ds["sigma"].values, dtype=np.float32)]
+        targets = nearest_slices(step_sigmas, sigmas)
+        ctx.log(f"placing the {values.shape[0]} samples x {values.shape[1]} steps of {schedule} in the joint embedding"
+                + (f" (among the fitted cells of sigma {', '.join(format_sigma(sigmas[t]) for t in targets)})" if by_slice else ""))
+        embedding = place_blocks(placer(targets), values, None, f"place {schedule}", ctx.progress)
         return Placed(
-            sigmas=[float(s) for s in np.asarray(ds["sigma"].values, dtype=np.float32)],
+            sigmas=step_sigmas,
+            targets=[float(sigmas[t]) for t in targets] if by_slice else None,
             embedding=embedding,
             sample_id=np.asarray(ds["sample_id"].values, dtype=object),
             class_id=np.asarray(ds["class_id"].values, dtype=np.int16),
         )
+
+
+PLACEMENT_DETAIL = ("from its n_neighbors nearest fitted cells of that sigma in the joint PCA space (exact), UMAP membership "
+                    "weights, weighted mean of their coordinates (analysis.placement.place); no model object, no pickle")
 
 
 def _fmt(value: float | None) -> str:
