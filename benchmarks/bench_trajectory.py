@@ -240,7 +240,9 @@ def main() -> None:
 
         if args.small_samples:
             lake = workdir / "small"
-            log(f"small synthetic lake: {args.small_samples:,} samples x {len(SIGMAS)} sigmas x {args.channels} (every cell fits)")
+            cells = args.small_samples * len(SIGMAS)
+            log(f"small synthetic lake: {args.small_samples:,} samples x {len(SIGMAS)} sigmas x {args.channels} "
+                f"({'every cell fitted' if cells <= args.fit_size else f'{args.fit_size:,} of {cells:,} cells fitted'})")
             write_synthetic(lake, args.small_samples, args.channels, args.classes, seed=1)
             result["synthetic_small"] = {"samples": args.small_samples, **compare_methods(lake, args.fit_size, args.scheduler)}
             shutil.rmtree(lake)
