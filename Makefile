@@ -59,9 +59,11 @@ demo-lake-steps:
 	$(PY) -m ingest npz $(DEMO_DATA)/imagenet64/*.npz --lake $(LAKE)
 	$(PY) -m ingest jpeg $(DEMO_DATA)/jpeg --lake $(LAKE)
 	$(PY) -m ingest generate --lake $(LAKE) --preset tiny --num-samples 256 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck,mid
+	$(PY) -m ingest generate --lake $(LAKE) --preset tiny --num-samples 64 --seed 1 --samples-per-class 8 --classes $(DEMO_CLASSES) --steps 4 --layers bottleneck,mid
 	$(PY) -m ingest activations --lake $(LAKE) --preset tiny --layers bottleneck,mid --sigmas 0.5,2,10,80 --source all
 	$(PY) -m analysis run --lake $(LAKE) --layer bottleneck --sigma 2
 	$(PY) -m analysis run --lake $(LAKE) --layer mid --sigma 10
+	$(PY) -m analysis trajectory --lake $(LAKE) --layer bottleneck
 
 explore: $(STAMP)
 	$(VENV)/bin/streamlit run explorer/app.py --server.address 127.0.0.1 --server.headless true -- --lake $(LAKE)
