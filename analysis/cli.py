@@ -17,6 +17,10 @@ from lake.cli import command, run_cli
 from lake.cli import non_negative_float as _non_negative_float
 from lake.cli import positive_int as _positive_int
 
+# The trajectory default lives in the CLI too (analysis.trajectory imports numpy and the PCA
+# code; `--help` stays light). tests/analysis/test_trajectory.py checks they agree.
+DEFAULT_TRAJECTORY_METHOD = "aligned"
+
 EPILOG = """examples:
   python -m analysis run --lake demo_lake --layer bottleneck --sigma 2
   python -m analysis umap --lake demo_lake --layer enc.8x8_block2 --sigma 2 --components 3
@@ -138,10 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="activation table: a layer with an activations/<layer> group, or an alias (bottleneck, mid); "
                    "default: the only/first layer in the lake")
     p.add_argument("--sigmas", type=_sigma_list, help="comma-separated noise levels to embed together, e.g. 0.5,2,10,80 (at least 2; default: all of the table's)")
-    p.add_argument("--method", choices=("joint", "aligned"), default="joint",
-                   help="joint (default): one UMAP fitted on a balanced sample of cells of all sigmas, the rest placed by transform "
-                   "(scales to millions of rows); aligned: umap.AlignedUMAP across sigma slices (no transform: every probed cell "
-                   "must fit in --fit-size, and multi-step steps cannot be placed)")
+    p.add_argument("--method", choices=("aligned", "joint"), default=DEFAULT_TRAJECTORY_METHOD,
+                   help="aligned (default): umap.AlignedUMAP across the sigma slices of a balanced fit sample (the same "
+                   "samples at every sigma), every other cell placed within its sigma slice from its nearest fitted cells, "
+                   "multi-step steps within the slice of the nearest probe sigma: short, readable paths; joint: one UMAP "
+                   "fitted on cells of all sigmas, the rest placed by transform (keeps samples still where sigma clouds "
+                   "overlap, but separates the sigmas into regions). See README 'trajectory' for the measurements")
     _add_umap(p, components=False)
     _add_pca_dim(p)
 

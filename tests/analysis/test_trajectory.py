@@ -271,3 +271,10 @@ def test_errors_are_one_line_and_leave_the_lake_unchanged(built, tmp_path: Path)
         f"error: {tiny}: activations/{LAYER}: only 7 probed rows at sigma 0.5; the joint embedding needs at least 10 per sigma"
     ]
     assert tree_digest(tiny) == before
+
+
+def test_the_cli_default_method_is_the_library_default() -> None:
+    from analysis.cli import DEFAULT_TRAJECTORY_METHOD
+    from analysis.trajectory import DEFAULT_METHOD
+
+    assert DEFAULT_TRAJECTORY_METHOD == DEFAULT_METHOD
