@@ -358,7 +358,10 @@ def start_job(lake: Path | str, request: JobRequest, commands: Sequence[JobComma
         if holder is not None:
             raise JobRefused(f"the lake is being written by {holder}; try again when that job has finished")
         _prune(root)
-        job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
+        # Sorted by name = sorted by start time (list_jobs): the nanoseconds come from the same
+        # clock reading as the seconds, so two jobs started within one second keep their order.
+        now = time.time_ns()
+        job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now // 10**9)) + f"-{now % 10**9:09d}-{os.getpid()}"
         folder = root / job_id
         folder.mkdir()
         status = JobStatus(job_id, request.operation, tuple(request.parents), request.key, tuple(commands), RUNNING, 0, time.time())

@@ -66,6 +66,12 @@ def embedding_table(lake: Path, ref: str) -> pd.DataFrame:
     return pd.DataFrame({**table, "class_id": np.asarray(ds["class_id"].values, dtype=np.int64)})
 
 
+def sample_counts(lake: Path) -> tuple[int, int, int]:
+    """(all, generated, real) rows of the demo lake's samples table: the demo's size is the Makefile's business."""
+    source = np.asarray(xr.open_zarr(lake, group="samples")["source"].values, dtype=object).astype(str)
+    return len(source), int((source == "generated").sum()), int((source == "real").sum())
+
+
 def stored_neighbours(lake: Path, key: str, sample_id: str) -> list[str]:
     """The lake's stored k-NN list of a sample, nearest first."""
     ds = xr.open_zarr(lake, group=f"analysis/knn/{key}")
@@ -86,9 +92,9 @@ def assert_selected(app: Explorer, sample_id: str, manual: int = 0) -> None:
 
     details = app.details()
     expect(details.get_by_text(sample_id, exact=True)).to_be_visible()
-    expect(details.get_by_text(f"{K} nearest neighbours")).to_be_visible()
+    expect(details.get_by_text(f"{K} nearest neighbours", exact=True)).to_be_visible()
     if manual:
-        expect(details.get_by_text(f"{manual} manual neighbours")).to_be_visible()
+        expect(details.get_by_text(f"{manual} manual neighbours", exact=True)).to_be_visible()
     else:
         expect(details.get_by_text(re.compile(r"^\d+ manual neighbours"))).to_have_count(0)
     assert app.details_images_loaded() == 1 + K + manual
@@ -110,8 +116,9 @@ def _assert_len(items: Any, n: int) -> Any:
     return items
 
 
-def test_hover_real_and_generated_points_show_thumbnails(app: Explorer) -> None:
-    assert app.in_view() == (672, 672)
+def test_hover_real_and_generated_points_show_thumbnails(app: Explorer, cli_demo_lake: Path) -> None:
+    total, _, _ = sample_counts(cli_demo_lake)
+    assert app.in_view() == (total, total)
     for source in ("real", "generated"):
         point = app.free_point(lambda p, s=source: p.source == s)
         tooltip = app.hover(point)
@@ -177,7 +184,7 @@ def test_view_export_csv_and_parquet_hold_the_rows_in_view(app: Explorer, cli_de
     in_view, total = app.in_view()
     table = embedding_table(cli_demo_lake, current_ref(app))
     expected = table[table["source"] == "generated"]
-    assert in_view == total == len(expected) == 256
+    assert in_view == total == len(expected) == sample_counts(cli_demo_lake)[1]
     csv = pd.read_csv(app.download("Export view as CSV"))
     parquet = pd.read_parquet(app.download("Export view as Parquet"))
     for exported in (csv, parquet):
@@ -313,7 +320,7 @@ def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
         key, name = ref.split("/")
         assert key.split("@")[0] in option and name in option
         assert app.in_view() == (len(embedding_table(cli_demo_lake, ref)),) * 2
-        app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, 672))
+        app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, sample_counts(cli_demo_lake)[0]))
         three_d = name.startswith("umap3d")
         assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
     assert {r.split("/")[0] for r in seen} == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
@@ -324,7 +331,8 @@ def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:
 
     app.radio("Real vs generated")
     assert app.query()["page"] == "compare"
-    expect(app.page.get_by_text(re.compile(r"256 generated and 416 real points"))).to_be_visible()
+    _, generated, real = sample_counts(cli_demo_lake)
+    expect(app.page.get_by_text(re.compile(rf"{generated} generated and {real} real points"))).to_be_visible()
     chart = app.page.get_by_test_id("stMain").get_by_test_id("stVegaLiteChart")
     expect(chart.locator("g.mark-rect.role-mark path").first).to_be_attached()  # the heatmap cells
     assert chart.locator("g.mark-rect.role-mark path").count() > 10
@@ -354,7 +362,7 @@ def assert_point_cloud_drawn(app: Explorer) -> None:
     assert len(colours) > 8, f"the 3D canvas shows {len(colours)} colours"
 
 
-def test_3d_page_follows_the_layer_and_returns(app: Explorer) -> None:
+def test_3d_page_follows_the_layer_and_returns(app: Explorer, cli_demo_lake: Path) -> None:
     start = current_ref(app)
     assert "/umap2d" in start
     app.radio("3D view")
@@ -366,7 +374,8 @@ def test_3d_page_follows_the_layer_and_returns(app: Explorer) -> None:
     # ... and leaving it goes back to the 2D one.
     app.radio("Explore")
     assert current_ref(app) == start and "page" not in app.query()
-    assert app.in_view() == (672, 672)
+    total, _, _ = sample_counts(cli_demo_lake)
+    assert app.in_view() == (total, total)
 
 
 def test_3d_rotation_and_point_cloud(app: Explorer) -> None:
