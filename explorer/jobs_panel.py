@@ -154,7 +154,7 @@ def _job_form(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row:
     sources = facts.source_of(parents)
     key = frame.info.key
     st.caption(
-        "On the selected sample" + (f" and its {len(parents) - 1} manual neighbours" if len(parents) > 1 else "")
+        "On the selected sample" + (f" (with the {len(parents) - 1} of its manual set for blends)" if len(parents) > 1 else "")
         + f"; new samples are probed and placed in {common.markdown_text(key)}."
     )
     with st.form("edit_job", border=True):
