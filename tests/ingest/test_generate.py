@@ -40,9 +40,9 @@ def read(lake, group: str) -> xr.Dataset:
         return xr.open_zarr(lake, group=group).load()
 
 
-def assert_same(got, ref, rows: slice = slice(None)) -> None:
-    """Samples and generation activations identical, row for row (`rows` of the reference)."""
-    for group in ["samples", *(f"generation/{layer}" for layer in LAYERS)]:
+def assert_same(got, ref, rows: slice = slice(None), groups: list[str] | None = None) -> None:
+    """`groups` (default: samples and generation activations) identical, row for row (`rows` of the reference)."""
+    for group in groups or ["samples", *(f"generation/{layer}" for layer in LAYERS)]:
         a, b = read(got, group), read(ref, group).isel(sample=rows)
         assert a.sizes["sample"] == b.sizes["sample"], group
         for name in [*a.data_vars, *a.coords]:

@@ -17,7 +17,8 @@ from ingest.generate import parse_schedule
 from lake import open_lake
 from lake.layout import schedule_id
 from tests.conftest import REPO, tree_digest
-from tests.ingest.test_accelerate import free_port
+from tests.ingest.test_accelerate import generate_single_and_launched
+from tests.ingest.test_generate import assert_same as assert_same_groups
 from tests.ingest.test_generate import generate, read
 from tests.ingest.test_kill import check_no_partial_rows, committed_rows
 
@@ -33,12 +34,8 @@ def trajectory_groups(schedule: str = SCHEDULE) -> list[str]:
 
 
 def assert_same(got, ref, rows: slice = slice(None), groups: list[str] | None = None) -> None:
-    """Samples and the trajectory tables identical, row for row (`rows` of the reference)."""
-    for group in groups or ["samples", *trajectory_groups()]:
-        a, b = read(got, group), read(ref, group).isel(sample=rows)
-        assert a.sizes["sample"] == b.sizes["sample"], group
-        for name in [*a.data_vars, *a.coords]:
-            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=f"{group}/{name}")
+    """Samples and the trajectory tables (or `groups`) identical, row for row (`rows` of the reference)."""
+    assert_same_groups(got, ref, rows, groups or ["samples", *trajectory_groups()])
 
 
 @pytest.fixture(scope="module")
@@ -274,19 +271,10 @@ def test_trajectory_group_of_another_model_or_schedule_is_refused(tmp_path):
 
 def test_two_processes_write_the_same_trajectories_as_one(tmp_path):
     """accelerate launch with two CPU processes gathers the per-step arrays like the one-step ones."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     # 20 samples: three blocks over two ranks, so the second write pads rank 1 (index -1).
     args = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
             "--layers", "bottleneck", "--steps", "2"]
-    single, multi = tmp_path / "single", tmp_path / "multi"
-    subprocess.run([sys.executable, "-m", "ingest", "generate", "--lake", str(single), *args],
-                   cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
-    launched = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "--main_process_port", str(free_port()), "-m", "ingest", "generate", "--lake", str(multi), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    single, multi = generate_single_and_launched(tmp_path, args)
     [record] = open_lake(multi).provenance()
     assert record["parameters"]["processes"] == 2
     schedule = open_lake(single).schedules()[0]
