@@ -44,23 +44,45 @@ so lakes made before edits existed need no migration. Their parents are
 ``parent_ids`` (comma-separated sample ids). A placed point is never a fitted one: fitted
 rows stay in ``analysis/pca``/``embeddings``, placed rows live under ``analysis/placed``.
 
+Text-to-image models (SDXL, SD v1.5; README "Lake layout"), one folder per model *name*:
+
+    t2i/<name>/samples                per sample: the prompt coordinates (prompt_id, prompt,
+                                      negative_prompt, guidance, seed, index, class_id), the image
+                                      at its native size (sample, y, x, channel) and, optionally,
+                                      a preview of every step's x0 (sample, timestep, preview_y,
+                                      preview_x, channel); the attributes are the model identity
+                                      (family, base, UNet and LoRA hashes, timesteps, size)
+    t2i/<name>/prompts                per distinct prompt: its text and the pooled text embedding
+                                      (prompt, feature), the prompt feature analyses cluster
+    activations/<name>.<module>       per sample and step: the module's channel means along
+                                      ``sigma`` (each step's EDM-equivalent noise level
+                                      sqrt((1 - abar_t) / abar_t)), optionally pooled s x s maps
+    activations/<name>.<module>+update  the same for the block's residual update (output - input)
+
+Every text-to-image sample is also an ordinary ``samples`` row (source ``generated``, split
+``t2i``, model_id ``<name>``) whose ``image`` is a 64x64 thumbnail (centre square, area
+resampled), so thumbnails, the explorer and notebooks work unchanged; ``class_id`` is the
+ImageNet class a ``--prompts-from-classes`` prompt names, else -1. Its id is
+``t2i/<name>/<prompt_id>/s<seed>/<index>`` (`t2i_sample_id`), a stable function of (model,
+prompt, seed, index); ``prompt_id`` is a hash of the prompt and negative prompt (`prompt_id`).
+A name holds one model identity and one image size: another UNet, LoRA or size needs
+another name. Its activation tables are ordinary ``activations/<layer>`` tables whose
+layer is ``<name>.<module>`` (`t2i_layer`), so every analysis (keys
+``<name>.<module>@sigma<s>``), the joint embedding over steps and the explorer work on
+them unchanged; the step-to-timestep map is in their ``timesteps``/``sigmas`` attributes.
+
 Where the coming things go (none exists yet; each fits without a new layout):
 
-- **Text-to-image models and other image sizes** (SDXL 1024x1024, SD v1.5 512x512):
-  ``samples`` keeps one image size per lake group, so other sizes live in
-  ``samples@<H>x<W>/`` tables with the same columns (an ``image`` column of that size,
-  chunked a few images per chunk) and a ``prompt`` column, which becomes a coordinate
-  like ``class_id`` (``class_id = -1`` when a prompt conditions the model instead).
-  Activation tables stay per (model, layer); prompts join through ``sample_id``.
 - **Several models probing the same real images** (student and teacher, checkpoints):
   ``activations/<layer>`` belongs to one model (its ``model_id`` attribute, checked on
-  every append). A second model's probes go to ``activations/<model_id>/<layer>``
-  (`activations_group(layer, model_id=...)`), and analysis keys of a non-default model
-  read ``<model_id>:<layer>@sigma<s>``, so results of both models sit side by side
-  under ``analysis/<kind>/``.
+  every append). A second model's probes go to ``activations/<model_id>.<layer>``, as
+  text-to-image models' tables do, so results of both models sit side by side under
+  ``analysis/<kind>/``.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +101,7 @@ PROVENANCE_GROUP = "provenance"
 TRAJECTORIES_GROUP = "trajectories"
 LINEAGE_GROUP = "lineage"
 RECONSTRUCTIONS_GROUP = "reconstructions"
+T2I_GROUP = "t2i"
 
 # Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
 # `trajectory` results are keyed by layer alone (all sigmas), the others by `AnalysisKey`.
@@ -258,7 +281,8 @@ SAMPLES = TableSpec(
         ColumnSpec("sample_id", STRING, attrs={"description": "unique, stable id of the sample"}),
         ColumnSpec("source", STRING, attrs={"description": "'real' or 'generated'"}),
         ColumnSpec("split", STRING, attrs={"description": "dataset split ('train', 'val', ...) or 'generated'"}),
-        ColumnSpec("class_id", "int16", attrs={"description": "standard ImageNet-1k class id 0..999 (sorted wnids)"}),
+        ColumnSpec("class_id", "int16", attrs={"description": "standard ImageNet-1k class id 0..999 (sorted wnids); "
+                                                        "-1 for a text-to-image sample whose prompt names no class"}),
         ColumnSpec("wnid", STRING),
         ColumnSpec("class_name", STRING),
         ColumnSpec("origin", STRING, attrs={"description": "NPZ file and row, JPEG path under its root, or generator"}),
@@ -602,3 +626,155 @@ def joint_embedding_spec(layer: str, sigmas: Sequence[float], n_components: int,
         fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32), "axis": np.array(axes, dtype=np.dtypes.StringDType())},
         attrs={"layer": layer, **({"schedule": schedule} if schedule else {}), **attrs},
     )
+
+
+# --------------------------------------------------------------------------- text-to-image models
+
+T2I_SPLIT = "t2i"
+RESIDUAL_SUFFIX = "+update"
+T2I_THUMBNAIL_SIZE = IMAGE_SIZE
+# Longest side of the per-step x0 previews: readable in the details panel, 1/16 of a
+# 1024x1024 image's bytes.
+T2I_PREVIEW_MAX = 256
+_T2I_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+T2I_PROBE = ("text-to-image generation pass: at step i the UNet predicts eps from (x_i, t_i, prompt); x0_i = "
+             "(x_i - sqrt(1 - abar_i) eps) / sqrt(abar_i); x_(i+1) = sqrt(abar_(i+1)) x0_i + sqrt(1 - abar_(i+1)) "
+             "noise_(i+1); sigma = sqrt((1 - abar_i) / abar_i) of each step's timestep; noise from "
+             "(seed, prompt_id, index, step)")
+
+
+def check_t2i_name(name: str) -> str:
+    """`name` when it is a valid text-to-image model name (lower-case letters, digits, '-', '_'; no dots).
+
+    No dots, because ``<name>.<module>`` is how its activation layers are named.
+    """
+    if not _T2I_NAME.fullmatch(name):
+        raise ValueError(f"{name!r}: not a model name; use lower-case letters, digits, '-' and '_' "
+                         "(at most 64, no dots), e.g. dmd2-sdxl-4step")
+    return name
+
+
+def t2i_group(name: str) -> str:
+    """``t2i/<name>``: everything a text-to-image model made, besides its activation tables."""
+    return f"{T2I_GROUP}/{name}"
+
+
+def t2i_samples_group(name: str) -> str:
+    """``t2i/<name>/samples``: per sample, prompt coordinates, the native-size image and the step previews."""
+    return f"{t2i_group(name)}/samples"
+
+
+def t2i_prompts_group(name: str) -> str:
+    """``t2i/<name>/prompts``: per distinct prompt, its text and pooled text embedding."""
+    return f"{t2i_group(name)}/prompts"
+
+
+def t2i_layer(name: str, module: str, residual: bool = False) -> str:
+    """The activation layer name of `module` of model `name`: ``<name>.<module>`` (``+update`` for the residual)."""
+    return f"{name}.{module}{RESIDUAL_SUFFIX if residual else ''}"
+
+
+def split_t2i_layer(layer: str) -> tuple[str, str, bool] | None:
+    """(name, module, residual) of a text-to-image layer name, None for a generator block name.
+
+    ImageNet block names (``enc.8x8_block2``, ``dec.8x8_in0``, ``out_conv``) never hold a
+    valid model name before their first dot followed by a module path, but ``enc``/``dec``
+    would parse, so those two prefixes are excluded explicitly.
+    """
+    name, dot, module = layer.partition(".")
+    if not dot or not module or name in ("enc", "dec") or not _T2I_NAME.fullmatch(name):
+        return None
+    residual = module.endswith(RESIDUAL_SUFFIX)
+    return name, module.removesuffix(RESIDUAL_SUFFIX), residual
+
+
+def prompt_id(prompt: str, negative_prompt: str = "") -> str:
+    """A prompt's stable id: the first 12 hex digits of sha256 over the prompt and negative prompt (UTF-8)."""
+    digest = hashlib.sha256(prompt.encode("utf-8") + b"\x00" + negative_prompt.encode("utf-8")).hexdigest()
+    return digest[:12]
+
+
+def t2i_sample_id(name: str, prompt: str, seed: int, index: int) -> str:
+    """``t2i/<name>/<prompt_id>/s<seed>/<index>``: sample `index` of a prompt (its `prompt_id`) and seed."""
+    return f"{T2I_GROUP}/{name}/{prompt}/s{int(seed)}/{int(index)}"
+
+
+def preview_size(height: int, width: int, longest: int = T2I_PREVIEW_MAX) -> tuple[int, int]:
+    """(height, width) of the step previews: the image scaled so its longest side is at most `longest`."""
+    scale = min(1.0, longest / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def t2i_samples_spec(name: str, height: int, width: int, timesteps: Sequence[int], attrs: dict[str, Any],
+                     step_previews: bool = True) -> TableSpec:
+    """``t2i/<name>/samples``: one row per sample, joined with ``samples`` on ``sample_id``.
+
+    ``image`` is the native-size image, one image per chunk (a 1024x1024 image is 3 MiB).
+    ``x0`` (with `step_previews`) holds each step's decoded x0 at `preview_size`, along
+    ``timestep`` (the step's timestep, in step order); its last entry is the final image.
+    `attrs` carries the model identity; the job checks it on every append.
+    """
+    ph, pw = preview_size(height, width)
+    columns = [
+        ColumnSpec("image", "uint8", (height, width, 3), ("y", "x", "channel"), rows_per_chunk=1,
+                   codec=IMAGE_CODEC, coord=False, attrs={"description": f"the generated image at its native size; {_IMAGE_ATTRS}"}),
+    ]
+    if step_previews:
+        columns.append(ColumnSpec(
+            "x0", "uint8", (len(timesteps), ph, pw, 3), ("timestep", "preview_y", "preview_x", "channel"),
+            rows_per_chunk=max(1, IMAGES_PER_CHUNK // (len(timesteps) * max(1, (ph * pw) // (IMAGE_SIZE * IMAGE_SIZE)))),
+            inner_chunks=(1, ph, pw, 3), codec=IMAGE_CODEC, coord=False,
+            attrs={"description": f"each step's decoded x0 estimate, resized to {ph}x{pw}; {_IMAGE_ATTRS}"}))
+    columns += [
+        ColumnSpec("sample_id", STRING, attrs={"description": "joins with samples/sample_id"}),
+        ColumnSpec("prompt_id", STRING, attrs={"description": "joins with t2i/<name>/prompts/prompt_id"}),
+        ColumnSpec("prompt", STRING, attrs={"description": "the text prompt"}),
+        ColumnSpec("negative_prompt", STRING, attrs={"description": "the negative prompt ('' when none)"}),
+        ColumnSpec("guidance", "float32", attrs={"description": "classifier-free guidance scale (0: none, DMD2's default)"}),
+        ColumnSpec("seed", "int64", attrs={"description": "the run's seed"}),
+        ColumnSpec("index", "int64", attrs={"description": "the sample's index among the prompt's samples of this seed"}),
+        ColumnSpec("class_id", "int16", attrs={"description": "ImageNet class the prompt was made from; -1 when none"}),
+    ]
+    return TableSpec(
+        path=t2i_samples_group(check_t2i_name(name)),
+        row_dim="sample",
+        columns=tuple(columns),
+        fixed_coords={"timestep": np.asarray(timesteps, dtype=np.int32)},
+        attrs={"name": name, "height": int(height), "width": int(width), "timesteps": [int(t) for t in timesteps],
+               "probe": T2I_PROBE, **attrs},
+    )
+
+
+def t2i_prompts_spec(name: str, pooled_dim: int, attrs: dict[str, Any]) -> TableSpec:
+    """``t2i/<name>/prompts``: one row per distinct prompt_id, with its pooled text embedding."""
+    return TableSpec(
+        path=t2i_prompts_group(check_t2i_name(name)),
+        row_dim="prompt",
+        key_column="prompt_id",
+        columns=(
+            ColumnSpec("pooled", "float32", (pooled_dim,), ("feature",), rows_per_chunk(pooled_dim * 4),
+                       codec=FLOAT_CODEC, coord=False,
+                       attrs={"description": "pooled text embedding (SDXL: text_encoder_2's projection; SD1.5: pooler output)"}),
+            ColumnSpec("prompt_id", STRING, attrs={"description": "stable hash of prompt and negative prompt (lake.layout.prompt_id)"}),
+            ColumnSpec("prompt", STRING, attrs={"description": "the text prompt"}),
+            ColumnSpec("negative_prompt", STRING, attrs={"description": "the negative prompt ('' when none)"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "ImageNet class the prompt was made from; -1 when none"}),
+        ),
+        fixed_coords={"feature": np.arange(pooled_dim, dtype=np.int32)},
+        attrs={"name": name, **attrs},
+    )
+
+
+def t2i_activations_spec(name: str, module: str, shape: LayerShape, timesteps: Sequence[int], sigmas: Sequence[float],
+                         keep_spatial: bool, attrs: dict[str, Any], residual: bool = False) -> TableSpec:
+    """``activations/<name>.<module>[+update]``: an ordinary activation table along the steps' sigmas.
+
+    `shape` is (channels, s, s) with s the pooled map size when `keep_spatial`. The
+    attributes map each sigma back to its timestep.
+    """
+    what = "residual update (output - input) of " if residual else ""
+    return activations_spec(
+        t2i_layer(check_t2i_name(name), module, residual), shape, sigmas, keep_spatial,
+        {"probe": T2I_PROBE, "t2i_model": name, "module": module, "residual": residual,
+         "measure": f"{what}{module}, spatial mean per channel at each step",
+         "timesteps": [int(t) for t in timesteps], "sigmas": [float(np.float32(s)) for s in sigmas], **attrs})

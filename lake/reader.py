@@ -17,6 +17,7 @@ from .layout import (
     PROVENANCE_GROUP,
     RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
+    T2I_GROUP,
     TRAJECTORIES_GROUP,
     AnalysisKey,
     activations_group,
@@ -24,6 +25,8 @@ from .layout import (
     analysis_prefix,
     child_name,
     joint_embedding_group,
+    t2i_prompts_group,
+    t2i_samples_group,
     trajectory_group,
     trajectory_layer_group,
 )
@@ -182,6 +185,24 @@ class Lake:
     def lineage(self, chunks: Any = None) -> Any:
         """``lineage``: how each edited sample was made and from which parents (KeyError when absent)."""
         return self.dataset(LINEAGE_GROUP, chunks)
+
+    # --- text-to-image models --------------------------------------------------------------
+
+    def t2i_models(self) -> list[str]:
+        """Names of the text-to-image models with samples in the lake (``t2i/<name>``), sorted."""
+        return [name for name in self.children(T2I_GROUP) if self.has(t2i_samples_group(name))]
+
+    def t2i_model(self, name: str) -> dict[str, Any]:
+        """The model identity of `name` (family, base, UNet/LoRA hashes, timesteps, size): its samples table's attributes."""
+        return self.attrs(t2i_samples_group(name))
+
+    def t2i_samples(self, name: str, chunks: Any = None) -> Any:
+        """``t2i/<name>/samples`` (prompt coordinates, native images, step previews) as a lazy Dataset."""
+        return self.dataset(t2i_samples_group(name), chunks)
+
+    def t2i_prompts(self, name: str, chunks: Any = None) -> Any:
+        """``t2i/<name>/prompts`` (prompt text and pooled text embedding per prompt) as a lazy Dataset."""
+        return self.dataset(t2i_prompts_group(name), chunks)
 
     def result(self, kind: str, key: AnalysisKey | str, name: str | None = None, chunks: Any = None) -> Any:
         """The stored result ``analysis/<kind>/<key>[/<name>]`` as a lazy Dataset (KeyError when absent)."""

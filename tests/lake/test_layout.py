@@ -128,3 +128,68 @@ def test_a_failed_session_drops_the_staged_group_and_keeps_the_old_one(tmp_path:
     assert (path / "zarr.json").read_text() == before
     np.testing.assert_array_equal(open_lake(path).column(key.compare_group, "value"), [1.0])
     assert not any("staging" in name for name in os.listdir(path / "analysis" / "compare"))
+
+
+# --------------------------------------------------------------------------- text-to-image tables
+
+
+def test_t2i_names_ids_and_layers_round_trip() -> None:
+    assert layout.prompt_id("a photo of a cat") == layout.prompt_id("a photo of a cat", "")
+    assert layout.prompt_id("a photo of a cat") != layout.prompt_id("a photo of a cat", "blurry")
+    assert layout.prompt_id("ab", "c") != layout.prompt_id("a", "bc")  # the separator keeps the two fields apart
+    pid = layout.prompt_id("a photo of a cat")
+    assert len(pid) == 12 and int(pid, 16) >= 0
+    assert layout.t2i_sample_id("dmd2-sdxl-4step", pid, 3, 7) == f"t2i/dmd2-sdxl-4step/{pid}/s3/7"
+    layer = layout.t2i_layer("dmd2-sdxl-4step", "mid_block.attentions.0", residual=True)
+    assert layer == "dmd2-sdxl-4step.mid_block.attentions.0+update"
+    assert layout.split_t2i_layer(layer) == ("dmd2-sdxl-4step", "mid_block.attentions.0", True)
+    assert layout.split_t2i_layer("dmd2-sdxl-4step.down_blocks.2.attentions.1") == ("dmd2-sdxl-4step", "down_blocks.2.attentions.1", False)
+    for block in ("enc.8x8_block2", "dec.8x8_in0", "out_conv", "bottleneck"):
+        assert layout.split_t2i_layer(block) is None
+    for bad in ("Upper", "with.dot", "", "-lead", "x" * 65):
+        with pytest.raises(ValueError, match="not a model name"):
+            layout.check_t2i_name(bad)
+    assert layout.preview_size(1024, 1024) == (256, 256)
+    assert layout.preview_size(768, 1344) == (146, 256)
+    assert layout.preview_size(64, 64) == (64, 64)
+
+
+def test_t2i_tables_read_back_through_the_typed_readers_and_plain_xarray(tmp_path: Path) -> None:
+    name, timesteps, sigmas = "tiny-sdxl", [999, 749, 499, 249], [14.6, 3.2, 1.6, 0.77]
+    path = tmp_path / "lake"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 96, 128, 3), dtype=np.uint8)
+    x0 = rng.integers(0, 256, (2, 4, 96, 128, 3), dtype=np.uint8)
+    pid = layout.prompt_id("a red bus")
+    with LakeWriter.open(path, Provenance(job="test")) as writer:
+        samples = writer.table(layout.t2i_samples_spec(name, 96, 128, timesteps, {"family": "sdxl", "unet_sha256": "ab"}))
+        samples.append({"image": images, "x0": x0, "sample_id": [layout.t2i_sample_id(name, pid, 0, i) for i in range(2)],
+                        "prompt_id": [pid] * 2, "prompt": ["a red bus"] * 2, "negative_prompt": [""] * 2,
+                        "guidance": np.zeros(2, np.float32), "seed": np.zeros(2, np.int64), "index": np.arange(2),
+                        "class_id": np.full(2, 779, np.int16)})
+        prompts = writer.table(layout.t2i_prompts_spec(name, 8, {"family": "sdxl"}))
+        prompts.append({"pooled": np.ones((1, 8), np.float32), "prompt_id": [pid], "prompt": ["a red bus"],
+                        "negative_prompt": [""], "class_id": np.array([779], np.int16)})
+        acts = writer.table(layout.t2i_activations_spec(name, "mid_block.attentions.0", LayerShape(16, 4, 4), timesteps,
+                                                        sigmas, keep_spatial=True, attrs={"model_id": name}))
+        acts.append({"mean": np.ones((2, 4, 16), np.float32), "probed": np.ones((2, 4), bool),
+                     "spatial": np.zeros((2, 4, 16, 4, 4), np.float16), "sample_id": ["a", "b"],
+                     "source": ["generated"] * 2, "class_id": np.full(2, 779, np.int16)})
+    lake = open_lake(path)
+    assert lake.t2i_models() == [name]
+    identity = lake.t2i_model(name)
+    assert identity["family"] == "sdxl" and identity["timesteps"] == timesteps and (identity["height"], identity["width"]) == (96, 128)
+    ds = lake.t2i_samples(name)
+    assert ds["image"].dims == ("sample", "y", "x", "channel") and ds["image"].shape == (2, 96, 128, 3)
+    assert ds["x0"].dims == ("sample", "timestep", "preview_y", "preview_x", "channel")
+    assert list(ds["timestep"].values) == timesteps
+    np.testing.assert_array_equal(ds["x0"].values, x0)
+    assert list(ds["prompt"].values) == ["a red bus"] * 2
+    assert lake.t2i_prompts(name)["pooled"].dims == ("prompt", "feature")
+    layer = layout.t2i_layer(name, "mid_block.attentions.0")
+    assert layer in lake.activation_layers()
+    np.testing.assert_allclose(lake.activation_sigmas(layer), sigmas, rtol=1e-6)
+    assert lake.attrs(layout.activations_group(layer))["timesteps"] == timesteps
+    # Notebook users read the same tables with plain xarray.
+    plain = xr.open_zarr(path, group=layout.t2i_samples_group(name))
+    assert plain["sample_id"].values[1] == layout.t2i_sample_id(name, pid, 0, 1)
