@@ -11,6 +11,9 @@ through the typed readers of `lake.reader.Lake`. Schema version 1 (README "Lake 
     analysis/embeddings/<key>/<name>/ UMAP coordinates (sample, axis); <name> = umap2d-n15-d0.1-...
     analysis/knn/<key>/               k-NN graph (sample, k)
     analysis/compare/<key>/           real vs generated per sample, plus per-class metrics (class)
+    analysis/clusters/<key>/          k-means cluster of each sample's PCA scores (sample)
+    analysis/prompts/<name>/          per prompt of text-to-image model <name>: cluster and 2-D map
+                                      of the pooled text embeddings (prompt)
     provenance/<run_id>/              one job's record (attributes only)
 
 A *key* is ``<layer>@sigma<sigma:g>`` (`AnalysisKey`, `parse_key`): one (layer, sigma)
@@ -106,7 +109,9 @@ T2I_GROUP = "t2i"
 # Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
 # `trajectory` results are keyed by layer alone (all sigmas), the others by `AnalysisKey`.
 # `placed` holds samples projected into a key's stored PCA/embeddings without refitting.
-ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed")
+# `clusters` holds k-means clusters of a key's PCA scores; `prompts` (keyed by a text-to-image
+# model name, not an AnalysisKey) the clusters and 2-D map of its prompts' pooled text embeddings.
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts")
 
 IMAGE_SIZE = 64
 
@@ -778,3 +783,36 @@ def t2i_activations_spec(name: str, module: str, shape: LayerShape, timesteps: S
         {"probe": T2I_PROBE, "t2i_model": name, "module": module, "residual": residual,
          "measure": f"{what}{module}, spatial mean per channel at each step",
          "timesteps": [int(t) for t in timesteps], "sigmas": [float(np.float32(s)) for s in sigmas], **attrs})
+
+
+def clusters_spec(key: AnalysisKey, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/clusters/<key>``: each sample's k-means cluster in the key's PCA space (rows as the PCA table's)."""
+    return TableSpec(
+        path=key.group("clusters"),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("cluster", "int32", attrs={"description": "k-means cluster of the PCA scores, 0..n_clusters-1"}),
+            *label_column_specs(),
+        ),
+        attrs=attrs,
+    )
+
+
+def prompt_clusters_spec(name: str, attrs: dict[str, Any], n_components: int = 2) -> TableSpec:
+    """``analysis/prompts/<name>``: per prompt of model `name`, its cluster and coordinates in a map of the
+    pooled text embeddings (rows as ``t2i/<name>/prompts``)."""
+    axes = ["x", "y", "z"][:n_components]
+    return TableSpec(
+        path=analysis_group("prompts", check_t2i_name(name)),
+        row_dim="prompt",
+        key_column="prompt_id",
+        columns=(
+            ColumnSpec("cluster", "int32", attrs={"description": "k-means cluster of the normalised pooled text embedding"}),
+            ColumnSpec("embedding", "float32", (n_components,), ("axis",), coord=False,
+                       attrs={"description": "coordinates in a 2-D map of the pooled text embeddings"}),
+            ColumnSpec("prompt_id", STRING, attrs={"description": "joins with t2i/<name>/prompts/prompt_id"}),
+            ColumnSpec("prompt", STRING, attrs={"description": "the text prompt"}),
+        ),
+        fixed_coords={"axis": np.array(axes, dtype=np.dtypes.StringDType())},
+        attrs={"name": name, **attrs},
+    )

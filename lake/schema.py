@@ -24,6 +24,26 @@ LAYER_ALIASES: dict[str, str] = {
     "mid": "dec.8x8_in0",  # first decoder block, with attention at 8x8
 }
 
+# The text-to-image UNets' capture sites that interpretability work on SDXL uses, by family,
+# as alias -> diffusers module name (any module path of the UNet is valid besides these).
+# Here for the same reason: the lake, analysis and explorer read them without torch.
+T2I_SITE_ALIASES: dict[str, dict[str, str]] = {
+    "sdxl": {
+        "down2.attn1": "down_blocks.2.attentions.1",
+        "mid": "mid_block.attentions.0",
+        "up0.attn0": "up_blocks.0.attentions.0",
+        "up0.attn1": "up_blocks.0.attentions.1",
+    },
+    # SD v1.5's UNet has attention in down blocks 0-2 and up blocks 1-3 (its lowest
+    # resolution blocks, down 3 and up 0, have none): the same depths, one block over.
+    "sd15": {
+        "down2.attn1": "down_blocks.2.attentions.1",
+        "mid": "mid_block.attentions.0",
+        "up1.attn0": "up_blocks.1.attentions.0",
+        "up1.attn1": "up_blocks.1.attentions.1",
+    },
+}
+
 # 256 images (3 MiB raw) per chunk: large enough that appends and full scans are
 # dominated by codec throughput, small enough that fetching one thumbnail decodes
 # only 3 MiB. See README "Chunking" for the measurement.
