@@ -16,7 +16,22 @@ LOCK_TOOLS := $(VENV)/.lock-tools
 
 .PHONY: setup demo demo-lake demo-lake-steps explore test lint browser clean-demo lock lock-upgrade lock-check
 
-setup: $(STAMP)
+# The real CLIP BPE vocabulary for the tiny text-to-image components (models/t2i/clip_vocab.py):
+# the pinned open-clip-torch wheel is downloaded, never installed (it needs torchvision), its
+# sha256 checked, and only open_clip/bpe_simple_vocab_16e6.txt.gz extracted.
+CLIP_BPE := $(VENV)/share/dmd2viz/bpe_simple_vocab_16e6.txt.gz
+OPEN_CLIP_WHEEL := open_clip_torch-3.3.0-py3-none-any.whl
+OPEN_CLIP_SHA256 := c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce
+setup: $(STAMP) $(CLIP_BPE)
+
+$(CLIP_BPE): | $(STAMP)
+	mkdir -p $(VENV)/share/dmd2viz/wheel
+	$(PY) -m pip download -q --no-deps open-clip-torch==3.3.0 -d $(VENV)/share/dmd2viz/wheel
+	echo "$(OPEN_CLIP_SHA256)  $(VENV)/share/dmd2viz/wheel/$(OPEN_CLIP_WHEEL)" | sha256sum -c --quiet -
+	$(PY) -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('open_clip/bpe_simple_vocab_16e6.txt.gz'))" \
+		$(VENV)/share/dmd2viz/wheel/$(OPEN_CLIP_WHEEL) $@.tmp
+	mv $@.tmp $@
+	rm -rf $(VENV)/share/dmd2viz/wheel
 
 # Exactly the pinned set from requirements.lock (--no-deps: nothing unpinned sneaks in,
 # and the lock pins torch 2.13.0+cpu, the local CPU build, so pip never pulls CUDA),

@@ -1,0 +1,74 @@
+"""Per-family facts of the text-to-image DMD2 models (SDXL and SD v1.5).
+
+Pure data, no heavy imports: the ingest job's ``--help`` and the explorer read these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class T2IFamily:
+    """What differs between SDXL and SD v1.5 DMD2 models.
+
+    ``default_timesteps`` maps a step count to the timesteps DMD2 samples at;
+    ``site_aliases`` maps short capture-site names to UNet module paths, and
+    ``default_sites`` are the canonical module paths captured by default.
+    """
+
+    name: str
+    default_size: tuple[int, int]
+    default_timesteps: dict[int, tuple[int, ...]]
+    vae_fp32: bool  # the SDXL VAE overflows in fp16, so it always decodes in fp32
+    site_aliases: dict[str, str] = field(default_factory=dict)
+    default_sites: tuple[str, ...] = ()
+    dual_encoder: bool = False  # two CLIP text encoders (SDXL) or one (SD v1.5)
+
+    def timesteps_for(self, steps: int) -> tuple[int, ...]:
+        """DMD2's timesteps for a ``steps``-step run; ValueError naming the known step counts."""
+        if steps not in self.default_timesteps:
+            known = ", ".join(str(k) for k in sorted(self.default_timesteps))
+            raise ValueError(f"{self.name}: no default timesteps for {steps} steps (known: {known}); "
+                             f"pass the timesteps explicitly")
+        return self.default_timesteps[steps]
+
+
+# The sites SDXL interpretability work reads: the last attention of the lowest-resolution
+# down block, the mid block, and the first two attentions of the first up block.
+_SDXL_SITES = {
+    "down2.attn1": "down_blocks.2.attentions.1",
+    "mid": "mid_block.attentions.0",
+    "up0.attn0": "up_blocks.0.attentions.0",
+    "up0.attn1": "up_blocks.0.attentions.1",
+}
+# SD v1.5 has four levels and its up_blocks.0 has no attention: the analogous sites are the
+# third down block's second attention (same resolution as SDXL's down2), the mid block and
+# the first cross-attention up block (up_blocks.1), which runs at that same resolution.
+_SD15_SITES = {
+    "down2.attn1": "down_blocks.2.attentions.1",
+    "mid": "mid_block.attentions.0",
+    "up1.attn0": "up_blocks.1.attentions.0",
+    "up1.attn1": "up_blocks.1.attentions.1",
+}
+
+FAMILIES: dict[str, T2IFamily] = {
+    "sdxl": T2IFamily(
+        name="sdxl", default_size=(1024, 1024),
+        default_timesteps={1: (399,), 4: (999, 749, 499, 249)},
+        vae_fp32=True, site_aliases=dict(_SDXL_SITES), default_sites=tuple(_SDXL_SITES.values()),
+        dual_encoder=True),
+    "sd15": T2IFamily(
+        name="sd15", default_size=(512, 512),
+        default_timesteps={1: (999,)},
+        vae_fp32=False, site_aliases=dict(_SD15_SITES), default_sites=tuple(_SD15_SITES.values()),
+        dual_encoder=False),
+}
+
+
+def get_family(name: str) -> T2IFamily:
+    """The family called ``name``; ValueError listing the known ones."""
+    key = name.strip().lower()
+    if key not in FAMILIES:
+        raise ValueError(f"unknown text-to-image family {name!r}; use one of: {', '.join(FAMILIES)}")
+    return FAMILIES[key]
