@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,11 +85,20 @@ def to_imagenet64(path: Path) -> np.ndarray:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot decode image ({exc})") from None
+    return centre_square_thumbnail(rgb)
+
+
+def centre_square_thumbnail(image: Any, size: int = SIZE) -> np.ndarray:
+    """The centred square of an RGB image (a PIL image or an (H, W, 3) uint8 array), box-resized to
+    `size` x `size`, as uint8 HWC: ImageNet64's recipe, also the text-to-image samples' thumbnails."""
+    from PIL import Image
+
+    rgb = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
     width, height = rgb.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     square = rgb.crop((left, top, left + side, top + side))
-    return np.asarray(square.resize((SIZE, SIZE), Image.Resampling.BOX), dtype=np.uint8)
+    return np.asarray(square.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
 def plan(files: list[ImageFile], selection: Selection, existing: set[str]) -> list[ImageFile]:
