@@ -242,7 +242,7 @@ def load_t2i(base: str | Path, checkpoint: str | Path | None = None, lora: str |
             text_encoders.append(CLIPTextModelWithProjection.from_pretrained(
                 path, subfolder="text_encoder_2", local_files_only=True, dtype=torch_dtype))
             tokenizers.append(CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", local_files_only=True))
-    except (OSError, ValueError, EnvironmentError) as e:
+    except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise T2ILoadError(f"base folder {path}: cannot load a component: {first}") from e
 

@@ -28,13 +28,13 @@ class PromptEmbeds:
         """The pooled embeddings as float32 numpy (n, P): the lake's per-prompt feature."""
         return self.pooled.detach().to(device="cpu", dtype=torch.float32).numpy()
 
-    def take(self, rows: Sequence[int]) -> "PromptEmbeds":
+    def take(self, rows: Sequence[int]) -> PromptEmbeds:
         """The given rows, in order (repeats allowed): one row per sample for ``t2i_generate``."""
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.embeds.device)
         return PromptEmbeds(self.embeds.index_select(0, index), self.pooled.index_select(0, index))
 
     @staticmethod
-    def cat(parts: Sequence["PromptEmbeds"]) -> "PromptEmbeds":
+    def cat(parts: Sequence[PromptEmbeds]) -> PromptEmbeds:
         """Rows of several PromptEmbeds, one after the other."""
         return PromptEmbeds(torch.cat([p.embeds for p in parts]), torch.cat([p.pooled for p in parts]))
 

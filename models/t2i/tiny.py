@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,7 +59,7 @@ def tiny_unet(base_family: str, latent: int, seed: int):
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)  # diffusers' init draws from the global generator; seeded right before
-    unet = UNet2DConditionModel(**_unet_config(base_family, latent))
+    unet: Any = UNet2DConditionModel(**_unet_config(base_family, latent))
     # The real models have non-zero output convs after training; zero-init would make eps = 0.
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed + 1)
@@ -86,7 +87,7 @@ def build_tiny_base(path: str | Path, family: str = "sdxl", seed: int = 0, size:
 
     torch.manual_seed(seed + 10)
     # Four levels like the real VAE: 8x downsampling, 4 latent channels.
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=size,
+    vae: Any = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=size,
                         block_out_channels=(16, 16, 32, 32), norm_num_groups=8, layers_per_block=1,
                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                         scaling_factor=0.13025 if fam == "sdxl" else 0.18215,
@@ -111,7 +112,7 @@ def build_tiny_base(path: str | Path, family: str = "sdxl", seed: int = 0, size:
                        "tokenizer_2": ["transformers", "CLIPTokenizer"]}
     (out / "scheduler").mkdir(exist_ok=True)
     (out / "scheduler" / "scheduler_config.json").write_text(json.dumps(_SCHEDULER, indent=2))
-    index = {"_class_name": "StableDiffusionXLPipeline" if fam == "sdxl" else "StableDiffusionPipeline",
+    index: dict[str, Any] = {"_class_name": "StableDiffusionXLPipeline" if fam == "sdxl" else "StableDiffusionPipeline",
              "_diffusers_version": "0.42.1", **components}
     if fam == "sdxl":
         index["force_zeros_for_empty_prompt"] = True
@@ -131,7 +132,7 @@ def save_tiny_dmd2_unet(base: str | Path, path: str | Path, seed: int = 1, forma
     if format not in ("bin", "safetensors"):
         raise ValueError(f"format must be bin or safetensors (got {format!r})")
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_config(_base_unet_config(Path(base)))
+    unet: Any = UNet2DConditionModel.from_config(_base_unet_config(Path(base)))
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed + 1)
         for p in (unet.conv_out.weight, unet.conv_out.bias):
