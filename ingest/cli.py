@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data", "ingest.generate", "ingest.activations", "ingest.edit")
+JOB_MODULES = ("ingest.npz", "ingest.jpeg", "ingest.demo_data", "ingest.generate", "ingest.activations", "ingest.edit",
+               "ingest.t2i")
 
 
 def build_parser() -> argparse.ArgumentParser:
