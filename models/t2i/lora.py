@@ -45,9 +45,8 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
         if unet_config is not None:
             state = _maybe_map_sgm_blocks_to_diffusers(state, unet_config)
         state, kohya_alphas = _convert_non_diffusers_lora_to_diffusers(state)
-        # diffusers names them "unet.<module>.alpha"
-        alphas.update({k.removeprefix("unet.").removesuffix(".alpha"): float(v)
-                       for k, v in (kohya_alphas or {}).items()})
+        # diffusers names them after the converted key ("unet.<...>.alpha"): canonicalised below.
+        state.update({k: torch.tensor(float(v)) for k, v in (kohya_alphas or {}).items()})
     text = [k for k in state if k.startswith(("text_encoder.", "text_encoder_2.", "te."))]
     if text:
         raise _error(f"LoRA {source} has text-encoder weights ({text[0]}, ...); only UNet LoRAs are supported")
@@ -56,6 +55,7 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
         for prefix in ("unet.", "base_model.model."):
             if key.startswith(prefix):
                 key = key[len(prefix):]
+        key = key.replace(".processor.", ".")  # attention-processor LoRAs name attn1.processor.to_q_lora
         for old, new in (*UNET_TO_DIFFUSERS.items(), *DIFFUSERS_TO_PEFT.items()):
             if old in key:
                 key = key.replace(old, new)
@@ -72,7 +72,10 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
         elif k.endswith(".lora_B.weight"):
             ups[k[: -len(".lora_B.weight")]] = value
         elif k.endswith(".alpha"):
-            alphas[k[: -len(".alpha")]] = float(value.item() if isinstance(value, torch.Tensor) else value)
+            module = k[: -len(".alpha")]
+            for suffix in (".lora_A.weight", ".lora_B.weight"):  # kohya alphas converted by diffusers
+                module = module.removesuffix(suffix)
+            alphas[module] = float(value.item() if isinstance(value, torch.Tensor) else value)
         else:
             bad.append(key)
     unpaired = sorted(set(downs) ^ set(ups))
