@@ -28,9 +28,31 @@ EPILOG = """examples:
   python -m analysis trajectory --lake demo_lake --layer bottleneck
   python -m analysis place --lake demo_lake --key enc.8x8_block2@sigma2
   python -m analysis list --lake demo_lake
+  python -m analysis run --lake demo_lake --layer dmd2-sdxl-4step.mid --timestep 999
+  python -m analysis clusters --lake demo_lake --layer bottleneck --sigma 2 --clusters 12
+  python -m analysis prompts --lake demo_lake
 layer aliases: bottleneck = enc.8x8_block2, mid = dec.8x8_in0; any activations/<layer> group works.
+text-to-image layers are <model name>.<module> (e.g. dmd2-sdxl-4step.mid_block.attentions.0, +update for the
+residual update); the module may be given by its site alias: down2.attn1, mid, up0.attn0, up0.attn1 (sdxl),
+down2.attn1, mid, up1.attn0, up1.attn1 (sd15). Their noise levels are the steps' sigmas; --timestep T names one
+by its timestep instead. `list` shows every table with its sigmas (and timesteps).
 """
 
+LAYER_HELP = ("activation table: a layer with an activations/<layer> group, an alias (bottleneck, mid), or a "
+              "text-to-image layer <name>.<module> whose module may be a site alias (dmd2-sdxl-4step.mid); "
+              "default: the only/first layer in the lake")
+
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0 (a timestep)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
 
 
 def _sigma_list(text: str) -> tuple[float, ...]:
@@ -41,22 +63,22 @@ def _sigma_list(text: str) -> tuple[float, ...]:
     return tuple(_non_negative_float(part) for part in parts)
 
 
-def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True) -> None:
+def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True, scheduler: bool = True) -> None:
     parser.add_argument("--lake", required=True, help="lake directory (created by `python -m ingest`)")
     if table:
-        parser.add_argument(
-            "--layer",
-            help="activation table: a layer with an activations/<layer> group, or an alias "
-            "(bottleneck, mid); default: the only/first layer in the lake",
-        )
-        parser.add_argument("--sigma", type=_non_negative_float, help="noise level of the table (as stored, e.g. 2); default: the first one")
-    if compute:
+        parser.add_argument("--layer", help=LAYER_HELP)
+        level = parser.add_mutually_exclusive_group()
+        level.add_argument("--sigma", type=_non_negative_float, help="noise level of the table (as stored, e.g. 2); default: the first one")
+        level.add_argument("--timestep", type=_non_negative_int,
+                           help="text-to-image tables only: the noise level of this step's timestep (e.g. 999), instead of --sigma")
+    if compute and scheduler:
         parser.add_argument(
             "--scheduler",
             metavar="ADDRESS",
             help="where Dask work runs: threads (default), processes, synchronous, or a dask.distributed "
             "scheduler address such as tcp://head:8786 (workers must see the lake at the same path)",
         )
+    if compute:
         parser.add_argument("--force", action="store_true", help="recompute even if a result with the same parameters is stored")
         parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
@@ -97,7 +119,8 @@ def _add_compare(parser: argparse.ArgumentParser, flag: str = "--k", max_classes
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="PCA, UMAP, k-NN graphs and real-vs-generated metrics of activation tables in a DMD2 Visualizer lake.",
+        description="PCA, UMAP, k-NN graphs, k-means clusters and real-vs-generated metrics of activation tables in a "
+        "DMD2 Visualizer lake (ImageNet generator and text-to-image models), and clusters of text-to-image prompts.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -126,12 +149,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact-below", type=_positive_int, default=20000, help="exact neighbour search below this many rows (default 20000)")
     _add_pca_dim(p)
 
-    p = command(sub, "run", _run_command, help="pca + umap 2D + umap 3D + knn + compare for one (layer, sigma)", description="Everything for one (layer, sigma): pca, umap 2D and 3D, knn, compare. Stored results with the same parameters are reused unless --force.")
+    p = command(sub, "run", _run_command, help="pca + umap 2D + umap 3D + knn [+ clusters] + compare for one (layer, sigma)",
+                description="Everything for one (layer, sigma): pca, umap 2D and 3D, knn, [clusters,] compare. On a text-to-image layer "
+                "also k-means clusters and the model's prompts (clustered and mapped); compare is skipped there (every sample is "
+                "generated). Stored results with the same parameters are reused unless --force.")
     _add_common(p)
     _add_umap(p, components=False)
     _add_pca_dim(p)
     _add_knn(p, "--k", "tables with fewer rows get the exact k-NN graph (else NN-descent), and compare's own neighbour searches are exact below it too (default 20000)")
     _add_compare(p, "--compare-k", "classes in the compare table printed after the run, largest Frechet distance first (default 20)")
+    p.add_argument("--clusters", type=_positive_int,
+                   help="k-means clusters of the PCA scores (and, on a text-to-image layer, of the model's prompts; capped at "
+                   "the rows/prompts). Default: 8 on text-to-image layers, where run always clusters; ImageNet layers are "
+                   "clustered only when this is given")
+
+    p = command(sub, "clusters", _clusters_command, help="k-means clusters of one key's PCA scores (out of core)",
+                description="k-means of one (layer, sigma) key's PCA scores into analysis/clusters/<key> (a cluster per row, rows as "
+                "analysis/pca/<key>): k-means++ on a seeded hash subset for the initial centres, then Lloyd passes over every "
+                "row read in blocks. Deterministic given the seed, whatever the block size.")
+    _add_common(p, scheduler=False)
+    p.add_argument("--clusters", type=_positive_int, default=8, help="number of clusters (default 8; capped at the number of rows)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the initial subset and k-means++ (default 42)")
+    _add_pca_dim(p)
+    p.add_argument("--block-rows", type=_positive_int, help="PCA score rows read at once (default 65536; the clusters do not depend on it)")
+
+    p = command(sub, "prompts", _prompts_command, help="cluster and map the prompts of text-to-image models",
+                description="k-means of the L2-normalised pooled text embeddings of t2i/<name>/prompts, plus a 2-D map of the "
+                "prompts (UMAP with the cosine metric from 32 prompts, PCA below), into analysis/prompts/<name>, one row per "
+                "prompt in the prompts table's order.")
+    p.add_argument("--lake", required=True, help="lake directory (created by `python -m ingest`)")
+    p.add_argument("--name", help="text-to-image model name (t2i/<name>, as `list` shows); default: every model with prompts")
+    p.add_argument("--clusters", type=_positive_int, default=8, help="number of clusters (default 8; capped at the number of prompts)")
+    p.add_argument("--seed", type=int, default=42, help="seed of k-means and UMAP (default 42)")
+    p.add_argument("--n-neighbors", type=_positive_int, default=15, help="UMAP neighbourhood size of the map (default 15)")
+    p.add_argument("--min-dist", type=_non_negative_float, default=0.1, help="UMAP minimum distance in the map (default 0.1)")
+    p.add_argument("--fit-size", type=_positive_int, default=20000,
+                   help="above this many prompts, fit the map's UMAP on a seeded subset of this size and transform the rest (default 20000)")
+    p.add_argument("--force", action="store_true", help="recompute even if a result with the same parameters and prompts is stored")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
     p = command(sub, "trajectory", _trajectory_command, help="one embedding of every sigma of a layer (and multi-step samples' steps)",
                 description="One 2-D embedding of all sigmas of activations/<layer>, comparable across noise levels, into "
@@ -139,8 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "per-sigma UMAPs, for comparison); the steps of every multi-step schedule with trajectories/<schedule>/<layer> "
                 "are placed in it as analysis/trajectory/<layer>/<schedule>.")
     _add_common(p, table=False)
-    p.add_argument("--layer", help="activation table: a layer with an activations/<layer> group, or an alias (bottleneck, mid); "
-                   "default: the only/first layer in the lake")
+    p.add_argument("--layer", help=LAYER_HELP)
     p.add_argument("--sigmas", type=_sigma_list, help="comma-separated noise levels to embed together, e.g. 0.5,2,10,80 (at least 2; default: all of the table's)")
     p.add_argument("--method", choices=("aligned", "joint"), default=DEFAULT_TRAJECTORY_METHOD,
                    help="aligned (default): umap.AlignedUMAP across the sigma slices of a balanced fit sample (the same "
@@ -237,6 +292,11 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
     return {"scheduler": getattr(args, "scheduler", None), "force": getattr(args, "force", False), "log": stderr_log, "progress": progress}
 
 
+def _level(args: argparse.Namespace) -> dict[str, Any]:
+    """`--timestep` as the step functions take it (a text-to-image table's noise level by its step)."""
+    return {"timestep": getattr(args, "timestep", None)}
+
+
 def _print_result(args: argparse.Namespace, outcomes: list[Any]) -> int:
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], indent=2))
@@ -248,27 +308,27 @@ def _print_result(args: argparse.Namespace, outcomes: list[Any]) -> int:
 def _pca_command(args: argparse.Namespace) -> int:
     from .commands import run_pca
 
-    return _print_result(args, [run_pca(args.lake, args.layer, args.sigma, pca_dim=args.pca_dim, block_rows=args.block_rows, **_common(args))])
+    return _print_result(args, [run_pca(args.lake, args.layer, args.sigma, pca_dim=args.pca_dim, block_rows=args.block_rows, **_common(args), **_level(args))])
 
 
 def _umap_command(args: argparse.Namespace) -> int:
     from .commands import run_umap
 
-    return _print_result(args, [run_umap(args.lake, args.layer, args.sigma, _umap_params(args, args.components), **_common(args))])
+    return _print_result(args, [run_umap(args.lake, args.layer, args.sigma, _umap_params(args, args.components), **_common(args), **_level(args))])
 
 
 def _knn_command(args: argparse.Namespace) -> int:
     from .commands import KnnConfig, run_knn
 
     config = _from_args(KnnConfig, args, exact=_exact(args))
-    return _print_result(args, [run_knn(args.lake, args.layer, args.sigma, **asdict(config), **_common(args))])
+    return _print_result(args, [run_knn(args.lake, args.layer, args.sigma, **asdict(config), **_common(args), **_level(args))])
 
 
 def _compare_command(args: argparse.Namespace) -> int:
     from .commands import run_compare
     from .report import compare_report
 
-    outcome = run_compare(args.lake, args.layer, args.sigma, _compare_config(args), **_common(args))
+    outcome = run_compare(args.lake, args.layer, args.sigma, _compare_config(args), **_common(args), **_level(args))
     report = compare_report(args.lake, outcome.key)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -281,7 +341,7 @@ def _run_command(args: argparse.Namespace) -> int:
     from .commands import RunConfig, run_all
     from .report import compare_report
 
-    outcomes = run_all(args.lake, args.layer, args.sigma, _from_args(RunConfig, args, exact=_exact(args)), **_common(args))
+    outcomes = run_all(args.lake, args.layer, args.sigma, _from_args(RunConfig, args, exact=_exact(args)), **_common(args), **_level(args))
     compared = [o for o in outcomes if o.analysis == "compare"]
     if not compared or args.json:
         return _print_result(args, outcomes)
@@ -289,6 +349,23 @@ def _run_command(args: argparse.Namespace) -> int:
     print()
     _print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
     return 0
+
+
+def _clusters_command(args: argparse.Namespace) -> int:
+    from .commands import ClustersConfig, run_clusters
+
+    common = _common(args)
+    del common["scheduler"]  # k-means reads and computes in this process (no Dask graph)
+    return _print_result(args, [run_clusters(args.lake, args.layer, args.sigma, _from_args(ClustersConfig, args),
+                                             block_rows=args.block_rows, **common, **_level(args))])
+
+
+def _prompts_command(args: argparse.Namespace) -> int:
+    from .commands import PromptParams, run_prompts
+
+    common = _common(args)
+    del common["scheduler"]
+    return _print_result(args, run_prompts(args.lake, args.name, _from_args(PromptParams, args), **common))
 
 
 def _trajectory_command(args: argparse.Namespace) -> int:
@@ -308,7 +385,7 @@ def _place_command(args: argparse.Namespace) -> int:
 def _query_command(args: argparse.Namespace) -> int:
     from .commands import query
 
-    records = [vars(n) for n in query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=_common(args)["log"])]
+    records = [vars(n) for n in query(args.lake, args.sample_id, args.layer, args.sigma, k=args.k, log=_common(args)["log"], **_level(args))]
     if args.json:
         print(json.dumps(records, indent=2))
     else:
@@ -324,7 +401,15 @@ def _list_command(args: argparse.Namespace) -> int:
         print(json.dumps(listing, indent=2))
         return 0
     print(f"{listing['lake']}: activation tables")
-    print_table([{**t, "sigmas": ", ".join(t["sigmas"])} for t in listing["activations"]], ["layer", "sigmas", "rows"])
+    tables = [{**t, "sigmas": ", ".join(t["sigmas"]), "timesteps": ", ".join(str(x) for x in t["timesteps"]) if "timesteps" in t else None}
+              for t in listing["activations"]]
+    t2i = any("model" in t for t in listing["activations"])
+    # Text-to-image tables add the name --layer accepts for their site, and the timestep of each sigma.
+    print_table(tables, ["layer", "sigmas", "rows", *(["site", "timesteps"] if t2i else [])])
+    if listing.get("t2i_models"):
+        print("text-to-image models")
+        print_table([{**m, "layers": len(m["layers"]), "timesteps": ", ".join(str(x) for x in m["timesteps"] or [])}
+                     for m in listing["t2i_models"]], ["name", "family", "timesteps", "samples", "prompts", "layers"])
     print("analyses")
     if listing["analyses"]:
         print_table(listing["analyses"], ["kind", "group", "n_rows", "stale", "created"])

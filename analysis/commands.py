@@ -1,14 +1,19 @@
 """The analysis commands as plain functions (what `python -m analysis ...` calls; usable from notebooks).
 
     from analysis import run_pca, run_umap, run_knn, run_compare, run_all, query, list_analyses
+    from analysis import run_clusters, run_prompts
     run_all("demo_lake", layer="bottleneck", sigma=2)
+    run_all("t2i_lake", layer="dmd2-sdxl-4step.mid", timestep=999)   # a text-to-image table, by site alias and step
 
 Each `run_*` is one step (`analysis.steps`) run by `analysis.runner.run_step`: it reads
 activations / earlier results from the lake, computes, and writes its result group in
 one `LakeWriter` session (a failure leaves the lake as it was). Each returns an
 `Outcome`; progress and notes go to `log` (default: stderr). A rerun with the same
 parameters on the same inputs reuses the stored result unless `force=True`. `run_all`
-is the list of steps `RunConfig.steps` gives, run by `runner.run_steps`.
+is the list of steps `RunConfig.steps` gives, run by `runner.run_steps`; on a text-to-image
+layer it also clusters the model's prompts (`analysis.prompts`).
+
+`timestep` (keyword) names a text-to-image table's noise level by its step instead of `sigma`.
 """
 from __future__ import annotations
 
@@ -17,13 +22,16 @@ from typing import Any
 
 from .embedding import UMAPParams
 from .errors import AnalysisError
-from .keys import AnalysisKey, available_layers, available_sigmas, format_sigma, parse_key, resolve_key
+from lake.layout import T2I_GROUP, split_t2i_layer, t2i_prompts_group, t2i_samples_group
+
+from .keys import AnalysisKey, available_layers, available_sigmas, format_sigma, parse_key, resolve_key, t2i_site_alias, t2i_timesteps
 from .metrics import METRIC_NAMES, compare_sets
 from .neighbors import EXACT_BELOW, NeighborIndex
 from .results import read_labels
 from .runner import Log, Outcome, Step, ensure_pca, resolve, run_step, run_steps
 from .runner import stderr_log as _stderr
-from .steps import CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
+from .prompts import PromptParams, is_prompts_stale, run_prompts
+from .steps import ClustersConfig, ClustersStep, CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
 from .steps.place import placed_is_stale, run_place
 from .steps.trajectory import TrajectoryStep, read_inputs
 from .trajectory import TrajectoryParams
@@ -31,10 +39,12 @@ from .store import as_lake, pca_run_id
 
 __all__ = [
     "METRIC_NAMES",
+    "ClustersConfig",
     "CompareConfig",
     "KnnConfig",
     "Neighbour",
     "Outcome",
+    "PromptParams",
     "RunConfig",
     "TrajectoryParams",
     "compare_sets",
@@ -42,10 +52,12 @@ __all__ = [
     "list_analyses",
     "query",
     "run_all",
+    "run_clusters",
     "run_compare",
     "run_knn",
     "run_pca",
     "run_place",
+    "run_prompts",
     "run_trajectory",
     "run_umap",
 ]
@@ -53,29 +65,42 @@ __all__ = [
 
 def run_pca(lake: Any, layer: str | None = None, sigma: float | None = None, *, pca_dim: int = 50,
             scheduler: str | None = None, force: bool = False, block_rows: int | None = None,
-            log: Log = _stderr, progress: bool = True) -> Outcome:
+            log: Log = _stderr, progress: bool = True, timestep: int | None = None) -> Outcome:
     """Standardise + PCA one (layer, sigma) activation table out of core into ``analysis/pca/<key>`` (`steps.pca`)."""
-    return run_step(PcaStep(pca_dim, block_rows), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    return run_step(PcaStep(pca_dim, block_rows), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress,
+                    timestep=timestep)
 
 
 def run_umap(lake: Any, layer: str | None = None, sigma: float | None = None, params: UMAPParams = UMAPParams(), *,
-             scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
+             scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True,
+             timestep: int | None = None) -> Outcome:
     """UMAP of one key's PCA scores into ``analysis/embeddings/<key>/<name>`` (`steps.umap`)."""
-    return run_step(UmapStep(params), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    return run_step(UmapStep(params), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress, timestep=timestep)
 
 
 def run_knn(lake: Any, layer: str | None = None, sigma: float | None = None, *, k: int = 10, exact: bool | None = None,
             exact_below: int = EXACT_BELOW, seed: int = 42, pca_dim: int = 50, scheduler: str | None = None,
-            force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
+            force: bool = False, log: Log = _stderr, progress: bool = True, timestep: int | None = None) -> Outcome:
     """The k-NN graph of one key's PCA scores into ``analysis/knn/<key>`` (`steps.knn`)."""
     step = KnnStep(KnnConfig(k=k, exact=exact, exact_below=exact_below, seed=seed, pca_dim=pca_dim))
-    return run_step(step, lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    return run_step(step, lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress, timestep=timestep)
 
 
 def run_compare(lake: Any, layer: str | None = None, sigma: float | None = None, config: CompareConfig = CompareConfig(), *,
-                scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
+                scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True,
+                timestep: int | None = None) -> Outcome:
     """Real vs generated in one key's PCA space into ``analysis/compare/<key>`` (`steps.compare`)."""
-    return run_step(CompareStep(config), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    return run_step(CompareStep(config), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress, timestep=timestep)
+
+
+def run_clusters(lake: Any, layer: str | None = None, sigma: float | None = None, config: ClustersConfig = ClustersConfig(), *,
+                 block_rows: int | None = None, force: bool = False, log: Log = _stderr, progress: bool = True,
+                 timestep: int | None = None) -> Outcome:
+    """k-means clusters of one key's PCA scores into ``analysis/clusters/<key>`` (`steps.clusters`).
+
+    `block_rows` sets how many scores are read at once; the clusters do not depend on it.
+    """
+    return run_step(ClustersStep(config, block_rows), lake, layer, sigma, force=force, log=log, progress=progress, timestep=timestep)
 
 
 def run_trajectory(lake: Any, layer: str | None = None, params: TrajectoryParams | None = None, *,
@@ -110,6 +135,9 @@ class RunConfig:
     exact_below: int = EXACT_BELOW
     compare_k: int = 5
     max_per_set: int = 10000
+    # k-means clusters (the `clusters` step, and prompts on text-to-image layers). None: 8 on
+    # text-to-image layers and no clusters on ImageNet layers (`run` there is what it was).
+    clusters: int | None = None
 
     def step_fields(self, step_type: type, renamed: dict[str, str] | None = None, **given: Any) -> dict[str, Any]:
         """The fields of dataclass `step_type` filled from this config by name (`renamed`: step name -> ours)."""
@@ -125,20 +153,44 @@ class RunConfig:
     def compare(self) -> CompareConfig:
         return CompareConfig(**self.step_fields(CompareConfig, renamed={"k": "compare_k"}))
 
-    def steps(self) -> list[Step]:
-        """What `run` does, in order: PCA, UMAP 2D and 3D, the k-NN graph, real vs generated."""
-        return [PcaStep(self.pca_dim), UmapStep(self.umap(2)), UmapStep(self.umap(3)), KnnStep(self.knn()), CompareStep(self.compare())]
+    def clusters_config(self) -> ClustersConfig:
+        return ClustersConfig(**self.step_fields(ClustersConfig, clusters=self.clusters or ClustersConfig().clusters))
+
+    def prompts(self) -> PromptParams:
+        return PromptParams(**self.step_fields(PromptParams, clusters=self.clusters or PromptParams().clusters))
+
+    def steps(self, layer: str | None = None) -> list[Step]:
+        """What `run` does on `layer`, in order: PCA, UMAP 2D and 3D, the k-NN graph, [k-means clusters,]
+        real vs generated. Clusters come on text-to-image layers, or on any layer when `clusters` is set."""
+        steps: list[Step] = [PcaStep(self.pca_dim), UmapStep(self.umap(2)), UmapStep(self.umap(3)), KnnStep(self.knn())]
+        if self.clusters is not None or (layer is not None and split_t2i_layer(layer) is not None):
+            steps.append(ClustersStep(self.clusters_config()))
+        return [*steps, CompareStep(self.compare())]
 
 
 def run_all(lake: Any, layer: str | None = None, sigma: float | None = None, config: RunConfig = RunConfig(), *,
-            scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> list[Outcome]:
-    """PCA, UMAP 2D and 3D, the k-NN graph and real-vs-generated for one (layer, sigma).
+            scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True,
+            timestep: int | None = None) -> list[Outcome]:
+    """PCA, UMAP 2D and 3D, the k-NN graph, k-means clusters and real-vs-generated for one (layer, sigma).
 
     Each step gets its parameters from `config` (`RunConfig.steps`) and commits on its
     own; a step whose result is current is reused unless `force`. `compare` is skipped
-    (with a note) when the table lacks real or generated samples.
+    (with a note) when the table lacks real or generated samples: a text-to-image table
+    holds generated samples only. On a text-to-image layer (``<name>.<module>``) the
+    clusters are always computed and the model's prompts are clustered and mapped too
+    (`run_prompts`, when the model has a prompts table); on ImageNet layers clusters only
+    when `config.clusters` is set.
     """
-    return run_steps(config.steps(), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    lake, key = resolve(lake, layer, sigma, log, timestep)
+    outcomes = run_steps(config.steps(key.layer), lake, key.layer, key.sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+    parts = split_t2i_layer(key.layer)
+    if parts is not None:
+        name = parts[0]
+        if lake.has(t2i_prompts_group(name)):
+            outcomes += run_prompts(lake, name, config.prompts(), force=force, log=log, progress=progress)
+        else:
+            log(f"skipping prompts: the lake has no t2i/{name}/prompts table for model {name}")
+    return outcomes
 
 
 @dataclass
@@ -154,9 +206,10 @@ class Neighbour:
     row: int
 
 
-def query(lake: Any, sample_ids: list[str], layer: str | None = None, sigma: float | None = None, *, k: int = 10, log: Log = _stderr) -> list[Neighbour]:
+def query(lake: Any, sample_ids: list[str], layer: str | None = None, sigma: float | None = None, *, k: int = 10, log: Log = _stderr,
+          timestep: int | None = None) -> list[Neighbour]:
     """The k nearest neighbours of each given sample id in one key's PCA space."""
-    lake, key = resolve(lake, layer, sigma, log)
+    lake, key = resolve(lake, layer, sigma, log, timestep)
     if not lake.has(key.pca_group):
         raise AnalysisError(f"{lake.path}: no PCA for {key.name}; run `python -m analysis run --lake {lake.path} --layer {key.layer} --sigma {key.sigma:g}` first")
     index = NeighborIndex.open(lake, key)
@@ -170,16 +223,27 @@ def query(lake: Any, sample_ids: list[str], layer: str | None = None, sigma: flo
 
 
 # Result folders below analysis/ and what `list` calls their kind, with the step that writes them.
-LISTED = (("pca", PcaStep()), ("embeddings", UmapStep()), ("knn", KnnStep()), ("compare", CompareStep()))
+LISTED = (("pca", PcaStep()), ("embeddings", UmapStep()), ("knn", KnnStep()), ("compare", CompareStep()), ("clusters", ClustersStep()))
 
 
 def list_analyses(lake: Any) -> dict[str, Any]:
-    """What the lake holds: activation tables (layers, sigmas, rows) and every analysis result."""
+    """What the lake holds: activation tables (layers, sigmas, rows), text-to-image models and every analysis result.
+
+    A text-to-image table's record adds `model`, `site` (``<name>.<alias>`` when its module
+    has a site alias, which `--layer` accepts) and `timesteps` (one per sigma).
+    """
     lake = as_lake(lake)
     tables = []
     for layer in available_layers(lake):
         shape = lake.shape(AnalysisKey(layer, 0).activations_group, "sample_id")
-        tables.append({"layer": layer, "sigmas": [format_sigma(s) for s in available_sigmas(lake, layer)], "rows": int(shape[0]) if shape else 0})
+        sigmas = available_sigmas(lake, layer)
+        record: dict[str, Any] = {"layer": layer, "sigmas": [format_sigma(s) for s in sigmas], "rows": int(shape[0]) if shape else 0}
+        parts = split_t2i_layer(layer)
+        timesteps = t2i_timesteps(lake, layer) if parts else None
+        if parts and timesteps:
+            record.update(model=parts[0], site=t2i_site_alias(lake, layer) or layer,
+                          timesteps=[timesteps.get(float(s)) for s in sigmas])
+        tables.append(record)
     results = []
     for folder, step in LISTED:
         for group in lake.results(folder):
@@ -194,7 +258,39 @@ def list_analyses(lake: Any) -> dict[str, Any]:
             results.append(record)
     results.extend(_trajectory_listing(lake))
     results.extend(_placed_listing(lake))
-    return {"lake": str(lake.path), "activations": tables, "analyses": results}
+    listing = {"lake": str(lake.path), "activations": tables, "analyses": results}
+    if lake.children(T2I_GROUP):
+        results.extend(_prompts_listing(lake))
+        listing["t2i_models"] = _t2i_models(lake)
+    return listing
+
+
+def _t2i_models(lake: Any) -> list[dict[str, Any]]:
+    """`list` records of the text-to-image models: family, samples, prompts and activation layers."""
+    records = []
+    layers = available_layers(lake)
+    for name in lake.children(T2I_GROUP):
+        samples = lake.shape(t2i_samples_group(name), "sample_id")
+        prompts = lake.shape(t2i_prompts_group(name), "prompt_id")
+        attrs = lake.t2i_model(name)
+        records.append({"name": name, "family": attrs.get("family"), "timesteps": attrs.get("timesteps"),
+                        "samples": int(samples[0]) if samples else 0, "prompts": int(prompts[0]) if prompts else 0,
+                        "layers": [layer for layer in layers if (split_t2i_layer(layer) or ("",))[0] == name]})
+    return records
+
+
+def _prompts_listing(lake: Any) -> list[dict[str, Any]]:
+    """`list` records of the prompt clusterings (analysis/prompts/<name>); stale when the prompts changed."""
+    records = []
+    for group in lake.results("prompts"):
+        attrs = lake.attrs(group)
+        if attrs.get("analysis") != "prompts":
+            continue
+        name = str(attrs.get("name"))
+        records.append({"kind": "prompts", "group": group, "key": name, "created": attrs.get("created"), "run_id": attrs.get("run_id"),
+                        "stale": is_prompts_stale(lake, name), "n_rows": attrs.get("n_rows"), "n_clusters": attrs.get("n_clusters"),
+                        "map_method": attrs.get("map_method")})
+    return records
 
 
 def _placed_listing(lake: Any) -> list[dict[str, Any]]:

@@ -120,10 +120,10 @@ class Step:
         return {k: attrs.get(k) for k in self.summary_fields}
 
 
-def resolve(lake: Any, layer: str | None, sigma: float | None, log: Log) -> tuple[Lake, AnalysisKey]:
-    """A fresh view of the lake and the key (layer, sigma) resolved against it."""
+def resolve(lake: Any, layer: str | None, sigma: float | None, log: Log, timestep: int | None = None) -> tuple[Lake, AnalysisKey]:
+    """A fresh view of the lake and the key (layer, sigma or a text-to-image table's timestep) resolved against it."""
     lake = as_lake(lake)
-    key, notes = resolve_key(lake, layer, sigma)
+    key, notes = resolve_key(lake, layer, sigma, timestep)
     for note in notes:
         log(note)
     return lake, key
@@ -139,9 +139,13 @@ def run_step(
     force: bool = False,
     log: Log = stderr_log,
     progress: bool = True,
+    timestep: int | None = None,
 ) -> Outcome:
-    """Run one step on one (layer, sigma) table of the lake: reuse or compute, write, publish."""
-    lake, key = resolve(lake, layer, sigma, log)
+    """Run one step on one (layer, sigma) table of the lake: reuse or compute, write, publish.
+
+    `timestep` instead of `sigma` names a text-to-image table's noise level by its step.
+    """
+    lake, key = resolve(lake, layer, sigma, log, timestep)
     step.check(lake)
     if step.reads_pca:
         lake = ensure_pca(lake, key, int(step.parameters()["pca_dim"]), scheduler, log, progress)
@@ -198,6 +202,7 @@ def run_steps(
     force: bool = False,
     log: Log = stderr_log,
     progress: bool = True,
+    timestep: int | None = None,
 ) -> list[Outcome]:
     """Run `steps` in order on one key; each commits on its own.
 
@@ -205,7 +210,7 @@ def run_steps(
     only the first step is forced when it recomputes: the PCA it writes makes every
     derived result stale anyway, so forcing them again would only repeat work.
     """
-    lake, key = resolve(lake, layer, sigma, log)
+    lake, key = resolve(lake, layer, sigma, log, timestep)
     outcomes: list[Outcome] = []
     for position, step in enumerate(steps):
         reason = step.skip(as_lake(lake), key)

@@ -4,9 +4,10 @@ A new analysis is a new module here with a `Step` dataclass (`group`, `parameter
 `compute`), a line in `analysis.commands` for its function and, when `run` should do it,
 an entry in `RunConfig.steps`.
 """
+from .clusters import ClustersConfig, ClustersStep
 from .compare import CompareConfig, CompareStep
 from .knn import KnnConfig, KnnStep
 from .pca import PcaStep
 from .umap import UmapStep
 
-__all__ = ["CompareConfig", "CompareStep", "KnnConfig", "KnnStep", "PcaStep", "UmapStep"]
+__all__ = ["ClustersConfig", "ClustersStep", "CompareConfig", "CompareStep", "KnnConfig", "KnnStep", "PcaStep", "UmapStep"]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lake import StagedGroup, imagenet_classes
-from lake.layout import compare_spec
+from lake.layout import compare_spec, split_t2i_layer
 
 from ..errors import AnalysisError
 from ..metrics import METRIC_NAMES, compare_sets, frechet_distance_of, real_fraction
@@ -59,7 +59,11 @@ class CompareStep(Step):
         sources = set(read_labels(lake, key.pca_group).source.tolist())
         if {"real", "generated"} <= sources:
             return None
-        return f"{key.name} holds only {', '.join(sorted(sources)) or 'no'} samples"
+        reason = f"{key.name} holds only {', '.join(sorted(sources)) or 'no'} samples"
+        if split_t2i_layer(key.layer) is not None:
+            # A text-to-image table holds what its model generated; there is no real set to compare with.
+            reason += " (a text-to-image model's table: every sample is generated, nothing real to compare with)"
+        return reason
 
     def compute(self, ctx: Context) -> Computed:
         lake, key, config, k = ctx.lake, ctx.key, self.config, self.config.k
