@@ -1,70 +1,91 @@
 """Analyses of the activation tables: Dask PCA, UMAP, k-NN graphs, real-vs-generated metrics.
 
-Command line: ``python -m analysis {pca,umap,knn,compare,run,trajectory,place,query,list} --lake LAKE ...``.
+Command line: ``python -m analysis {pca,umap,knn,compare,run,clusters,prompts,trajectory,place,query,list} --lake LAKE ...``.
 The same as functions (each reads from and writes to the lake; see README "Analysis commands"):
 
     from analysis import run_all, run_pca, run_umap, run_knn, run_compare, query, list_analyses
     from analysis import run_trajectory, TrajectoryParams, run_place
+    from analysis import run_clusters, ClustersConfig, run_prompts, PromptParams, kmeans, resolve_key
     from analysis import NeighborIndex, project, load_pca_model, UMAPParams, KnnConfig, CompareConfig, RunConfig
 
     run_all("demo_lake", layer="bottleneck", sigma=2, config=RunConfig(k=15, exact_below=5000))
     index = NeighborIndex.open("demo_lake", "enc.8x8_block2@sigma2")
     rows, distances = index.query(["in64/val_data/12"], k=10)
+    run_all("t2i_lake", layer="dmd2-sdxl-4step.mid", timestep=999)   # text-to-image: site alias, step's timestep
+    run_prompts("t2i_lake")                                           # clusters + map of every model's prompts
 
 Results are plain xarray datasets: ``xr.open_zarr(lake, group="analysis/pca/enc.8x8_block2@sigma2")``.
-Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare, trajectory, place) that one runner
+Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare, clusters, trajectory, place) that one runner
 (``analysis.runner``) resolves, reuses, writes and publishes; ``run_all`` is a list of steps.
 Heavy libraries (dask, umap, pynndescent, sklearn) are imported only when used.
 """
 from .commands import (
+    ClustersConfig,
     CompareConfig,
     KnnConfig,
     Neighbour,
     Outcome,
+    PromptParams,
     RunConfig,
     list_analyses,
     query,
     run_all,
+    run_clusters,
     run_compare,
     run_knn,
     run_pca,
     run_place,
+    run_prompts,
     run_trajectory,
     run_umap,
 )
 from .embedding import UMAPParams
 from .errors import AnalysisError
-from .keys import LAYER_ALIASES, AnalysisKey, parse_key
+from .keys import LAYER_ALIASES, T2I_SITE_ALIASES, AnalysisKey, parse_key, resolve_key, resolve_layer
+from .kmeans import KMeansResult, RowSource, kmeans
 from .neighbors import NeighborIndex, build_knn_graph, recall_at_k
 from .pca import PCAModel
+from .prompts import normalise_rows, pca_map
 from .store import load_pca_model, project
 from .trajectory import TrajectoryParams
 
 __all__ = [
     "LAYER_ALIASES",
+    "T2I_SITE_ALIASES",
     "AnalysisError",
     "AnalysisKey",
+    "ClustersConfig",
     "CompareConfig",
+    "KMeansResult",
     "KnnConfig",
     "NeighborIndex",
     "Neighbour",
     "Outcome",
     "PCAModel",
+    "PromptParams",
+    "RowSource",
     "RunConfig",
     "TrajectoryParams",
     "UMAPParams",
     "build_knn_graph",
+    "kmeans",
     "list_analyses",
     "load_pca_model",
+    "normalise_rows",
     "parse_key",
+    "pca_map",
     "project",
     "query",
     "recall_at_k",
+    "resolve_key",
+    "resolve_layer",
     "run_all",
+    "run_clusters",
     "run_compare",
     "run_knn",
     "run_pca",
     "run_place",
+    "run_prompts",
     "run_trajectory",
     "run_umap",
 ]
