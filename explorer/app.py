@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from explorer import common, views
+from explorer import common, prompts, views
 from explorer.common import NONCE, VIEW, ZOOM_NONCE
 from explorer.config import ExplorerConfig, parse_args
 from explorer.data import LakeDiagnosis, LakeSession, LakeState, diagnose_lake, embedding_of_key, lake_version, random_weights
@@ -124,6 +124,8 @@ def run(config: ExplorerConfig) -> None:
     mask = views.filter_mask(
         frame.class_id, frame.source_code, frame.sources, frame.split_code, frame.splits, view.classes, view.sources, view.splits
     )
+    if view.prompt:  # the prompt search narrows the same selection as the other filters
+        mask &= prompts.search_mask(session, frame, view.embedding, view.prompt)
     if page == "explore":
         thumbs = _thumbs(str(config.lake), config.thumb_host, config.thumb_port, config.thumb_public_host)
         explore_page(session, thumbs, frame, view, xy, mask, jobs=not config.read_only)
@@ -197,6 +199,7 @@ def _seed_widgets(view: ViewState) -> None:
     st.session_state["w_classes"] = list(view.classes)
     st.session_state["w_sources"] = list(view.sources)
     st.session_state["w_splits"] = list(view.splits)
+    st.session_state["w_prompt"] = view.prompt
     st.session_state["w_k"] = view.k
     st.session_state["w_space"] = view.neighbour_space
     st.session_state["w_az"] = int(view.rotation[0])

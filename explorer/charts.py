@@ -155,7 +155,8 @@ def _density_layer(extent: Window, opacity: float, scheme: str, aria: bool = Tru
 # Data never enters the cache; it is attached per rerun as named datasets.
 @lru_cache(maxsize=64)
 def scatter_spec(
-    color: ColorSpec, extent: Window, thumb_base: str, background: bool, renderer: str, height: int = 560, placed: bool = False
+    color: ColorSpec, extent: Window, thumb_base: str, background: bool, renderer: str, height: int = 560, placed: bool = False,
+    prompt: bool = False,
 ) -> dict[str, Any]:
     """Points (dataset `points`) with hover thumbnails and a click selection; the selection's
     highlights (dataset `marks`) drawn over them; optional density underlay (`cells`).
@@ -163,6 +164,9 @@ def scatter_spec(
     With `placed`, samples placed in the map after its fit (dataset `placed`: the points'
     columns plus `placement`) are drawn as diamonds over the points, with a thin line
     (dataset `lineage`: x, y, x2, y2) to each parent; they select like any point.
+
+    With `prompt`, every dataset also has a `prompt` column (a text-to-image sample's
+    prompt, cut; "no prompt" for other samples), shown in the hover under the thumbnail.
 
     `points` needs columns x, y, sample_id, class, source, thumb and the colour field;
     `marks` the same plus `role` (one of `MARK_ROLES`), in drawing order. The points carry
@@ -190,6 +194,7 @@ def scatter_spec(
 
     tooltip = [
         alt.Tooltip("image:N", title="image"),
+        *([alt.Tooltip("prompt:N", title="prompt")] if prompt else []),
         alt.Tooltip("class:N", title="class"),
         alt.Tooltip("source:N", title="source"),
         alt.Tooltip("sample_id:N", title="sample id"),
@@ -382,4 +387,6 @@ def point_cloud(points: Any, centre: tuple[float, float, float], span: float) ->
     zoom = float(np.log2(500.0 / max(span, 1e-6)))
     view = pdk.View(type="OrbitView", controller=True)
     state = pdk.ViewState(target=list(centre), zoom=zoom, rotation_orbit=30, rotation_x=20)
-    return pdk.Deck(layers=[layer], views=[view], initial_view_state=state, map_style=None, tooltip={"text": "{class}\n{source}\n{sample_id}"})
+    # A text-to-image sample's prompt leads its tooltip (points then carry a `prompt` column).
+    text = ("{prompt}\n" if "prompt" in getattr(points, "columns", ()) else "") + "{class}\n{source}\n{sample_id}"
+    return pdk.Deck(layers=[layer], views=[view], initial_view_state=state, map_style=None, tooltip={"text": text})

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import views
-from explorer.data import EmbeddingFrame, LakeSession
+from explorer.data import NO_CLASS, EmbeddingFrame, LakeSession
 
 VIEW = "view"  # session-state key of the authoritative ViewState
 NONCE = "chart_nonce"  # bumped after each processed click: the next chart starts with no selection
@@ -21,8 +21,8 @@ LABEL_COLUMNS = frozenset({"class_id", "source", "split", "wnid", "class_name", 
 
 
 def class_label(session: LakeSession, class_id: int) -> str:
-    """'1: goldfish', or 'unknown' for a sample without an ImageNet class (-1)."""
-    return session.classes.label(int(class_id)) if 0 <= int(class_id) < 1000 else "unknown"
+    """'1: goldfish', or 'no class' for a sample without an ImageNet class (-1)."""
+    return session.classes.label(int(class_id)) if 0 <= int(class_id) < 1000 else NO_CLASS
 
 
 def format_value(value: Any) -> str:

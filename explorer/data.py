@@ -32,6 +32,10 @@ from lake.layout import (
 # Where a column comes from (`ColumnInfo.group`): the details panel tells compare metrics by it.
 COMPARE_PREFIX = analysis_prefix("compare")
 
+# How a sample without an ImageNet class (class_id -1: a JPEG without labels, a text-to-image
+# sample whose prompt names no class) reads where a class name would.
+NO_CLASS = "no class"
+
 # rows_of() scans the ids for up to this many ids instead of building a hash index.
 _MAX_SCANNED_IDS = 16
 
@@ -815,7 +819,8 @@ class LakeSession:
 
     def sample_rows(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """Rows of the given ids in `samples` (-1 where absent): a scan for a few ids, the hash index for many."""
-        ids = np.asarray(list(ids), dtype=np.dtypes.StringDType())
+        # An array (a whole id column) converts without a Python object per id.
+        ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.dtypes.StringDType())
         table = self._samples_ids()
         if ids.size <= _MAX_SCANNED_IDS:
             return np.array([_first(np.flatnonzero(table == i)) for i in ids], dtype=np.int64)

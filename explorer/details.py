@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from explorer import common, export, queries
+from explorer import common, export, prompts, queries
 from explorer.data import COMPARE_PREFIX, EmbeddingFrame, LakeSession
 from explorer.state import ViewState
 
@@ -27,9 +27,17 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
         return
     sample_row = int(frame.sample_row[row])
     record = session.sample_record(sample_row) if sample_row >= 0 else {}
-    if sample_row >= 0:
+    t2i = prompts.t2i_sample(session, sample_row)  # read for the selected sample only: native image, previews
+    if t2i is not None:
+        st.image(fit_image(t2i.image), width="stretch", caption=f"{t2i.model} · {t2i.image.shape[1]}×{t2i.image.shape[0]}")
+    elif sample_row >= 0:
         st.image(upscale(session.images(np.array([sample_row]))[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))
-    st.markdown("  \n".join(f"**{label}**: {text}" for label, text in sample_facts(session, frame, view.embedding, row, record)))
+    facts = sample_facts(session, frame, view.embedding, row, record)
+    if t2i is not None:
+        facts = t2i_facts(t2i) + [f for f in facts if f[0] not in T2I_REPLACED]
+    st.markdown("  \n".join(f"**{label}**: {text}" for label, text in facts))
+    if t2i is not None:
+        step_previews(t2i)
     st.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="clear")
 
     manual_rows = frame.rows_of(list(view.manual))
@@ -53,6 +61,7 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
         neighbours.space if neighbours is not None else "",
         manual_rows,
         manual_d,
+        prompts.export_columns(session, frame, view.embedding),
     )
     st.download_button(
         "Export selection (CSV)",
@@ -97,6 +106,46 @@ def sample_facts(session: LakeSession, frame: EmbeddingFrame, ref: str, row: int
     return facts
 
 
+# Facts a text-to-image sample's own facts replace (its seed and model are in `t2i_facts`).
+T2I_REPLACED = frozenset({"seed", "model"})
+FIT_MIN = 256  # a smaller native image (the tiny demo model's 64 px) is enlarged, sharp, to at least this size
+
+
+def fit_image(image: np.ndarray) -> np.ndarray:
+    """The native image for a column-wide `st.image`: small images enlarged by a whole factor (nearest
+    neighbour), large ones left for the browser to scale down to fit."""
+    factor = max(1, FIT_MIN // max(image.shape[0], image.shape[1], 1))
+    return upscale(image, factor) if factor > 1 else image
+
+
+def t2i_facts(sample: prompts.T2ISample) -> list[tuple[str, str]]:
+    """(label, Markdown text) pairs of a text-to-image sample: prompt coordinates, then the model identity."""
+    timesteps = ", ".join(str(t) for t in sample.timesteps) or common.MISSING
+    if sample.sigmas:
+        timesteps += " (sigma " + ", ".join(f"{s:.3g}" for s in sample.sigmas) + ")"
+    facts = [
+        ("prompt", common.markdown_text(sample.prompt) or common.MISSING),
+        ("negative prompt", common.markdown_text(sample.negative_prompt) if sample.negative_prompt else common.MISSING),
+        ("prompt id", _code(sample.prompt_id or common.MISSING)),
+        ("guidance", common.format_value(sample.guidance)),
+        ("seed · index", f"{sample.seed} · {sample.index}"),
+        ("timesteps", timesteps),
+        ("model", _code(sample.model)),
+    ]
+    return facts + [(label, common.markdown_text(text)) for label, text in prompts.identity_facts(sample.identity)]
+
+
+def step_previews(sample: prompts.T2ISample) -> None:
+    """The decoded x0 of every step with its timestep (nothing when the lake stores no previews)."""
+    if sample.previews is None:
+        return
+    st.markdown(f"**Steps** · the x0 estimate after each of the {len(sample.previews)} steps")
+    steps = list(sample.timesteps) if len(sample.timesteps) == len(sample.previews) else list(range(len(sample.previews)))
+    labels = [f"t={t}" + (f" · σ={sample.sigmas[i]:.3g}" if sample.sigmas else "") for i, t in enumerate(steps)]
+    width = 128 if len(sample.previews) <= 4 else 96
+    st.image([fit_image(p) if p.shape[0] < width else p for p in sample.previews], width=width, caption=labels)
+
+
 def _code(text: str) -> str:
     """A Markdown code span that holds any text (backticks in it included)."""
     if text == common.MISSING:
@@ -110,8 +159,9 @@ def _thumb_grid(session: LakeSession, frame: EmbeddingFrame, rows: np.ndarray, d
     sample_rows = frame.sample_row[rows]
     ok = sample_rows >= 0
     images = session.images(sample_rows[ok]) if ok.any() else np.zeros((0, 64, 64, 3), np.uint8)
+    ref = frame.info.ref
     captions = [
-        f"{common.class_label(session, frame.class_id[r])} · {frame.sources[frame.source_code[r]]} · d={float(d):.3g}"
+        f"{prompts.row_label(session, frame, ref, int(r))} · {frame.sources[frame.source_code[r]]} · d={float(d):.3g}"
         for r, d in zip(rows[ok], np.asarray(distances)[ok])
     ]
     st.image([upscale(img, 2) for img in images], width=112, caption=captions)

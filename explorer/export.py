@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .data import EmbeddingFrame
+from .data import NO_CLASS, EmbeddingFrame
 
 AXES = ("x", "y", "z")
 
@@ -15,13 +16,14 @@ def class_labels(class_id: np.ndarray, classes: Any) -> Any:
     """'1: goldfish' per row as a pandas Categorical (1000 strings, not one per row)."""
     import pandas as pd
 
-    categories = ["unknown"] + [classes.label(i) for i in range(1000)]
+    categories = [NO_CLASS] + [classes.label(i) for i in range(1000)]
     codes = np.clip(class_id.astype(np.int64) + 1, 0, 1000)
     return pd.Categorical.from_codes(codes, categories=categories)
 
 
-def points_frame(frame: EmbeddingFrame, rows: np.ndarray, classes: Any) -> Any:
-    """One row per point: id, class, source, split and embedding coordinates."""
+def points_frame(frame: EmbeddingFrame, rows: np.ndarray, classes: Any, extra: Callable[[np.ndarray], dict[str, Any]] | None = None) -> Any:
+    """One row per point: id, class, source, split, `extra`'s columns for these rows (the prompt columns of a
+    lake with text-to-image samples: `prompts.export_columns`) and embedding coordinates."""
     import pandas as pd
 
     rows = np.asarray(rows, dtype=np.int64)
@@ -34,6 +36,8 @@ def points_frame(frame: EmbeddingFrame, rows: np.ndarray, classes: Any) -> Any:
             "split": pd.Categorical.from_codes(frame.split_code[rows], categories=list(frame.splits)),
         }
     )
+    for name, values in (extra(rows) if extra is not None else {}).items():
+        table[name] = values
     for axis in range(frame.coords.shape[1]):
         table[AXES[axis]] = frame.coords[rows, axis]
     return table
@@ -48,6 +52,7 @@ def selection_frame(
     neighbour_space: str,
     manual_rows: np.ndarray,
     manual_distances: np.ndarray | None,
+    extra: Callable[[np.ndarray], dict[str, Any]] | None = None,
 ) -> Any:
     """The selected point, its k-NN and the manual neighbours, one row each, with distances."""
     import pandas as pd
@@ -56,7 +61,7 @@ def selection_frame(
     neighbour_rows = np.asarray(neighbour_rows, dtype=np.int64)
     manual_rows = np.asarray(manual_rows, dtype=np.int64)
     rows = np.concatenate([selected_rows, neighbour_rows, manual_rows])
-    table = points_frame(frame, rows, classes)
+    table = points_frame(frame, rows, classes, extra)
     table.insert(0, "role", ["selected"] + ["knn"] * len(neighbour_rows) + ["manual"] * len(manual_rows))
     table.insert(1, "rank", np.concatenate([[0], np.arange(1, len(neighbour_rows) + 1), np.arange(1, len(manual_rows) + 1)]))
     manual_d = np.full(len(manual_rows), np.nan) if manual_distances is None else np.asarray(manual_distances, np.float64)

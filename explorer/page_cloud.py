@@ -6,8 +6,8 @@ import html
 import numpy as np
 import streamlit as st
 
-from explorer import charts, common, export
-from explorer.data import EmbeddingFrame, LakeSession
+from explorer import charts, common, export, prompts
+from explorer.data import NO_CLASS, EmbeddingFrame, LakeSession
 from explorer.state import ViewState
 
 LEGEND_LIMIT = 16  # more categories than this get no legend line (colours repeat anyway)
@@ -24,11 +24,16 @@ def cloud_colours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
             present = np.asarray(common.present_classes(session, view.embedding), dtype=np.int64)
             class_id = frame.class_id[rows].astype(np.int64)
             codes = np.where(class_id >= 0, np.searchsorted(present, class_id), len(present))
-            labels = [common.class_label(session, c) for c in present] + (["unknown"] if (class_id < 0).any() else [])
+            labels = [common.class_label(session, c) for c in present] + ([NO_CLASS] if (class_id < 0).any() else [])
         else:
             codes = frame.source_code[rows] if view.color_by == "source" else frame.split_code[rows]
             labels = list(frame.sources if view.color_by == "source" else frame.splits)
         return charts.point_colors(codes, None), _legend(labels), ""
+    if view.color_by in prompts.COLOUR_OPTIONS:
+        # Numbered by rank among the categories present anywhere in the embedding, as classes are.
+        all_codes, all_labels = prompts.colour_codes(session, frame, view.embedding, view.color_by)
+        present = np.flatnonzero(np.bincount(all_codes, minlength=1))
+        return charts.point_colors(np.searchsorted(present, all_codes[rows]), None), _legend([str(all_labels[c]) for c in present]), ""
     values = session.column_values(view.embedding, view.color_by)[rows]
     name = view.color_by.partition(".")[2]
     if values.dtype.kind in "iuf":
@@ -53,6 +58,8 @@ def legend_markdown(legend: list[tuple[str, str]]) -> str:
 def cloud_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, mask: np.ndarray) -> None:
     rows = common.stratified_rows(session, frame, view.embedding, mask, min(view.max_points, 30_000))
     table = export.points_frame(frame, rows, session.classes)
+    if prompts.has_t2i(session):  # the hover names the prompt of a text-to-image sample
+        table["prompt"] = np.asarray(prompts.hover_prompts(session, frame, view.embedding, rows), dtype=object)
     rgb, legend, scale = cloud_colours(session, frame, view, rows)
     table["rgb"] = rgb.tolist()
     table["class"] = table["class"].astype(str)
@@ -66,4 +73,5 @@ def cloud_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, mas
         st.markdown(legend_markdown(legend), unsafe_allow_html=True)
     elif scale:
         st.caption(scale)
-    st.pydeck_chart(charts.point_cloud(table[["x", "y", "z", "rgb", "class", "source", "sample_id"]], centre, span), height=620)
+    shown = ["x", "y", "z", "rgb", "class", "source", "sample_id"] + (["prompt"] if "prompt" in table else [])
+    st.pydeck_chart(charts.point_cloud(table[shown], centre, span), height=620)

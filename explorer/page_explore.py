@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, common, export, queries, views
+from explorer import charts, common, export, prompts, queries, views
 from explorer.common import ZOOM_NONCE
-from explorer.data import EmbeddingFrame, LakeSession
+from explorer.data import NO_CLASS, EmbeddingFrame, LakeSession
 from explorer.details import details_panel
 from explorer.jobs_panel import jobs_section
 from explorer.state import ViewState, Window, brush_window
@@ -83,11 +83,15 @@ def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: 
     picked in the highlight box, and draw the rest in grey as "other".
     """
     limit = charts.palette_size(view.palette)
-    if view.color_by in ("class", "source", "split"):
+    if view.color_by in ("class", "source", "split", *prompts.COLOUR_OPTIONS):
         if view.color_by == "class":
-            codes = frame.class_id.astype(np.int64) + 1  # -1 (unknown) -> 0
-            labels = np.array(["unknown"] + [session.classes.label(c) for c in range(1000)], dtype=object)
+            codes = frame.class_id.astype(np.int64) + 1  # -1 (no class) -> 0
+            labels = np.array([NO_CLASS] + [session.classes.label(c) for c in range(1000)], dtype=object)
             chosen = tuple(session.classes.label(c) for c in st.session_state.get(HIGHLIGHT_KEY, []))
+        elif view.color_by in prompts.COLOUR_OPTIONS:
+            # Prompts, clusters and models: codes with a 'none' entry at 0, exactly like classes.
+            codes, labels = prompts.colour_codes(session, frame, view.embedding, view.color_by)
+            chosen = ()
         else:
             codes = frame.source_code if view.color_by == "source" else frame.split_code
             labels, chosen = np.array(frame.sources if view.color_by == "source" else frame.splits, dtype=object), ()
@@ -99,7 +103,8 @@ def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: 
         else:
             top = charts.top_categories({str(labels[c]): int(n) for c, n in zip(present, counts)}, limit, chosen)
             has_other = len(present) > len(top)
-        title = view.color_by if not has_other else f"{view.color_by} ({'chosen' if chosen else f'top {len(top)} in view'})"
+        name = prompts.OPTION_LABELS.get(view.color_by, view.color_by)
+        title = name if not has_other else f"{name} ({'chosen' if chosen else f'top {len(top)} in view'})"
         return charts.legend_colour_spec(title, view.palette, top, has_other), lambda rs: _categorical(labels, codes[rs], top)
     values = session.column_values(view.embedding, view.color_by)
     title = view.color_by.partition(".")[2]
@@ -137,7 +142,8 @@ def _categorical(labels: np.ndarray, codes: np.ndarray, top: tuple[str, ...]) ->
 
 
 def _table(session: LakeSession, frame: EmbeddingFrame, xy: np.ndarray, rows: np.ndarray, colour_column: tuple[str, Any]) -> pd.DataFrame:
-    """The columns a drawn point needs, compact: float32 coordinates, dictionary-coded labels."""
+    """The columns a drawn point needs, compact: float32 coordinates, dictionary-coded labels (and, in a lake with
+    text-to-image samples, the prompt for the hover, dictionary-coded too)."""
     table = pd.DataFrame(
         {
             "x": xy[rows, 0].astype(np.float32),
@@ -148,6 +154,8 @@ def _table(session: LakeSession, frame: EmbeddingFrame, xy: np.ndarray, rows: np
             "thumb": frame.sample_row[rows].astype(np.int32),  # the thumbnail URL is built in the browser
         }
     )
+    if prompts.has_t2i(session):
+        table["prompt"] = prompts.hover_prompts(session, frame, frame.info.ref, rows)
     field, values = colour_column
     table[field] = values(rows)
     return table
@@ -200,7 +208,7 @@ class DrawnView:
 def _drawn_view(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> DrawnView:
     """The drawn view, rebuilt only when the view changes: a click reuses the last one (one per
     browser session, so memory stays bounded), and its points stay the very same bytes."""
-    key = (id(session), view.embedding, view.rotation, view.window, view.classes, view.sources, view.splits, view.max_points,
+    key = (id(session), view.embedding, view.rotation, view.window, view.classes, view.sources, view.splits, view.prompt, view.max_points,
            view.color_by, view.palette, tuple(st.session_state.get(HIGHLIGHT_KEY, ())))  # fmt: skip
     cached = st.session_state.get(VIEW_CACHE)
     if cached is not None and cached[0] == key:
@@ -292,10 +300,10 @@ def explore_page(
         if drawn.placed is not None and drawn.lineage is not None:
             datasets["placed"], datasets["lineage"] = drawn.placed, drawn.lineage
         spec_args = (drawn.colour, view.window or drawn.extent, thumbs.base_url, drawn.sampled, charts.renderer_for(len(rows)))
-        has_placed = drawn.placed is not None
-        _spec_shown(hash((*spec_args, has_placed)))
+        has_placed, has_prompt = drawn.placed is not None, "prompt" in drawn.points
+        _spec_shown(hash((*spec_args, has_placed, has_prompt)))
         st.vega_lite_chart(
-            spec=charts.with_datasets(charts.scatter_spec(*spec_args, placed=has_placed), **datasets),
+            spec=charts.with_datasets(charts.scatter_spec(*spec_args, placed=has_placed, prompt=has_prompt), **datasets),
             on_select="rerun",
             selection_mode=[charts.PICK],
             key=SCATTER_KEY,
@@ -339,10 +347,11 @@ def _placed_neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewSt
 
 def _view_downloads(session: LakeSession, frame: EmbeddingFrame, mask: np.ndarray) -> None:
     rows = np.flatnonzero(mask)
+    extra = prompts.export_columns(session, frame, frame.info.ref)  # model and prompt columns, where the lake has prompts
     cols = st.columns(2)
     cols[0].download_button(
         f"Export view as CSV ({len(rows):,} rows)",
-        data=lambda: export.to_csv(export.points_frame(frame, rows, session.classes)),
+        data=lambda: export.to_csv(export.points_frame(frame, rows, session.classes, extra)),
         file_name="view.csv",
         mime="text/csv",
         on_click="ignore",
@@ -350,7 +359,7 @@ def _view_downloads(session: LakeSession, frame: EmbeddingFrame, mask: np.ndarra
     )
     cols[1].download_button(
         "Export view as Parquet",
-        data=lambda: export.to_parquet(export.points_frame(frame, rows, session.classes)),
+        data=lambda: export.to_parquet(export.points_frame(frame, rows, session.classes, extra)),
         file_name="view.parquet",
         mime="application/vnd.apache.parquet",
         on_click="ignore",

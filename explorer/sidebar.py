@@ -5,9 +5,18 @@ from dataclasses import replace
 
 import streamlit as st
 
-from explorer import common
+from explorer import common, prompts
 from explorer.data import LakeSession
-from explorer.state import CATEGORICAL_PALETTES, CLICK_MODES, CONTINUOUS_PALETTES, MAX_K, MAX_POINTS_LIMIT, NEIGHBOUR_SPACES, ViewState
+from explorer.state import (
+    CATEGORICAL_PALETTES,
+    CLICK_MODES,
+    CONTINUOUS_PALETTES,
+    MAX_K,
+    MAX_POINTS_LIMIT,
+    MAX_PROMPT_SEARCH,
+    NEIGHBOUR_SPACES,
+    ViewState,
+)
 
 
 
@@ -22,8 +31,12 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     info = session.embedding(ref)
     frame = common.load_frame(session, ref)
 
-    colour_options = ["class", "source", "split"] + colour_columns(session, ref)
-    column_labels = {c.ref: c.label for c in session.columns(ref)}
+    extra_options = prompts.colour_options(session, ref)
+    columns = colour_columns(session, ref)
+    if prompts.MODEL in extra_options:  # "model" is samples.model_id as categories: not offered twice
+        columns = [c for c in columns if c != "samples.model_id"]
+    colour_options = ["class", "source", "split", *extra_options, *columns]
+    column_labels = {**{c.ref: c.label for c in session.columns(ref)}, **prompts.OPTION_LABELS}
     if st.session_state.get("w_color") not in colour_options:
         st.session_state["w_color"] = "class"
     color_by = sb.selectbox("Colour by", colour_options, format_func=lambda c: column_labels.get(c, c), key="w_color")
@@ -47,6 +60,19 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     classes = sb.multiselect("Classes", present, format_func=session.classes.label, key="w_classes", placeholder="all classes")
     sources = sb.multiselect("Source", list(frame.sources), key="w_sources", placeholder="all sources")
     splits = sb.multiselect("Split", list(frame.splits), key="w_splits", placeholder="all splits")
+    prompt = ""
+    if prompts.has_t2i(session):
+        prompt = sb.text_input(
+            "Prompt contains",
+            key="w_prompt",
+            max_chars=MAX_PROMPT_SEARCH,
+            placeholder="e.g. cat (any case)",
+            help="Keeps the text-to-image samples whose prompt contains this text, ignoring case; "
+            "combines with the filters above. Samples without a prompt are left out while it is set.",
+        ).strip()
+        if prompt:
+            found = prompts.matching_prompts(session, prompt)
+            sb.caption(f"{found:,} of the lake's {prompts.prompt_index(session).n_prompts:,} prompts match")
 
     rotation = view.rotation
     if info.dims == 3:
@@ -77,6 +103,7 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
         classes=tuple(sorted(int(c) for c in classes)),
         sources=tuple(sources),
         splits=tuple(splits),
+        prompt=prompt,
         rotation=rotation,
         k=int(k),
         neighbour_space=space,
@@ -102,7 +129,7 @@ def colour_columns(session: LakeSession, ref: str) -> list[str]:
 
 
 def is_nominal(session: LakeSession, ref: str, color_by: str) -> bool:
-    if color_by in ("class", "source", "split"):
+    if color_by in ("class", "source", "split", *prompts.COLOUR_OPTIONS):
         return True
     column = next((c for c in session.columns(ref) if c.ref == color_by), None)
     return column is None or not column.numeric

@@ -21,6 +21,7 @@ CLICK_MODES = ("neighbours", "select")
 PAGES = ("explore", "compare", "3d", "noise")
 MAX_K = 200
 MAX_POINTS_LIMIT = 200_000
+MAX_PROMPT_SEARCH = 200  # characters of a prompt search (a URL may hold any text)
 
 Window = tuple[float, float, float, float]  # x0, x1, y0, y1 in plotted coordinates
 
@@ -35,6 +36,7 @@ class ViewState:
     classes: tuple[int, ...] = ()  # empty = every class
     sources: tuple[str, ...] = ()  # empty = every source
     splits: tuple[str, ...] = ()  # empty = every split
+    prompt: str = ""  # keep text-to-image samples whose prompt contains this text (any case); "" = no prompt filter
     window: Window | None = None  # zoom window; None = everything
     rotation: tuple[float, float] = (0.0, 0.0)  # azimuth, elevation (degrees) for 3D embeddings
     selected: str | None = None  # sample id of the selected point
@@ -90,6 +92,8 @@ def encode_query_params(state: ViewState) -> dict[str, str]:
         params["source"] = _join(state.sources)
     if state.splits:
         params["split"] = _join(state.splits)
+    if state.prompt:
+        params["prompt"] = state.prompt
     if state.window is not None:
         params["win"] = _join(tuple(_fmt(v) for v in state.window))
     if state.rotation != default.rotation:
@@ -128,6 +132,7 @@ def decode_query_params(params: Mapping[str, Any]) -> ViewState:
     values["classes"] = tuple(sorted({int(t) for t in get("classes").split(",") if t.strip().isdigit() and int(t) < 1000}))
     values["sources"] = tuple(t for t in get("source").split(",") if t)
     values["splits"] = tuple(t for t in get("split").split(",") if t)
+    values["prompt"] = get("prompt")[:MAX_PROMPT_SEARCH]
     values["window"] = _floats(get("win"), 4, ordered_pairs=True)
     rotation = _floats(get("rot"), 2)
     values["rotation"] = rotation if rotation is not None else default.rotation
