@@ -64,13 +64,13 @@ lock-check: $(STAMP)
 
 demo: demo-lake explore
 
-demo-lake: $(STAMP)
+demo-lake: setup
 	$(MAKE) --no-print-directory demo-lake-steps
 
 # The demo lake's build, step by step, without the set-up prerequisite: the test suite
 # builds its CLI-made lake with exactly these steps (tests/conftest.py, `cli_demo_lake`).
 demo-lake-steps:
-	test -f $(DEMO_DATA)/imagenet64/val_data.npz || $(PY) -m ingest demo-data --out $(DEMO_DATA)
+	test -f $(DEMO_DATA)/imagenet64/val_data.npz -a -f $(DEMO_DATA)/t2i/dmd2_unet.safetensors || $(PY) -m ingest demo-data --out $(DEMO_DATA)
 	$(PY) -m ingest npz $(DEMO_DATA)/imagenet64/*.npz --lake $(LAKE)
 	$(PY) -m ingest jpeg $(DEMO_DATA)/jpeg --lake $(LAKE)
 	$(PY) -m ingest generate --lake $(LAKE) --preset tiny --num-samples 256 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck,mid
@@ -80,7 +80,7 @@ demo-lake-steps:
 	$(PY) -m analysis run --lake $(LAKE) --layer mid --sigma 10
 	$(PY) -m analysis trajectory --lake $(LAKE) --layer bottleneck
 
-explore: $(STAMP)
+explore: setup
 	$(VENV)/bin/streamlit run explorer/app.py --server.address 127.0.0.1 --server.headless true -- --lake $(LAKE)
 
 # Debian's chromium drives the explorer's browser test (never `playwright install`).
@@ -91,11 +91,11 @@ browser:
 	fi
 
 # ruff (lint) and mypy (types) as pyproject.toml configures them; `make test` runs both first.
-lint: $(STAMP)
+lint: setup
 	$(PY) -m ruff check lake ingest models analysis explorer benchmarks tests
 	$(PY) -m mypy
 
-test: $(STAMP) browser lint
+test: setup browser lint
 	$(PY) -m pytest
 
 clean-demo:

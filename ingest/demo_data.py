@@ -6,6 +6,11 @@ ImageNet class it shows; crops at several scales and positions (with flips) beco
 64x64 images. The output has both input formats the ingest jobs read:
 `imagenet64/train_data_batch_1.npz`, `imagenet64/val_data.npz` (channel-planar rows,
 1-indexed ImageNet64 labels) and `jpeg/<wnid>/*.JPEG` (full-size, non-square crops).
+
+For the text-to-image demo it also writes `t2i/base/` (a tiny SDXL-topology base folder in
+diffusers format with seeded random weights and the real CLIP tokenizer) and
+`t2i/dmd2_unet.safetensors` (a tiny "DMD2 UNet" for it), which `ingest generate-t2i`
+loads exactly as it loads the real SDXL base and DMD2 checkpoint.
 """
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ PHOTOS: tuple[tuple[str, str], ...] = (
     ("sklearn:china.jpg", "n03877845"),  # palace
     ("sklearn:flower.jpg", "n11939491"),  # daisy
 )
+
+
+# The tiny text-to-image components make 128x128 images: larger than the 64x64 thumbnails,
+# so the demo shows native images and thumbnails apart, and still a fraction of a second each.
+T2I_DEMO_SIZE = 128
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-per-photo", type=int, default=DemoSizes.train_per_photo, help="training crops per photo")
     parser.add_argument("--val-per-photo", type=int, default=DemoSizes.val_per_photo, help="validation crops per photo")
     parser.add_argument("--jpeg-per-photo", type=int, default=DemoSizes.jpeg_per_photo, help="JPEG files per photo")
+    parser.add_argument("--t2i-size", type=int, default=T2I_DEMO_SIZE,
+                        help="image size the tiny text-to-image base advertises (a multiple of 32)")
 
 
 def load_photo(spec: str) -> np.ndarray:
@@ -125,10 +137,22 @@ def build_demo_data(out: Path, sizes: DemoSizes = DemoSizes()) -> None:
         Image.fromarray(np.ascontiguousarray(crop)).save(folder / f"{wnid}_{k:04d}.JPEG", quality=90)
 
 
+def build_demo_t2i(out: Path, size: int = T2I_DEMO_SIZE) -> None:
+    """Write the tiny text-to-image base folder and DMD2 UNet under ``out/t2i`` (seeded, deterministic)."""
+    from models.t2i import build_tiny_base, save_tiny_dmd2_unet
+
+    base = build_tiny_base(out / "t2i" / "base", family="sdxl", seed=0, size=size)
+    save_tiny_dmd2_unet(base, out / "t2i" / "dmd2_unet.safetensors", seed=1, format="safetensors")
+
+
 def run(args: argparse.Namespace) -> None:
+    from .errors import InputError
     from .options import positive
 
     for flag in ("train_per_photo", "val_per_photo", "jpeg_per_photo"):
         positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if args.t2i_size <= 0 or args.t2i_size % 32:
+        raise InputError(f"--t2i-size: {args.t2i_size} is not a positive multiple of 32")
     build_demo_data(Path(args.out), DemoSizes(args.train_per_photo, args.val_per_photo, args.jpeg_per_photo))
+    build_demo_t2i(Path(args.out), args.t2i_size)
     print(f"demo inputs written to {args.out}")
