@@ -42,7 +42,7 @@ from .commands import (
 from .embedding import UMAPParams
 from .errors import AnalysisError
 from .keys import LAYER_ALIASES, T2I_SITE_ALIASES, AnalysisKey, parse_key, resolve_key, resolve_layer
-from .kmeans import KMeansResult, RowSource, kmeans
+from .clustering import KMeansResult, RowSource, kmeans
 from .neighbors import NeighborIndex, build_knn_graph, recall_at_k
 from .pca import PCAModel
 from .prompts import normalise_rows, pca_map

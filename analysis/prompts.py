@@ -8,7 +8,7 @@ and `prompt`.
 - The pooled embeddings are L2-normalised first (`normalise_rows`): CLIP's pooled vectors
   are compared by cosine, and on unit vectors the squared euclidean distance is
   2 - 2 cos, so plain k-means on them clusters by cosine similarity.
-- k-means is `analysis.kmeans` (seeded k-means++ on a hash-chosen subset, then Lloyd passes
+- k-means is `analysis.clustering` (seeded k-means++ on a hash-chosen subset, then Lloyd passes
   over every prompt in fixed segments, reading the pooled table block by block): the same
   for 3 prompts or 100,000; k defaults to min(8, prompts).
 - The map is UMAP with the cosine metric when there are at least `MIN_UMAP_PROMPTS`
@@ -35,7 +35,7 @@ from lake.layout import T2I_GROUP, analysis_group, check_t2i_name, prompt_cluste
 
 from .embedding import TRANSFORM_ROWS, UMAPParams, fit_umap, prepare_for_transform, transform_rows
 from .errors import AnalysisError
-from .kmeans import RowSource, init_size, kmeans
+from .clustering import RowSource, init_size, kmeans
 from .results import WRITE_ROWS, now, to_attr
 from .runner import Log, Outcome, stderr_log
 from .sampling import hash_subsample

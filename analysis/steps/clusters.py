@@ -3,7 +3,7 @@
 Reads ``analysis/pca/<key>`` (computed first when missing) block by block; writes
 ``analysis/clusters/<key>`` (`lake.layout.clusters_spec`): `cluster` (int32, 0..k-1) per
 row plus the label columns, the rows and order of the PCA table. k-means is
-`analysis.kmeans`: initial centres by scikit-learn's k-means++ on a subset of rows chosen
+`analysis.clustering`: initial centres by scikit-learn's k-means++ on a subset of rows chosen
 by a seeded hash of the sample ids, then Lloyd passes over every row in fixed segments,
 so the result depends on the scores, k and the seed only (not on `block_rows`). k is
 capped at the number of rows. Reused while the parameters and the PCA are unchanged.
@@ -19,7 +19,7 @@ import numpy as np
 from lake import StagedGroup
 from lake.layout import clusters_spec
 
-from ..kmeans import RowSource, init_size, kmeans
+from ..clustering import RowSource, init_size, kmeans
 from ..results import read_labels, write_rows
 from ..runner import Computed, Context, Step, pca_components, require
 from ..sampling import hash_subsample
@@ -89,7 +89,7 @@ class ClustersStep(Step):
         return Computed(
             attrs=dict(
                 method="k-means: scikit-learn k-means++ on a seeded hash subset for the initial centres, then "
-                "Lloyd passes over every row in fixed segments (analysis.kmeans)",
+                "Lloyd passes over every row in fixed segments (analysis.clustering)",
                 space="PCA scores",
                 pca_run_id=pca_run_id(lake, key),
                 pca_components_used=dims,
