@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,17 +198,13 @@ def load_t2i(base: str | Path, checkpoint: str | Path | None = None, lora: str |
     CUDA); the SDXL VAE always runs in fp32. Raises T2ILoadError (a ValueError) with a
     one-line message naming the path and the problem.
     """
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-    from diffusers import AutoencoderKL
-
-    from .lora import fuse_lora
-
-    path = check_base(base)
-    fam = get_family(family) if family is not None else detect_family(path)
-    if checkpoint is not None and lora is not None:
-        raise T2ILoadError(f"give either a UNet checkpoint ({checkpoint}) or a LoRA ({lora}), not both")
+    # The arguments first: a wrong dtype or device is reported before any file is read.
     torch_device = pick_device(device)
     torch_dtype = pick_t2i_dtype(dtype, torch_device)
+    if checkpoint is not None and lora is not None:
+        raise T2ILoadError(f"give either a UNet checkpoint ({checkpoint}) or a LoRA ({lora}), not both")
+    path = check_base(base)
+    fam = get_family(family) if family is not None else detect_family(path)
     for name in ("unet", "vae", "text_encoder"):
         _component(path, name)
     _component(path, "tokenizer", config="")
@@ -225,6 +222,31 @@ def load_t2i(base: str | Path, checkpoint: str | Path | None = None, lora: str |
         lora_path = Path(lora)
         if not lora_path.is_file():
             raise T2ILoadError(f"LoRA not found: {lora_path}")
+
+    with _quiet_loading():
+        return _load(path, fam, ckpt, lora_path, torch_device, torch_dtype, lora_scale)
+
+
+@contextmanager
+def _quiet_loading():
+    """transformers' per-component "Loading weights" bars off while we load (the jobs show their own progress)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load(path: Path, fam: T2IFamily, ckpt: Path | None, lora_path: Path | None, torch_device: torch.device,
+          torch_dtype: torch.dtype, lora_scale: float) -> LoadedT2I:
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from .lora import fuse_lora
 
     unet, unet_name, unet_sha = _load_unet(path, ckpt, torch_dtype)
     lora_sha = ""

@@ -44,7 +44,8 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
     if state and all(k.startswith(("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")) for k in state):
         if unet_config is not None:
             state = _maybe_map_sgm_blocks_to_diffusers(state, unet_config)
-        state, kohya_alphas = _convert_non_diffusers_lora_to_diffusers(state)
+        converted, kohya_alphas = _convert_non_diffusers_lora_to_diffusers(state)
+        state = dict(converted)
         # diffusers names them after the converted key ("unet.<...>.alpha"): canonicalised below.
         state.update({k: torch.tensor(float(v)) for k, v in (kohya_alphas or {}).items()})
     text = [k for k in state if k.startswith(("text_encoder.", "text_encoder_2.", "te."))]
