@@ -568,6 +568,7 @@ def _prepare(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, la
     timesteps = parse_timesteps(family.default_timesteps, family.name, settings.steps, settings.timesteps)
     name = settings.name or default_name(family.name, timesteps, bool(model.lora))
     device = ranks.device if ranks.device is not None else (None if model.device == "auto" else model.device)
+    _quiet_loading()
     try:
         loaded = load_t2i(model.base, checkpoint=model.checkpoint, lora=model.lora, family=family.name, device=device,
                           dtype=model.dtype)
@@ -593,6 +594,16 @@ def _prepare(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, la
         step_previews=settings.step_previews, block=T2I_COMPUTE_BLOCK,
         blocks_per_rank=max(1, math.ceil(settings.batch_size / (T2I_COMPUTE_BLOCK * ranks.count))),
         channels=channels, pooled_dim=pooled_dim)
+
+
+def _quiet_loading() -> None:
+    """Turn off transformers' and diffusers' per-component loading bars: the job has its own progress bar, and
+    its errors must stay one line on stderr."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.disable_progress_bar()
 
 
 def identity_attrs(job: T2IJob) -> dict[str, Any]:
