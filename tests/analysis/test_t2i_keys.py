@@ -1,0 +1,148 @@
+"""Text-to-image tables as analysis keys: site aliases, --timestep, sigmas by their printed form, `run` and `list`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import AnalysisError, resolve_key
+from analysis.cli import main
+from analysis.keys import describe_layer, t2i_family, timestep_of_sigma
+from lake import open_lake
+from tests.analysis.conftest import build_lake, synthetic_table
+from tests.analysis.t2i_lake import DOWN, MID, SDXL_SIGMAS, write_t2i_model
+from tests.conftest import run_cli, tree_digest
+
+SDXL = "dmd2-sdxl-4step"
+
+
+@pytest.fixture
+def t2i_lake(tmp_path: Path) -> Path:
+    lake = tmp_path / "lake"
+    write_t2i_model(lake, name=SDXL, n_prompts=6, samples_per_prompt=3)
+    return lake
+
+
+def key_of(lake: Path, layer: str | None, sigma: float | None = None, timestep: int | None = None):  # noqa: ANN201
+    return resolve_key(open_lake(lake), layer, sigma, timestep)
+
+
+def test_site_aliases_name_the_canonical_layer_and_say_so(t2i_lake: Path) -> None:
+    key, notes = key_of(t2i_lake, f"{SDXL}.mid", 1.0)
+    assert key.layer == f"{SDXL}.{MID}" and key.sigma == 1.0
+    assert notes == [f"layer {SDXL}.mid = {SDXL}.{MID} (site alias of sdxl)"]
+    key, _ = key_of(t2i_lake, f"{SDXL}.down2.attn1", 1.0)
+    assert key.layer == f"{SDXL}.{DOWN}"
+    # The canonical module name needs no note; a bare site alias works while one model has that site.
+    assert key_of(t2i_lake, f"{SDXL}.{MID}", 1.0)[1] == []
+    key, notes = key_of(t2i_lake, "down2.attn1", 1.0)
+    assert key.layer == f"{SDXL}.{DOWN}" and "the only text-to-image model with site down2.attn1" in notes[0]
+    # sd15's site names are not sdxl's: up1.attn0 is no site of an sdxl model.
+    with pytest.raises(AnalysisError, match=r"no activations for layer 'dmd2-sdxl-4step.up1.attn0'; the lake has: "
+                       rf"{SDXL}.{DOWN} \({SDXL}.down2.attn1\), {SDXL}.{MID} \({SDXL}.mid\)$"):
+        key_of(t2i_lake, f"{SDXL}.up1.attn0")
+
+
+def test_aliases_follow_each_models_family_and_a_shared_bare_alias_is_refused(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_t2i_model(lake, name=SDXL, n_prompts=3, modules=(MID, "up_blocks.0.attentions.0"))
+    # The sd15 model's family is only in its samples table's attrs (not its activation tables').
+    write_t2i_model(lake, name="dmd2-sd15-1step", family="sd15", n_prompts=3, modules=(MID, "up_blocks.1.attentions.0"),
+                    timesteps=(999,), sigmas=(14.6,), seed=1, family_in_activations=False)
+    opened = open_lake(lake)
+    assert t2i_family(opened, "dmd2-sd15-1step") == "sd15" and t2i_family(opened, SDXL) == "sdxl"
+    assert key_of(lake, "dmd2-sd15-1step.up1.attn0")[0].layer == "dmd2-sd15-1step.up_blocks.1.attentions.0"
+    assert key_of(lake, f"{SDXL}.up0.attn0")[0].layer == f"{SDXL}.up_blocks.0.attentions.0"
+    assert key_of(lake, "up1.attn0")[0].layer == "dmd2-sd15-1step.up_blocks.1.attentions.0"
+    assert describe_layer(opened, "dmd2-sd15-1step.up_blocks.1.attentions.0") == "dmd2-sd15-1step.up_blocks.1.attentions.0 (dmd2-sd15-1step.up1.attn0)"
+    with pytest.raises(AnalysisError, match=r"layer 'mid' is a site of several text-to-image models; name one: dmd2-sd15-1step.mid, dmd2-sdxl-4step.mid$"):
+        key_of(lake, "mid")
+
+
+def test_timestep_names_a_step_of_t2i_tables_only(t2i_lake: Path, tmp_path: Path) -> None:
+    key, notes = key_of(t2i_lake, f"{SDXL}.mid", timestep=749)
+    assert key.sigma == float(np.float32(SDXL_SIGMAS[1])) and notes[-1] == "--timestep 749 = sigma 3.33078"
+    assert timestep_of_sigma(open_lake(t2i_lake), key.layer, key.sigma) == 749
+    with pytest.raises(AnalysisError, match=rf"activations/{SDXL}.{MID} has no timestep 500; it has: 999, 749, 499, 249$"):
+        key_of(t2i_lake, f"{SDXL}.mid", timestep=500)
+    with pytest.raises(AnalysisError, match="give --sigma or --timestep, not both"):
+        key_of(t2i_lake, f"{SDXL}.mid", 1.0, 499)
+    imagenet = build_lake(tmp_path / "imagenet", synthetic_table(n_real=20, n_generated=20, nan_rows=0))
+    with pytest.raises(AnalysisError, match=r"--timestep applies to text-to-image tables; activations/enc.8x8_block2 is indexed by "
+                       r"sigma only \(use --sigma: 0.5, 2\)$"):
+        key_of(imagenet, "bottleneck", timestep=999)
+
+
+def test_sigmas_resolve_by_their_printed_form_and_defaults_name_the_timestep(t2i_lake: Path) -> None:
+    # Keys and `list` print sigmas with 6 digits; the printed value finds the stored float32 sigma.
+    key, _ = key_of(t2i_lake, f"{SDXL}.mid", 14.6146)
+    assert key.sigma == float(np.float32(SDXL_SIGMAS[0])) and key.name == f"{SDXL}.{MID}@sigma14.6146"
+    key, notes = key_of(t2i_lake, f"{SDXL}.mid")
+    assert notes[-1] == ("--sigma not given; using 14.6146 = timestep 999 (the first of 14.6146 (timestep 999), "
+                         "3.33078 (timestep 749), 1 (timestep 499), 0.29118 (timestep 249))")
+    with pytest.raises(AnalysisError, match=r"has no sigma 2; it has: 14.6146 \(timestep 999\), 3.33078 \(timestep 749\)"):
+        key_of(t2i_lake, f"{SDXL}.mid", 2.0)
+
+
+def test_imagenet_keys_resolve_as_before(tmp_path: Path) -> None:
+    lake = build_lake(tmp_path / "imagenet", synthetic_table(n_real=20, n_generated=20, nan_rows=0))
+    assert key_of(lake, "bottleneck", 2.0) == (key_of(lake, "enc.8x8_block2", 2.0)[0], ["layer bottleneck = enc.8x8_block2"])
+    assert key_of(lake, None)[1] == ["--layer not given; using enc.8x8_block2", "--sigma not given; using 0.5 (the first of 0.5, 2)"]
+    with pytest.raises(AnalysisError, match=r"no activations for layer 'no.such_layer'; the lake has: enc.8x8_block2$"):
+        key_of(lake, "no.such_layer")
+
+
+def test_list_names_t2i_tables_with_their_site_and_timesteps(t2i_lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--lake", str(t2i_lake), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    mid = next(t for t in listing["activations"] if t["layer"] == f"{SDXL}.{MID}")
+    assert mid == {"layer": f"{SDXL}.{MID}", "sigmas": ["14.6146", "3.33078", "1", "0.29118"], "rows": 18, "model": SDXL,
+                   "site": f"{SDXL}.mid", "timesteps": [999, 749, 499, 249]}
+    assert listing["t2i_models"] == [{"name": SDXL, "family": "sdxl", "timesteps": [999, 749, 499, 249], "samples": 18, "prompts": 6,
+                                      "layers": [f"{SDXL}.{DOWN}", f"{SDXL}.{MID}"]}]
+    assert main(["list", "--lake", str(t2i_lake)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{SDXL}.mid " in printed and "999, 749, 499, 249" in printed and "text-to-image models" in printed
+
+
+def test_errors_name_the_flag_and_leave_the_lake_unchanged(t2i_lake: Path) -> None:
+    before = tree_digest(t2i_lake)
+    result = run_cli("analysis", "pca", "--lake", str(t2i_lake), "--layer", f"{SDXL}.nope")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {t2i_lake}: no activations for layer '{SDXL}.nope'; the lake has: {SDXL}.{DOWN} ({SDXL}.down2.attn1), "
+        f"{SDXL}.{MID} ({SDXL}.mid)"]
+    result = run_cli("analysis", "trajectory", "--lake", str(t2i_lake), "--layer", f"{SDXL}.nope")
+    assert result.returncode == 2 and "no activations for layer" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("analysis", "umap", "--lake", str(t2i_lake), "--layer", f"{SDXL}.mid", "--sigma", "1", "--timestep", "999")
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+    result = run_cli("analysis", "knn", "--lake", str(t2i_lake), "--layer", f"{SDXL}.mid", "--timestep", "-1")
+    assert result.returncode == 2 and "argument --timestep: '-1' must not be negative" in result.stderr
+    assert tree_digest(t2i_lake) == before
+    help_text = run_cli("analysis", "run", "--help").stdout
+    assert "--timestep" in help_text and "--clusters" in help_text and "site alias" in help_text
+
+
+def test_run_on_a_t2i_layer_clusters_maps_prompts_and_skips_compare_with_a_reason(t2i_lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["run", "--lake", str(t2i_lake), "--layer", f"{SDXL}.mid", "--timestep", "499", "--pca-dim", "6", "--no-progress", "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    outcomes = json.loads(captured.out)
+    key = f"{SDXL}.{MID}@sigma1"
+    assert [(o["analysis"], o["key"]) for o in outcomes] == [
+        ("pca", key), ("umap", key), ("umap", key), ("knn", key), ("clusters", key), ("prompts", SDXL)]
+    assert not any(o["reused"] for o in outcomes)
+    assert (f"skipping compare: {key} holds only generated samples (a text-to-image model's table: every sample is generated, "
+            "nothing real to compare with)") in captured.err.splitlines()
+    assert f"layer {SDXL}.mid = {SDXL}.{MID} (site alias of sdxl)" in captured.err
+    lake = open_lake(t2i_lake)
+    assert lake.result_attrs("clusters", key)["n_clusters"] == 8 and lake.result_attrs("prompts", SDXL)["n_clusters"] == 6
+    # The same again is all reused; the plain (non-JSON) output prints the table without a compare section.
+    assert main(args[:-1]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("reused") == 7 and "computed" not in printed and "overall" not in printed
+    # Queries take the same layer and timestep.
+    sample = lake.column(f"analysis/pca/{key}", "sample_id")[0]
+    assert main(["query", "--lake", str(t2i_lake), "--layer", f"{SDXL}.mid", "--timestep", "499", "--sample-id", sample, "--k", "2", "--json"]) == 0
+    assert [n["rank"] for n in json.loads(capsys.readouterr().out)] == [1, 2]
