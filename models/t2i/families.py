@@ -25,6 +25,9 @@ class T2IFamily:
     default_sites: tuple[str, ...] = ()
     dual_encoder: bool = False  # two CLIP text encoders (SDXL) or one (SD v1.5)
 
+    def __hash__(self) -> int:  # the dict fields are not hashable; a family is its name
+        return hash(self.name)
+
     def timesteps_for(self, steps: int) -> tuple[int, ...]:
         """DMD2's timesteps for a ``steps``-step run; ValueError naming the known step counts."""
         if steps not in self.default_timesteps:

@@ -12,6 +12,8 @@ attention processors (``.to_q_lora.down``) and PEFT (``<module>.lora_A.weight``)
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -88,6 +90,28 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
     return {m: (downs[m], ups[m]) for m in sorted(downs)}, alphas
 
 
+def _metadata_alpha(file: Path) -> tuple[float | None, dict[str, float]]:
+    """(lora_alpha, alpha_pattern) from the PEFT config diffusers stores in a safetensors header, if any.
+
+    ``save_lora_weights`` writes it under "lora_adapter_metadata", its keys prefixed "unet."
+    when saved through a pipeline.
+    """
+    if file.suffix.lower() != ".safetensors":
+        return None, {}
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        raw = (f.metadata() or {}).get("lora_adapter_metadata")
+    if not raw:
+        return None, {}
+    try:
+        meta = {k.removeprefix("unet."): v for k, v in json.loads(raw).items()}
+    except ValueError as e:
+        raise _error(f"LoRA {file}: unreadable lora_adapter_metadata ({e})") from e
+    alpha = meta.get("lora_alpha")
+    return (float(alpha) if alpha is not None else None), {k: float(v) for k, v in (meta.get("alpha_pattern") or {}).items()}
+
+
 def lora_delta(weight_shape: torch.Size, down: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """B @ A in float32, shaped like the weight (Linear (out, in), or Conv2d (out, in, kh, kw) with B 1x1)."""
     delta = up.to(torch.float32).flatten(1) @ down.to(torch.float32).flatten(1)
@@ -106,6 +130,7 @@ def fuse_lora(unet, path: str | Path, scale: float = 1.0) -> list[str]:
     except (CheckpointError, OSError, FileNotFoundError) as e:
         raise _error(f"LoRA {file} is unreadable: {e}") from e
     pairs, alphas = normalise_lora(state, getattr(unet, "config", None), source=str(file))
+    default_alpha, alpha_pattern = _metadata_alpha(file)
     modules = dict(unet.named_modules())
     unknown = [m for m in pairs if m not in modules or not hasattr(modules[m], "weight")]
     if unknown:
@@ -122,7 +147,11 @@ def fuse_lora(unet, path: str | Path, scale: float = 1.0) -> list[str]:
         if not fits:
             mismatched.append(f"{name} (A {tuple(down.shape)}, B {tuple(up.shape)} vs weight {tuple(weight.shape)})")
             continue
-        factor = scale * (alphas[name] / rank if name in alphas else 1.0)
+        alpha = alphas.get(name)
+        if alpha is None:
+            alpha = next((a for pat, a in alpha_pattern.items() if re.match(rf"(.*\.)?{pat}$", name)), default_alpha)
+        # Without any alpha, diffusers/peft take alpha = rank: the delta is B @ A as stored.
+        factor = scale * (alpha / rank if alpha is not None else 1.0)
         deltas[name] = factor * lora_delta(weight.shape, down, up)
     if mismatched:
         more = f" (+{len(mismatched) - _SHOW} more)" if len(mismatched) > _SHOW else ""

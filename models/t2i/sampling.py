@@ -27,6 +27,8 @@ import torch.nn.functional as F
 
 from .text import PromptEmbeds, encode_prompts
 
+_FP16_MAX = float(torch.finfo(torch.float16).max)
+
 
 def timestep_sigmas(model_or_alphas_cumprod, timesteps: Sequence[int]) -> list[float]:
     """sigma_t = sqrt((1 - abar_t) / abar_t) of each timestep: its EDM-equivalent noise level.
@@ -150,7 +152,8 @@ class _Capture:
             h = h.transpose(1, 2).reshape(n, c, hh, ww)
         if h.ndim != 4:
             raise ValueError(f"site {site}: output of shape {tuple(h.shape)} has no spatial grid")
-        return F.adaptive_avg_pool2d(h.to(torch.float32), s)
+        # float32 values clipped to float16's finite range, so a store in float16 never holds inf.
+        return F.adaptive_avg_pool2d(h.to(torch.float32), s).clamp_(-_FP16_MAX, _FP16_MAX)
 
     def _hook(self, site: str):
         def hook(module, args, kwargs, output):
@@ -217,7 +220,8 @@ def t2i_generate(model, embeds: PromptEmbeds, noise_keys: Sequence[tuple[int, st
     encoded empty prompt); only the conditional half is captured. ``sites``: names or
     aliases (``resolve_sites``); per step, ``means`` holds each site's output mean per channel,
     ``updates`` (with ``residual``) the mean of output minus input, ``spatial`` (with
-    ``spatial`` = s > 0) the output average-pooled to s x s. Capture only reads tensors: the
+    ``spatial`` = s > 0) the output average-pooled to s x s (adaptive pooling: a site whose
+    grid is smaller than s repeats its cells) and clipped to float16's finite range. Capture only reads tensors: the
     images are bit-identical with or without it. With ``decode_steps`` every step's x0 is
     decoded too (``x0_images``; the last one is ``images``).
     """

@@ -51,6 +51,7 @@ def test_family_facts():
     assert sdxl.default_size == (1024, 1024) and sd15.default_size == (512, 512)
     assert sdxl.default_timesteps == {1: (399,), 4: (999, 749, 499, 249)} and sd15.default_timesteps == {1: (999,)}
     assert sdxl.vae_fp32 and not sd15.vae_fp32
+    assert len({sdxl, sd15, FAMILIES["sdxl"]}) == 2  # usable as dict keys / in sets
     assert sdxl.timesteps_for(4) == (999, 749, 499, 249)
     with pytest.raises(ValueError, match="known: 1"):
         sd15.timesteps_for(4)

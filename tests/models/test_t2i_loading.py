@@ -194,6 +194,20 @@ def test_kohya_and_peft_lora_formats_fuse_the_same_way(sdxl, sdxl_base, tmp_path
         torch.testing.assert_close(fused, expected, rtol=0, atol=1e-5)
 
 
+def test_lora_alpha_from_the_safetensors_metadata_diffusers_writes(sdxl, sdxl_base, tmp_path):
+    lora = save_tiny_lora(sdxl_base, tmp_path / "plain.safetensors", rank=4)
+    with_meta = tmp_path / "with_meta.safetensors"
+    meta = {"unet.lora_alpha": 2, "unet.r": 4, "unet.alpha_pattern": {"proj_in": 8}}
+    save_file(load_file(lora), with_meta, metadata={"format": "pt", "lora_adapter_metadata": json.dumps(meta)})
+    model = load_t2i(sdxl_base, lora=with_meta)
+    to_q = "down_blocks.2.attentions.1.transformer_blocks.0.attn1.to_q"
+    torch.testing.assert_close(model.unet.get_submodule(to_q).weight,
+                               _fused_expectation(sdxl.unet, lora, to_q, 2 / 4), rtol=0, atol=1e-6)
+    proj_in = "mid_block.attentions.0.proj_in"  # alpha_pattern: alpha 8 for proj_in
+    torch.testing.assert_close(model.unet.get_submodule(proj_in).weight,
+                               _fused_expectation(sdxl.unet, lora, proj_in, 8 / 4), rtol=0, atol=1e-6)
+
+
 def test_a_lora_for_another_base_is_refused(sdxl_base, sd15_base, tmp_path):
     lora = save_tiny_lora(sd15_base, tmp_path / "sd15_lora.safetensors")
     with pytest.raises(T2ILoadError) as err:
