@@ -351,3 +351,20 @@ def test_timesteps_and_names():
             parse_timesteps(sdxl, "sdxl", **kwargs)
     assert default_name("sdxl", (399,), lora=False) == "dmd2-sdxl-1step"
     assert default_name("sdxl", (999, 749, 499, 249), lora=True) == "dmd2-sdxl-4step-lora"
+
+
+def test_two_processes_write_the_same_lake_as_one(bases, reference, tmp_path):
+    from tests.ingest.test_accelerate import free_port
+
+    lake = tmp_path / "lake"
+    # accelerate's torchrun-based launcher (--multi_gpu) with --device cpu gives gloo processes on any machine;
+    # --batch-size 3 over 2 processes leaves one process padding the last write step.
+    launched = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "ingest",
+         *job_args(bases, lake, *full_args(bases, "--batch-size", "3"))],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    [record] = open_lake(lake).provenance()
+    assert record["parameters"]["processes"] == 2
+    assert_same(lake, reference[0])
