@@ -54,18 +54,25 @@ def _unet_config(family: str, latent: int) -> dict:
                 attention_head_dim=2, cross_attention_dim=_TEXT_HIDDEN["sd15"][0], norm_num_groups=8)
 
 
-def tiny_unet(base_family: str, latent: int, seed: int):
-    """A tiny ``UNet2DConditionModel`` of ``base_family``'s topology with weights seeded by ``seed``."""
+def _seeded_unet(config: dict, seed: int):
+    """A ``UNet2DConditionModel`` of ``config`` with weights seeded by ``seed``."""
     from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(seed)  # diffusers' init draws from the global generator; seeded right before
-    unet: Any = UNet2DConditionModel(**_unet_config(base_family, latent))
+    # diffusers' init draws from the global generator: seeded here, and restored afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet: Any = UNet2DConditionModel.from_config(config)
     # The real models have non-zero output convs after training; zero-init would make eps = 0.
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed + 1)
         for p in (unet.conv_out.weight, unet.conv_out.bias):
             p.copy_(torch.randn(p.shape, generator=g) * 0.02)
     return unet.eval()
+
+
+def tiny_unet(base_family: str, latent: int, seed: int):
+    """A tiny ``UNet2DConditionModel`` of ``base_family``'s topology with weights seeded by ``seed``."""
+    return _seeded_unet(_unet_config(base_family, latent), seed)
 
 
 def build_tiny_base(path: str | Path, family: str = "sdxl", seed: int = 0, size: int = 64) -> Path:
@@ -75,23 +82,29 @@ def build_tiny_base(path: str | Path, family: str = "sdxl", seed: int = 0, size:
     any multiple of 8 (SDXL: 32, SD v1.5: 64, for the UNet's levels) works at sampling time.
     The same (family, seed, size) writes the same weights.
     """
-    from diffusers import AutoencoderKL
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
     fam = get_family(family).name
     if size % 8:
         raise ValueError(f"size must be a multiple of 8 (got {size})")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
+        _write_tiny_components(out, fam, seed, size)
+    return out
+
+
+def _write_tiny_components(out: Path, fam: str, seed: int, size: int) -> None:
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
     tiny_unet(fam, size // 8, seed).save_pretrained(out / "unet", safe_serialization=True)
 
     torch.manual_seed(seed + 10)
     # Four levels like the real VAE: 8x downsampling, 4 latent channels.
     vae: Any = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, sample_size=size,
-                        block_out_channels=(16, 16, 32, 32), norm_num_groups=8, layers_per_block=1,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        scaling_factor=0.13025 if fam == "sdxl" else 0.18215,
-                        force_upcast=fam == "sdxl")
+                             block_out_channels=(16, 16, 32, 32), norm_num_groups=8, layers_per_block=1,
+                             down_block_types=("DownEncoderBlock2D",) * 4,
+                             up_block_types=("UpDecoderBlock2D",) * 4,
+                             scaling_factor=0.13025 if fam == "sdxl" else 0.18215, force_upcast=fam == "sdxl")
     vae.save_pretrained(out / "vae", safe_serialization=True)
 
     hidden = _TEXT_HIDDEN[fam]
@@ -112,12 +125,11 @@ def build_tiny_base(path: str | Path, family: str = "sdxl", seed: int = 0, size:
                        "tokenizer_2": ["transformers", "CLIPTokenizer"]}
     (out / "scheduler").mkdir(exist_ok=True)
     (out / "scheduler" / "scheduler_config.json").write_text(json.dumps(_SCHEDULER, indent=2))
-    index: dict[str, Any] = {"_class_name": "StableDiffusionXLPipeline" if fam == "sdxl" else "StableDiffusionPipeline",
-             "_diffusers_version": "0.42.1", **components}
+    pipeline = "StableDiffusionXLPipeline" if fam == "sdxl" else "StableDiffusionPipeline"
+    index: dict[str, Any] = {"_class_name": pipeline, "_diffusers_version": "0.42.1", **components}
     if fam == "sdxl":
         index["force_zeros_for_empty_prompt"] = True
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
-    return out
 
 
 def _base_unet_config(base: Path) -> dict:
@@ -127,16 +139,9 @@ def _base_unet_config(base: Path) -> dict:
 def save_tiny_dmd2_unet(base: str | Path, path: str | Path, seed: int = 1, format: str = "bin") -> Path:
     """A "DMD2 UNet" for the tiny ``base``: same architecture, other seeded weights, saved in fp16
     (like DMD2's ``dmd2_sdxl_*_unet_fp16.bin``), as ``.bin`` (torch.save) or ``.safetensors``."""
-    from diffusers import UNet2DConditionModel
-
     if format not in ("bin", "safetensors"):
         raise ValueError(f"format must be bin or safetensors (got {format!r})")
-    torch.manual_seed(seed)
-    unet: Any = UNet2DConditionModel.from_config(_base_unet_config(Path(base)))
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(seed + 1)
-        for p in (unet.conv_out.weight, unet.conv_out.bias):
-            p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    unet = _seeded_unet(_base_unet_config(Path(base)), seed)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in unet.state_dict().items()}
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,20 @@ def test_sd15_base_is_detected_and_an_explicit_family_must_fit(sd15_base):
     assert "text_encoder_2/" in _one_line(err)
 
 
+def test_tiny_bases_are_reproducible_and_leave_the_global_rng_alone(sdxl, tmp_path):
+    from models.t2i import build_tiny_base
+
+    torch.manual_seed(42)
+    state = torch.get_rng_state()
+    again = build_tiny_base(tmp_path / "again", "sdxl", seed=0)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert _sha(again / "unet" / "diffusion_pytorch_model.safetensors") == sdxl.identity["unet_sha256"]
+    other = build_tiny_base(tmp_path / "other", "sdxl", seed=1)
+    assert _sha(other / "unet" / "diffusion_pytorch_model.safetensors") != sdxl.identity["unet_sha256"]
+    with pytest.raises(ValueError, match="multiple of 8"):
+        build_tiny_base(tmp_path / "odd", "sdxl", size=60)
+
+
 def test_alphas_cumprod_are_the_scaled_linear_schedule_diffusers_uses(sdxl, sdxl_base):
     from diffusers import DDPMScheduler
 
