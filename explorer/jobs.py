@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lake.layout import T2I_GROUP, parse_key, split_t2i_layer
 from lake.store import LOCK_FILE
 
 JOBS_DIR_ENV = "DMD2VIZ_JOBS_DIR"
@@ -106,6 +107,24 @@ def layer_map(layer: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
+def t2i_refusal(parents: Sequence[str], key: str) -> str | None:
+    """Why an edit cannot run on these samples or this key because they belong to a text-to-image model (None: they do not).
+
+    The edits (`ingest edit`) rerun the ImageNet generator from a sample's seed and class;
+    a text-to-image sample (id ``t2i/<name>/...``) or key (layer ``<name>.<module>``) has neither.
+    """
+    t2i = next((p for p in parents if p.startswith(f"{T2I_GROUP}/")), None)
+    if t2i is not None:
+        return f"{t2i} is a text-to-image sample; edits rerun the ImageNet generator, which did not make it"
+    try:
+        layer = parse_key(key).layer
+    except ValueError:
+        return None
+    if split_t2i_layer(layer) is not None:
+        return f"{key} is a text-to-image model's key; edits probe and place with the ImageNet generator's layers"
+    return None
+
+
 def build_commands(request: JobRequest, facts: LakeFacts, python: str = sys.executable) -> list[JobCommand]:
     """The argument lists of a job (the edit, then the placement), or JobRefused naming the problem.
 
@@ -120,6 +139,9 @@ def build_commands(request: JobRequest, facts: LakeFacts, python: str = sys.exec
         raise JobRefused(f"{op}: select a sample first")
     if len(parents) > MAX_PARENTS:
         raise JobRefused(f"{op}: at most {MAX_PARENTS} samples, not {len(parents)}")
+    why = t2i_refusal(parents, request.key)
+    if why is not None:
+        raise JobRefused(f"{op}: {why}")
     missing = [p for p, ok in zip(parents, facts.sample_exists(parents)) if not ok]
     if missing:
         raise JobRefused(f"{op}: no sample {missing[0]!r} in the lake")

@@ -123,6 +123,8 @@ def jobs_section(session: LakeSession, frame: EmbeddingFrame, view: ViewState, r
         )
     elif row < 0 or int(frame.sample_row[row]) < 0:
         st.caption("Select a sample on the map to regenerate it, draw variations, swap its class, or blend it with its manual neighbours.")
+    elif (why := jobs.t2i_refusal(_parents(view), frame.info.key)) is not None:
+        st.caption(f"No edit jobs here: {common.markdown_text(why)}.")
     else:
         _job_form(session, frame, view, row)
     _jobs_area(str(session.path))
