@@ -205,7 +205,7 @@ def _run_one(lake: Any, name: str, params: PromptParams, force: bool, log: Log, 
     source = pooled_source(lake, name)
     k = min(params.clusters, n)
     if k < params.clusters:
-        log(f"--clusters {params.clusters}: {name} has {n} prompts; using {k} clusters")
+        log(f"{name} has {n} prompts, fewer than the {params.clusters} clusters asked; using {k} clusters")
     started = time.perf_counter()
     init_rows = hash_subsample(prompt_ids, init_size(n, k), params.seed, salt="kmeans-init")
     log(f"k-means of {n} prompts of {name}: {k} clusters of the normalised pooled embeddings ({source.n_features} features)")

@@ -75,7 +75,7 @@ class ClustersStep(Step):
         n = len(labels)
         k = min(config.clusters, n)
         if k < config.clusters:
-            ctx.log(f"--clusters {config.clusters}: {key.name} has only {n} rows; using {k} clusters")
+            ctx.log(f"{key.name} has {n} rows, fewer than the {config.clusters} clusters asked; using {k} clusters")
         init_rows = hash_subsample(labels.sample_id, init_size(n, k), config.seed, salt="kmeans-init")
         ctx.log(f"k-means of {key.name}: {k} clusters of {n} rows x {dims} PCA components (initial centres from {len(init_rows)} rows)")
         started = time.perf_counter()

@@ -145,7 +145,7 @@ def test_k_is_capped_at_the_rows_with_a_note(tmp_path: Path) -> None:
     write_t2i_model(lake, n_prompts=3, samples_per_prompt=2, modules=(MID,))
     lines: list[str] = []
     outcome = run_clusters(lake, None, None, ClustersConfig(pca_dim=4), log=lines.append, progress=False)
-    assert outcome.summary["n_clusters"] == 6 and "has only 6 rows; using 6 clusters" in " ".join(lines)
+    assert outcome.summary["n_clusters"] == 6 and "has 6 rows, fewer than the 8 clusters asked; using 6 clusters" in " ".join(lines)
     assert sorted(open_lake(lake).column(outcome.group, "cluster").tolist()) == list(range(6))
 
 

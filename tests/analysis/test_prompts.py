@@ -63,7 +63,7 @@ def test_three_prompts_get_three_clusters_and_a_pca_map_in_table_order(tmp_path:
     attrs = ds.attrs
     assert attrs["map_method"] == "pca" and attrs["n_clusters"] == 3 and attrs["n_clusters_requested"] == 8
     assert attrs["family"] == "sdxl" and attrs["source_group"] == f"t2i/{model.name}/prompts" and attrs["n_rows"] == 3
-    assert "has 3 prompts; using 3 clusters" in " ".join(lines) and any("PCA of the normalised embeddings" in line for line in lines)
+    assert "has 3 prompts, fewer than the 8 clusters asked; using 3 clusters" in " ".join(lines) and any("PCA of the normalised embeddings" in line for line in lines)
     assert run_prompts(lake, model.name, **QUIET)[0].reused
 
 

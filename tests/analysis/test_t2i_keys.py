@@ -146,3 +146,41 @@ def test_run_on_a_t2i_layer_clusters_maps_prompts_and_skips_compare_with_a_reaso
     sample = lake.column(f"analysis/pca/{key}", "sample_id")[0]
     assert main(["query", "--lake", str(t2i_lake), "--layer", f"{SDXL}.mid", "--timestep", "499", "--sample-id", sample, "--k", "2", "--json"]) == 0
     assert [n["rank"] for n in json.loads(capsys.readouterr().out)] == [1, 2]
+
+
+def test_end_to_end_on_a_lake_built_by_the_generate_t2i_job(tmp_path: Path) -> None:
+    """The tiny SDXL base and DMD2 UNet through `python -m ingest generate-t2i`, then `python -m analysis` on its lake."""
+    from models.t2i import build_tiny_base, save_tiny_dmd2_unet
+
+    base = build_tiny_base(tmp_path / "base", "sdxl", size=32)
+    unet = save_tiny_dmd2_unet(base, tmp_path / "unet.bin")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a photo of a cat\na photo of a dog\nthe sea at night\n")
+    lake = tmp_path / "lake"
+    run_cli("ingest", "generate-t2i", "--lake", str(lake), "--base", str(base), "--checkpoint", str(unet), "--prompts", str(prompts),
+            "--samples-per-prompt", "4", "--height", "32", "--width", "32", "--layers", "mid", "--device", "cpu", "--no-progress",
+            check=True, timeout=900)
+    layer = f"{SDXL}.{MID}"
+    assert open_lake(lake).activation_layers() == [layer]
+
+    result = run_cli("analysis", "run", "--lake", str(lake), "--layer", f"{SDXL}.mid", "--timestep", "749", "--json", check=True)
+    outcomes = json.loads(result.stdout)
+    assert [o["analysis"] for o in outcomes] == ["pca", "umap", "umap", "knn", "clusters", "prompts"]
+    assert "skipping compare:" in result.stderr and "--timestep 749 = sigma" in result.stderr
+    opened = open_lake(lake)
+    key = outcomes[0]["key"]
+    assert key.startswith(f"{layer}@sigma") and opened.result_attrs("pca", key)["sigma"] == opened.activation_sigmas(layer)[1]
+    # Clusters: one per sample, rows as the PCA table's, joined to the samples table (split t2i).
+    clusters = opened.result("clusters", key)
+    assert list(clusters["sample_id"].values) == list(opened.result("pca", key)["sample_id"].values)
+    assert len(clusters["sample_id"]) == 12 and set(clusters["split"].values) == {"t2i"} and (clusters["sample_row"].values >= 0).all()
+    assert set(clusters["cluster"].values.tolist()) <= set(range(8))
+    # Prompts: one row per prompt of t2i/<name>/prompts, in its order, each its own cluster (3 prompts, k = 3).
+    stored = opened.t2i_prompts(SDXL)
+    clustered = opened.result("prompts", SDXL)
+    assert list(clustered["prompt_id"].values) == list(stored["prompt_id"].values)
+    assert sorted(clustered["prompt"].values.tolist()) == ["a photo of a cat", "a photo of a dog", "the sea at night"]
+    assert sorted(clustered["cluster"].values.tolist()) == [0, 1, 2] and clustered.attrs["map_method"] == "pca"
+
+    again = run_cli("analysis", "prompts", "--lake", str(lake), "--json", check=True)
+    assert [o["reused"] for o in json.loads(again.stdout)] == [True]
