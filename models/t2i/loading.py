@@ -24,9 +24,6 @@ from ..device import pick_device
 from .families import FAMILIES, T2IFamily, get_family
 
 T2I_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Weight files a diffusers component folder may hold, preferred first.
-_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
-                 "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.fp16.bin")
 
 
 class T2ILoadError(ValueError):
@@ -147,11 +144,23 @@ def base_sha256(base: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _unet_weights(folder: Path) -> tuple[Path, str | None]:
-    for name in _WEIGHT_FILES:
-        if (folder / name).is_file():
-            return folder / name, ("fp16" if ".fp16." in name else None)
-    raise T2ILoadError(f"{folder}: no UNet weights ({', '.join(_WEIGHT_FILES)})")
+def _weights(folder: Path) -> tuple[list[Path], str | None]:
+    """A component folder's weight files and the variant they need: None, or "fp16" when the folder
+    only holds ``*.fp16.*`` files (a base downloaded with ``variant="fp16"``)."""
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix in (".safetensors", ".bin"))
+    for variant in (None, "fp16"):
+        mine = [f for f in files if (".fp16." in f.name) == (variant == "fp16")]
+        safe = [f for f in mine if f.suffix == ".safetensors"]
+        if mine:  # safetensors preferred over .bin, as diffusers and transformers prefer them
+            return (safe or mine), variant
+    raise T2ILoadError(f"{folder}: no weights (.safetensors or .bin)")
+
+
+def _weights_sha256(files: list[Path]) -> str:
+    """sha256 of the one weights file, or of the shards' digests in name order."""
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)}\n" for f in files).encode()).hexdigest()
 
 
 def _load_unet(base: Path, checkpoint: Path | None, dtype: torch.dtype):
@@ -160,10 +169,10 @@ def _load_unet(base: Path, checkpoint: Path | None, dtype: torch.dtype):
 
     folder = _component(base, "unet")
     if checkpoint is None:
-        weights, variant = _unet_weights(folder)
+        files, variant = _weights(folder)
         unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=True,
                                                     variant=variant, torch_dtype=dtype)
-        return unet, "base", file_sha256(weights)
+        return unet, "base", _weights_sha256(files)
     try:
         state = read_state_dict(checkpoint)
     except (CheckpointError, OSError) as e:
@@ -256,13 +265,16 @@ def _load(path: Path, fam: T2IFamily, ckpt: Path | None, lora_path: Path | None,
 
     vae_dtype = torch.float32 if fam.vae_fp32 else torch_dtype
     try:
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", local_files_only=True, torch_dtype=vae_dtype)
-        text_encoders: list = [CLIPTextModel.from_pretrained(path, subfolder="text_encoder", local_files_only=True,
-                                                             dtype=torch_dtype)]
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", local_files_only=True, torch_dtype=vae_dtype,
+                                            variant=_weights(path / "vae")[1])
+        text_encoders: list = [CLIPTextModel.from_pretrained(
+            path, subfolder="text_encoder", local_files_only=True, dtype=torch_dtype,
+            variant=_weights(path / "text_encoder")[1])]
         tokenizers: list = [CLIPTokenizer.from_pretrained(path, subfolder="tokenizer", local_files_only=True)]
         if fam.dual_encoder:
             text_encoders.append(CLIPTextModelWithProjection.from_pretrained(
-                path, subfolder="text_encoder_2", local_files_only=True, dtype=torch_dtype))
+                path, subfolder="text_encoder_2", local_files_only=True, dtype=torch_dtype,
+                variant=_weights(path / "text_encoder_2")[1]))
             tokenizers.append(CLIPTokenizer.from_pretrained(path, subfolder="tokenizer_2", local_files_only=True))
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

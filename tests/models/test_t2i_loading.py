@@ -105,6 +105,22 @@ def test_two_copies_of_one_base_have_one_identity(sdxl, sdxl_base, tmp_path):
     assert changed.model_key != sdxl.model_key
 
 
+def test_a_base_holding_only_fp16_variant_files_loads(sdxl, sdxl_base, tmp_path):
+    copy = shutil.copytree(sdxl_base, tmp_path / "fp16_only")
+    for weights in [*copy.glob("*/*.safetensors")]:  # what a download with variant="fp16" leaves
+        weights.rename(weights.with_name(weights.name.replace(".safetensors", ".fp16.safetensors")))
+    model = load_t2i(copy)
+    assert torch.equal(model.unet.conv_in.weight, sdxl.unet.conv_in.weight)
+    assert torch.equal(model.vae.decoder.conv_out.weight, sdxl.vae.decoder.conv_out.weight)
+    assert model.identity["unet_sha256"] == sdxl.identity["unet_sha256"]
+    shutil.rmtree(copy / "text_encoder_2")
+    (copy / "text_encoder_2").mkdir()
+    (copy / "text_encoder_2" / "config.json").write_text("{}")
+    with pytest.raises(T2ILoadError) as err:
+        load_t2i(copy)
+    assert "text_encoder_2: no weights" in _one_line(err)
+
+
 @pytest.mark.parametrize("fmt", ["bin", "safetensors"])
 def test_a_dmd2_unet_checkpoint_replaces_the_base_unet(sdxl, sdxl_base, tmp_path, fmt):
     ckpt = save_tiny_dmd2_unet(sdxl_base, tmp_path / f"dmd2_unet_fp16.{fmt}", format=fmt)
