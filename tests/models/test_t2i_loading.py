@@ -216,10 +216,14 @@ def test_kohya_and_peft_lora_formats_fuse_the_same_way(sdxl, sdxl_base, tmp_path
     name = "lora_unet_" + module.replace(".", "_")
     save_file({f"{name}.lora_down.weight": down, f"{name}.lora_up.weight": up,
                f"{name}.alpha": torch.tensor(2.0)}, kohya)
+    sgm = tmp_path / "kohya_sgm.safetensors"  # kohya with the original SGM block names (input_blocks.4.1)
+    sgm_name = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k"
+    save_file({f"{sgm_name}.lora_down.weight": down, f"{sgm_name}.lora_up.weight": up,
+               f"{sgm_name}.alpha": torch.tensor(2.0)}, sgm)
     peft = tmp_path / "peft.safetensors"
     save_file({f"{module}.lora_A.weight": down, f"{module}.lora_B.weight": up,
                f"{module}.alpha": torch.tensor(2.0)}, peft)
-    for file in (kohya, peft):
+    for file in (kohya, sgm, peft):
         fused = load_t2i(sdxl_base, lora=file).unet.get_submodule(module).weight
         torch.testing.assert_close(fused, expected, rtol=0, atol=1e-5)
 
