@@ -93,14 +93,14 @@ def run_compare(lake: Any, layer: str | None = None, sigma: float | None = None,
     return run_step(CompareStep(config), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress, timestep=timestep)
 
 
-def run_clusters(lake: Any, layer: str | None = None, sigma: float | None = None, config: ClustersConfig = ClustersConfig(), *,
+def run_clusters(lake: Any, layer: str | None = None, sigma: float | None = None, config: ClustersConfig | None = None, *,
                  block_rows: int | None = None, force: bool = False, log: Log = _stderr, progress: bool = True,
                  timestep: int | None = None) -> Outcome:
     """k-means clusters of one key's PCA scores into ``analysis/clusters/<key>`` (`steps.clusters`).
 
     `block_rows` sets how many scores are read at once; the clusters do not depend on it.
     """
-    return run_step(ClustersStep(config, block_rows), lake, layer, sigma, force=force, log=log, progress=progress, timestep=timestep)
+    return run_step(ClustersStep(config or ClustersConfig(), block_rows), lake, layer, sigma, force=force, log=log, progress=progress, timestep=timestep)
 
 
 def run_trajectory(lake: Any, layer: str | None = None, params: TrajectoryParams | None = None, *,
