@@ -89,7 +89,7 @@ def test_capture_leaves_images_bit_identical_and_means_match_a_hook(setup):
     handle = model.unet.get_submodule(site).register_forward_hook(
         lambda m, args, out: seen.append((args[0].detach().clone(), out[0].detach().clone())))
     try:
-        hooked = t2i_generate(model, embeds, keys, timesteps, SIZE, SIZE)
+        hooked = t2i_generate(model, embeds, keys, timesteps, SIZE, SIZE, decode_steps=False)
     finally:
         handle.remove()
     captured = t2i_generate(model, embeds, keys, timesteps, SIZE, SIZE, sites=list(fam.site_aliases),
@@ -150,16 +150,16 @@ def test_noise_is_keyed_by_seed_prompt_index_and_step_not_by_batch(sdxl):
     # Global RNG state neither feeds nor is touched by the sampler.
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    first = t2i_generate(model, embeds, keys, (999, 749, 499, 249), SIZE, SIZE, decode_steps=False)
+    steps = (999, 499)  # two steps: the re-noising draws (step 1) are part of what is keyed
+    first = t2i_generate(model, embeds, keys, steps, SIZE, SIZE, decode_steps=False)
     assert torch.equal(torch.get_rng_state(), state)
     torch.manual_seed(999)
-    again = t2i_generate(model, embeds, keys, (999, 749, 499, 249), SIZE, SIZE, decode_steps=False)
+    again = t2i_generate(model, embeds, keys, steps, SIZE, SIZE, decode_steps=False)
     assert np.array_equal(first.images, again.images) and first.x0_images is None
     # A sample's result depends on its keys, not on its neighbours: swapping rows swaps images.
-    swapped = t2i_generate(model, embeds.take([1, 0]), keys[::-1], (999, 749, 499, 249), SIZE, SIZE,
-                           decode_steps=False)
+    swapped = t2i_generate(model, embeds.take([1, 0]), keys[::-1], steps, SIZE, SIZE, decode_steps=False)
     assert np.abs(swapped.images[::-1].astype(int) - first.images.astype(int)).max() <= 1
-    alone = t2i_generate(model, embeds.take([1]), keys[1:], (999, 749, 499, 249), SIZE, SIZE, decode_steps=False)
+    alone = t2i_generate(model, embeds.take([1]), keys[1:], steps, SIZE, SIZE, decode_steps=False)
     assert np.abs(alone.images[0].astype(int) - first.images[1].astype(int)).max() <= 1
     with pytest.raises(ValueError, match="12 hex"):
         latent_noise(0, "not-an-id", 0, shape)
