@@ -334,7 +334,9 @@ class T2IJob:
     blocks_per_rank: int
     channels: dict[str, int] = field(default_factory=dict)  # site -> channels
     pooled_dim: int = 0
-    _embeds: dict[int, Any] = field(default_factory=dict)  # prompt position -> (prompt embeds, negative embeds or None)
+    # The latest prompt's (position, prompt embeds, negative embeds or None): blocks come prompt-major, so one
+    # prompt's blocks follow each other, and keeping only the latest bounds memory whatever the number of prompts.
+    _embeds: tuple[int, Any, Any] | None = None
 
     @property
     def preview_size(self) -> tuple[int, int]:
@@ -352,14 +354,14 @@ class T2IJob:
         return t2i_sample_id(self.name, self.prompts[sample.prompt].prompt_id, self.seed, sample.index)
 
     def embeds(self, prompt: int) -> tuple[Any, Any]:
-        """(prompt embeds, negative embeds or None) of a prompt, each encoded on its own and kept for the run."""
+        """(prompt embeds, negative embeds or None) of a prompt, each encoded on its own (kept while its blocks run)."""
         from models.t2i import encode_prompts
 
-        if prompt not in self._embeds:
+        if self._embeds is None or self._embeds[0] != prompt:
             spec = self.prompts[prompt]
             negative = encode_prompts(self.model, [spec.negative_prompt]) if self.guided else None
-            self._embeds[prompt] = (encode_prompts(self.model, [spec.prompt]), negative)
-        return self._embeds[prompt]
+            self._embeds = (prompt, encode_prompts(self.model, [spec.prompt]), negative)
+        return self._embeds[1], self._embeds[2]
 
 
 @dataclass
@@ -376,8 +378,9 @@ class T2IBatch:
     spatial: dict[str, np.ndarray]  # site -> (n, K, C, S, S) float32 (with --spatial)
 
 
-def compute_block(job: T2IJob, block: ComputeBlock) -> Any:
-    """One block through `models.t2i.t2i_generate` (one prompt, noise keyed by (seed, prompt_id, index))."""
+def compute_block(job: T2IJob, block: ComputeBlock) -> tuple[Any, np.ndarray]:
+    """One block through `models.t2i.t2i_generate` (one prompt, noise keyed by (seed, prompt_id, index)):
+    its `T2IResult` and the prompt's pooled text embedding (P,) float32."""
     import torch
     from models.t2i import t2i_generate
 
@@ -385,14 +388,15 @@ def compute_block(job: T2IJob, block: ComputeBlock) -> Any:
     rows = [0] * block.size
     pid = job.prompts[block.prompt].prompt_id
     with torch.inference_mode():
-        return t2i_generate(
+        out = t2i_generate(
             job.model, prompt.take(rows), [(job.seed, pid, i) for i in range(block.start, block.start + block.size)],
             job.timesteps, job.height, job.width, guidance=job.guidance,
             negative=negative.take(rows) if negative is not None else None, sites=job.sites, residual=job.residual,
             spatial=job.spatial, decode_steps=job.step_previews)
+    return out, prompt.pooled_numpy()[0]
 
 
-def _pack(job: T2IJob, outputs: list[tuple[ComputeBlock, Any]], size: int) -> dict[str, np.ndarray]:
+def _pack(job: T2IJob, outputs: list[tuple[ComputeBlock, tuple[Any, np.ndarray]]], size: int) -> dict[str, np.ndarray]:
     """This rank's blocks as fixed-size arrays (padding: prompt -1), thumbnails and previews made here."""
     k, (ph, pw) = len(job.timesteps), job.preview_size
     arrays: dict[str, np.ndarray] = {
@@ -412,7 +416,7 @@ def _pack(job: T2IJob, outputs: list[tuple[ComputeBlock, Any]], size: int) -> di
         if job.spatial:
             arrays[f"spatial/{site}"] = np.zeros((size, k, c, job.spatial, job.spatial), dtype=np.float32)
     row = 0
-    for block, out in outputs:
+    for block, (out, pooled) in outputs:
         n = block.size
         rows = slice(row, row + n)
         arrays["prompt"][rows] = block.prompt
@@ -420,7 +424,7 @@ def _pack(job: T2IJob, outputs: list[tuple[ComputeBlock, Any]], size: int) -> di
         images = _numpy(out.images, np.uint8)
         arrays["image"][rows] = images
         arrays["thumbnail"][rows] = [thumbnail(image) for image in images]
-        arrays["pooled"][rows] = job.embeds(block.prompt)[0].pooled_numpy()[0]
+        arrays["pooled"][rows] = pooled
         if job.step_previews:
             x0 = _numpy(out.x0_images, np.uint8)
             arrays["x0"][rows] = [[preview(step, (ph, pw)) for step in sample] for sample in x0]

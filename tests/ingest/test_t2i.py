@@ -283,19 +283,23 @@ def test_refusals_are_one_line_and_leave_the_lake_unchanged(bases, small_lake, c
     assert tree_digest(small_lake) == before
 
 
-def test_sd15_lora_and_class_prompts_get_their_names_and_sites(bases, tmp_path):
+def test_sd15_with_guidance_lora_and_class_prompts_get_their_names_and_sites(bases, tmp_path):
     from models.t2i import save_tiny_lora
 
     lake = tmp_path / "lake"
     lora = save_tiny_lora(bases["sdxl"], tmp_path / "lora.safetensors")
     assert main(["generate-t2i", "--lake", str(lake), "--base", str(bases["sd15"]), "--device", "cpu", "--no-progress",
-                 "--prompts-from-classes", "1", "--prompt-template", "{name}, watercolor", "--no-step-previews"]) == 0
+                 "--prompts-from-classes", "1", "--prompt-template", "{name}, watercolor", "--no-step-previews",
+                 "--guidance", "3", "--negative-prompt", "blurry"]) == 0
     assert main(["generate-t2i", "--lake", str(lake), "--base", str(bases["sdxl"]), "--lora", str(lora), "--device",
                  "cpu", "--no-progress", "--prompt", "a fox", "--steps", "1", "--layers", "none"]) == 0
     found = open_lake(lake)
     assert found.t2i_models() == ["dmd2-sd15-1step", "dmd2-sdxl-1step-lora"]
     sd15 = read(lake, "t2i/dmd2-sd15-1step/samples")
     assert sd15.prompt.values.tolist() == ["goldfish, watercolor"] and sd15.class_id.values.tolist() == [1]
+    assert sd15.negative_prompt.values.tolist() == ["blurry"] and sd15.guidance.values.tolist() == [3.0]
+    assert sd15.prompt_id.values.tolist() == [prompt_id("goldfish, watercolor", "blurry")]
+    assert found.t2i_model("dmd2-sd15-1step")["guidance"] == 3.0
     assert "x0" not in sd15 and sd15.image.shape == (1, 64, 64, 3)
     assert [g for g in found.groups("activations") if "sd15" in g] == [
         f"activations/dmd2-sd15-1step.{m}" for m in
