@@ -158,26 +158,18 @@ def class_name_for_prompt(class_id: int) -> str:
 def class_prompts(classes: str | Sequence[int | str], template: str = DEFAULT_TEMPLATE) -> list[PromptSpec]:
     """One prompt per class (comma-separated or a list of ids, wnids or names), `template` with ``{name}``
     filled in, keeping the class id. Repeated classes count once."""
-    from lake.classes import imagenet_classes
+    from .generate import parse_class_list
 
     if "{name}" not in template:
         raise InputError(f"--prompt-template must contain {{name}} (e.g. {DEFAULT_TEMPLATE!r}), got {template!r}")
-    table = imagenet_classes()
-    tokens = classes.split(",") if isinstance(classes, str) else [str(c) for c in classes]
-    chosen: list[int] = []
-    for token in (t for t in tokens if t.strip()):
-        try:
-            class_id = table.resolve(token)
-        except ValueError as exc:
-            raise InputError(f"--prompts-from-classes: {exc}") from None
-        if class_id not in chosen:
-            chosen.append(class_id)
+    try:
+        chosen = parse_class_list(classes)  # the --classes reader of `ingest generate`: same tokens, same errors
+    except InputError as exc:
+        raise InputError(str(exc).replace("--classes", "--prompts-from-classes", 1)) from None
     if not chosen:
         raise InputError("--prompts-from-classes: no class given (ids, wnids or names, comma-separated)")
-    try:
-        return [PromptSpec(template.replace("{name}", class_name_for_prompt(c)).strip(), class_id=c) for c in chosen]
-    except (KeyError, IndexError, ValueError) as exc:
-        raise InputError(f"--prompt-template {template!r}: {exc}") from None
+    # str.replace, not str.format: a template may hold other braces ("{name}, {style}" stays literal).
+    return [PromptSpec(template.replace("{name}", class_name_for_prompt(c)).strip(), class_id=c) for c in chosen]
 
 
 def collect_prompts(prompts_file: str | os.PathLike[str] | None = None, prompts: Sequence[str] = (),
