@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .generate import Failure  # rank 0's "cannot start" message, as `ingest generate` sends it
 from .options import add_lake_flag, add_run_flags, positive
 from .prompts import DEFAULT_TEMPLATE, PromptList, PromptSpec, collect_prompts
 
@@ -470,12 +471,16 @@ def compute_steps(job: T2IJob, blocks: list[ComputeBlock], wanted: set[PlannedSa
         )
 
 
-def probe_shapes(model: Any, sites: Sequence[str], timesteps: Sequence[int]) -> tuple[dict[str, int], int]:
+def probe_shapes(model: Any, sites: Sequence[str], timesteps: Sequence[int], residual: bool = False,
+                 spatial: int = 0) -> tuple[dict[str, int], int]:
     """(channels of each site's output, pooled embedding size), read off one small generation pass.
 
     Any module path is a valid site, so its channel count is measured rather than looked up:
-    one step at the smallest size every UNet level can halve, without decoding steps. Every
-    rank runs it, so the fixed-size arrays a rank exchanges are known before any work.
+    one step at the smallest size every UNet level can halve, without decoding steps, with the
+    run's capture settings, so a site that cannot give them (a residual of a module whose output
+    shape differs from its input's, a module that runs twice per pass) is an InputError before
+    the lake is touched. Every rank runs it, so the fixed-size arrays a rank exchanges are
+    known before any work.
     """
     import torch
     from models.t2i import encode_prompts, t2i_generate
@@ -483,14 +488,17 @@ def probe_shapes(model: Any, sites: Sequence[str], timesteps: Sequence[int]) -> 
     embeds = encode_prompts(model, [""])
     levels = len(model.unet.config.block_out_channels)
     side = model.vae_factor * 2 ** levels
-    with torch.inference_mode():
-        out = t2i_generate(model, embeds, [(0, "0" * 12, 0)], list(timesteps)[:1], side, side, sites=list(sites),
-                           decode_steps=False)
+    try:
+        with torch.inference_mode():
+            out = t2i_generate(model, embeds, [(0, "0" * 12, 0)], list(timesteps)[:1], side, side, sites=list(sites),
+                               residual=residual, spatial=spatial, decode_steps=False)
+    except ValueError as exc:  # the capture's one-line reasons (models.t2i.sampling)
+        raise InputError(f"--layers: {exc}") from None
+    except RuntimeError as exc:
+        if "capture needs" not in str(exc):
+            raise
+        raise InputError(f"--layers: {exc}") from None
     return {site: int(out.means[site].shape[-1]) for site in sites}, int(embeds.pooled.shape[-1])
-
-
-class Failure:
-    """Sent from rank 0 instead of a plan when the job cannot start (the others then exit quietly)."""
 
 
 # --------------------------------------------------------------------------- the job
@@ -590,7 +598,7 @@ def _prepare(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, la
         sites = list(resolve_sites(loaded, family.default_sites if layer_names is None else layer_names))
     except ValueError as exc:
         raise InputError(f"--layers: {exc}") from None
-    channels, pooled_dim = probe_shapes(loaded, sites, timesteps)
+    channels, pooled_dim = probe_shapes(loaded, sites, timesteps, settings.residual, settings.spatial)
     return T2IJob(
         model=loaded, name=name, prompts=prompts.prompts, seed=settings.seed, timesteps=timesteps,
         sigmas=tuple(float(np.float32(s)) for s in timestep_sigmas(loaded, timesteps)), height=height, width=width,
