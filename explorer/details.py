@@ -29,7 +29,9 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
     record = session.sample_record(sample_row) if sample_row >= 0 else {}
     t2i = prompts.t2i_sample(session, sample_row)  # read for the selected sample only: native image, previews
     if t2i is not None:
-        st.image(fit_image(t2i.image), width="stretch", caption=f"{t2i.model} · {t2i.image.shape[1]}×{t2i.image.shape[0]}")
+        # Scaled to fit the column when larger than the ImageNet details image; smaller ones (the tiny demo model's) at its size.
+        width = "stretch" if max(t2i.image.shape[:2]) > FIT_MIN else FIT_MIN
+        st.image(fit_image(t2i.image), width=width, caption=f"{t2i.model} · {t2i.image.shape[1]}×{t2i.image.shape[0]}")
     elif sample_row >= 0:
         st.image(upscale(session.images(np.array([sample_row]))[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))
     facts = sample_facts(session, frame, view.embedding, row, record)
@@ -142,7 +144,7 @@ def step_previews(sample: prompts.T2ISample) -> None:
     st.markdown(f"**Steps** · the x0 estimate after each of the {len(sample.previews)} steps")
     steps = list(sample.timesteps) if len(sample.timesteps) == len(sample.previews) else list(range(len(sample.previews)))
     labels = [f"t={t}" + (f" · σ={sample.sigmas[i]:.3g}" if sample.sigmas else "") for i, t in enumerate(steps)]
-    width = 128 if len(sample.previews) <= 4 else 96
+    width = max(64, min(128, 320 // len(sample.previews)))  # four steps fit one row of the details column
     st.image([fit_image(p) if p.shape[0] < width else p for p in sample.previews], width=width, caption=labels)
 
 

@@ -116,6 +116,8 @@ def test_click_shows_the_prompt_model_and_every_step(app: Explorer, t2i_cli_lake
         expect(details.get_by_text(re.compile(rf"^t={t} · σ=")).first).to_be_visible()
     loaded = app.details_images_loaded()
     assert loaded >= 1 + len(TIMESTEPS)  # the native image, the steps, then the neighbours
+    app.screenshot("details")
+    details.get_by_text(re.compile(rf"^t={TIMESTEPS[-1]} · σ=")).first.scroll_into_view_if_needed()
     app.screenshot("details-steps")
 
 
@@ -129,7 +131,10 @@ def test_colour_by_prompt_and_search_prompts(app: Explorer, t2i_cli_lake: Path) 
     app.type_and_enter("Prompt contains", "CAT")
     cats = [p for p in PROMPTS if "cat" in p]
     assert app.in_view() == (PER_PROMPT * len(cats), PER_PROMPT * len(cats))
-    app.eventually(lambda: _assert_equal(sorted(app.legend_labels()), sorted(cats)))
+    prompts = t2i_table(t2i_cli_lake)["prompt"]
+    app.eventually(lambda: _assert_equal(sorted({prompts[p.sample_id] for p in app.points()}), sorted(cats)))
+    # Four prompts fit the palette: each keeps its colour (and legend entry) whatever the search, as classes do.
+    assert sorted(app.legend_labels()) == sorted([*PROMPTS, CLASS_PROMPT])
     assert app.query()["prompt"] == "CAT"
     app.screenshot("search-cat")
     app.choose("Colour by", "prompt cluster")
