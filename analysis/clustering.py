@@ -3,7 +3,8 @@
 Used for the clusters of a key's PCA scores (`steps.clusters`) and of the prompts' pooled
 text embeddings (`analysis.prompts`). The rows never need to fit in memory at once:
 
-1. *Initial centres*: scikit-learn's `KMeans` (k-means++, `INIT_RUNS` restarts, seeded) on
+1. *Initial centres*: scikit-learn's `KMeans` (k-means++, seeded, `INIT_RUNS` = 1 run, its own
+   default for k-means++) on
    a subset of rows the caller chooses by a seeded hash of the row ids (`INIT_ROWS`, or
    more when k is large), so the start depends on the ids and the seed only.
 2. *Lloyd iterations over every row*: each pass reads the rows block by block, assigns
@@ -36,7 +37,7 @@ SEGMENT_ROWS = 4096
 # Rows of the seeded subset the initial centres are fitted on (at least 20 per cluster).
 INIT_ROWS = 20000
 INIT_PER_CLUSTER = 20
-INIT_RUNS = 3
+INIT_RUNS = 1
 # Tables up to this size (float32) are read once and kept in memory across passes.
 CACHE_BYTES = 256 << 20
 # Rows read at once when streaming (rounded to whole segments).
@@ -101,7 +102,7 @@ def _assign(x: np.ndarray, centers: np.ndarray, center_norms: np.ndarray) -> tup
 
 
 def initial_centers(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k-means++ centres (scikit-learn `KMeans`, `INIT_RUNS` seeded restarts) of the init subset."""
+    """k-means++ centres refined by Lloyd (scikit-learn `KMeans`, `INIT_RUNS` seeded runs) of the init subset."""
     from sklearn.cluster import KMeans
 
     with warnings.catch_warnings():
@@ -132,8 +133,21 @@ def kmeans(source: RowSource, k: int, seed: int, init_rows: np.ndarray, *, block
     def segments() -> Any:
         return iter(cached) if cached is not None else _read_segments(source, block_rows or DEFAULT_BLOCK_ROWS)
 
+    from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
+    with threadpool_limits(1, user_api="blas"):
+        # One BLAS thread, as scikit-learn's own Lloyd loop does: a segment's products are
+        # small (4096 x features x k), where threads cost more than they bring (measured 15x
+        # slower with 2 threads on a busy 2-core machine) and would make timings erratic.
+        return _lloyd(source, k, centers, threshold, segments, sample_rows=len(sample), max_iter=max_iter,
+                      progress=progress, desc=desc, tqdm=tqdm)
+
+
+def _lloyd(source: RowSource, k: int, centers: np.ndarray, threshold: float, segments: Callable[[], Any], *, sample_rows: int,
+           max_iter: int, progress: bool, desc: str, tqdm: Any) -> KMeansResult:
+    """The Lloyd passes of `kmeans` from `centers` (see the module docstring)."""
+    n = source.n_rows
     labels = np.full(n, -1, dtype=np.int32)
     iterations, converged, settled, relocated, inertia = 0, False, False, 0, 0.0
     bar = tqdm(total=max_iter, desc=desc, unit="pass", disable=not progress, leave=False)
@@ -179,4 +193,4 @@ def kmeans(source: RowSource, k: int, seed: int, init_rows: np.ndarray, *, block
         centers = new
     bar.close()
     return KMeansResult(labels=labels, centers=centers, inertia=inertia, iterations=iterations, converged=converged,
-                        init_rows=int(len(sample)), relocated=relocated, sizes=np.bincount(labels, minlength=k))
+                        init_rows=sample_rows, relocated=relocated, sizes=np.bincount(labels, minlength=k))
