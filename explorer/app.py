@@ -25,11 +25,12 @@ from explorer.page_cloud import cloud_page
 from explorer.page_compare import compare_page
 from explorer.page_explore import apply_chart_events, explore_page
 from explorer.page_noise import noise_page
+from explorer.page_prompts import prompts_page
 from explorer.sidebar import sidebar
 from explorer.state import PAGES, ViewState, decode_query_params, encode_query_params
 from explorer.thumbs import ThumbnailServer, start_thumbnail_server
 
-PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels"}
+PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels", "prompts": "Prompts"}
 
 # The 2D embedding the 3D page switched away from: (3D ref shown, 2D ref to go back to).
 BACK_TO_2D = "back_to_2d"
@@ -112,7 +113,10 @@ def run(config: ExplorerConfig) -> None:
     view = apply_chart_events(view)
     st.session_state[VIEW] = view
 
-    page = st.radio("Page", PAGES, format_func=PAGE_LABELS.get, horizontal=True, key="w_page", label_visibility="collapsed")
+    pages = [p for p in PAGES if p != "prompts" or prompts.has_t2i(session)]  # the Prompts page needs text-to-image samples
+    if st.session_state.get("w_page") not in pages:
+        st.session_state["w_page"] = "explore"
+    page = st.radio("Page", pages, format_func=PAGE_LABELS.get, horizontal=True, key="w_page", label_visibility="collapsed")
     if page == "3d" and frame.info.dims != 3:  # only when the lake has no 3D embedding of this key
         st.caption(f"The 3D view needs a 3D embedding, and this lake has none of {frame.info.key}; pick one in the sidebar.")
         page = "explore"
@@ -134,6 +138,8 @@ def run(config: ExplorerConfig) -> None:
         compare_page(session, frame, view, xy, mask & (np.arange(frame.size) < frame.n_fitted) if frame.n_placed else mask)
     elif page == "noise":
         noise_page(session, frame, view)
+    elif page == "prompts":
+        prompts_page(session, view)
     else:
         cloud_page(session, frame, view, mask)
     _sync_url(st.session_state[VIEW])

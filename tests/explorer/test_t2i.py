@@ -440,3 +440,28 @@ def test_other_pages_colour_by_prompt_too(t2i_lake, monkeypatch):
     data = json.loads(deck.proto.json)["layers"][0]["data"]
     sdxl = _sdxl(t2i_lake)
     assert sorted(d["sample_id"] for d in data) == sorted(sdxl.loc[sdxl["prompt"].str.lower().str.contains("cat"), "sample_id"])
+
+
+def test_the_prompts_page_maps_the_prompts_by_cluster(t2i_lake, small_lake, monkeypatch):
+    at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(SDXL_KEY), "page": "prompts"})
+    assert "Prompts" in at.radio(key="w_page").options and at.radio(key="w_page").value == "prompts"
+    assert at.selectbox(key="w_prompt_model").options == [SD15, SDXL]
+    at.selectbox(key="w_prompt_model").set_value(SDXL).run()
+    spec, frames = chart_datasets(at)
+    drawn = frames["prompts"]
+    cluster_of = {p: c for p, _, c in SDXL_PROMPTS}
+    assert sorted(drawn["prompt"]) == sorted(cluster_of)  # every prompt of the model, once
+    assert all(str(c) == f"cluster {cluster_of[p]}" for p, c in zip(drawn["prompt"], drawn["colour"]))
+    assert set(drawn["samples"]) == {len(SEEDS)}  # each prompt's samples in the lake
+    assert spec["encoding"]["color"]["scale"]["domain"] == ["cluster 0", "cluster 1", "cluster 2"]
+    listed = at.dataframe[0].value
+    assert list(listed["cluster"]) == sorted(listed["cluster"]) and len(listed) == len(SDXL_PROMPTS)
+    # The prompt search narrows the map and the list.
+    at.text_input(key="w_prompt").input("cat").run()
+    assert sorted(chart_datasets(at)[1]["prompts"]["prompt"]) == sorted(p for p in cluster_of if "cat" in p.lower())
+    # A model without a prompt map: the page names the command that makes one.
+    at.selectbox(key="w_prompt_model").set_value(SD15).run()
+    assert any(f"analysis prompts --lake {t2i_lake.path} --name {SD15}" in c.value for c in at.code)
+    # A lake without text-to-image samples has no Prompts page (a URL naming it falls back to Explore).
+    at = open_app(small_lake.path, monkeypatch, {"page": "prompts"})
+    assert "Prompts" not in at.radio(key="w_page").options and at.radio(key="w_page").value == "explore"
