@@ -55,7 +55,7 @@ class T2IModelSpec:
     base: str
     checkpoint: str | None = None
     lora: str | None = None
-    family: str | None = None  # None: detected from the base folder
+    family: str | None = None  # None: detected from the base folder (given: checked against it)
     device: str = "auto"
     dtype: str = "fp32"
 
@@ -110,7 +110,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="a DMD2 LoRA (e.g. dmd2_sdxl_4step_lora_fp16.safetensors) fused into the base UNet; "
                        "not with --checkpoint")
     model.add_argument("--family", default=None, choices=["sdxl", "sd15"],
-                       help="model family; default: detected (a base folder with text_encoder_2/ is sdxl)")
+                       help="model family, checked against the base folder; default: detected (a base folder with "
+                       "text_encoder_2/ is sdxl, else sd15)")
     model.add_argument("--name", default=None, metavar="NAME",
                        help="the model's name in the lake (t2i/<name>, activations/<name>.<module>): lower-case "
                        "letters, digits, '-' and '_'. Default dmd2-<family>-<K>step (plus -lora with --lora). One name "
@@ -570,13 +571,16 @@ def generate_t2i(lake: str | os.PathLike[str], model: T2IModelSpec, prompts: Pro
 def _prepare(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, layer_names: list[str] | None,
              ranks: Any) -> T2IJob:
     """Check the base folder, parse the schedule, load the model, resolve the sites, measure shapes (every rank)."""
-    from models.t2i import FAMILIES, T2ILoadError, load_t2i, resolve_sites, timestep_sigmas
-    from models.t2i.loading import detect_family
+    from models.t2i import FAMILIES, T2ILoadError, detect_family, load_t2i, resolve_sites, timestep_sigmas
 
     try:
-        family = FAMILIES[model.family] if model.family else detect_family(model.base)
+        family = detect_family(model.base)
     except T2ILoadError as exc:
-        raise InputError(f"--base: {exc}") from None
+        raise InputError(str(exc)) from None
+    if model.family and FAMILIES[model.family] != family:
+        # The components decide: an SDXL UNet cannot run on one text encoder, nor SD v1.5's on two.
+        raise InputError(f"--family {model.family}: {model.base} is an {family.name} base folder "
+                         f"({'with' if family.dual_encoder else 'without'} text_encoder_2/); leave --family out")
     timesteps = parse_timesteps(family.default_timesteps, family.name, settings.steps, settings.timesteps)
     name = settings.name or default_name(family.name, timesteps, bool(model.lora))
     device = ranks.device if ranks.device is not None else (None if model.device == "auto" else model.device)

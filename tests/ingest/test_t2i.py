@@ -253,6 +253,7 @@ def small_lake(bases, tmp_path):
     (["--base", "{root}/nowhere"], "base folder not found"),
     (["--base", "{root}/novae"], "component folder vae/ is missing"),
     (["--checkpoint", "{sd15_unet}"], "does not fit the UNet of"),
+    (["--family", "sd15"], "--family sd15: {sdxl} is an sdxl base folder (with text_encoder_2/)"),
     (["--prompts", "{root}/missing.txt"], "missing.txt: no such prompt file"),
     (["--prompt", ""], "--prompt: empty prompt"),
     (["--timesteps", "249,499"], "--timesteps must be strictly decreasing"),
@@ -274,13 +275,13 @@ def test_refusals_are_one_line_and_leave_the_lake_unchanged(bases, small_lake, c
     if not (root / "novae").exists():
         shutil.copytree(bases["sdxl"], root / "novae", ignore=shutil.ignore_patterns("vae"))
         save_tiny_dmd2_unet(bases["sdxl"], root / "other_unet.bin", seed=7)
-    values = {"root": root, "sd15_unet": bases["sd15_unet"], "other_unet": root / "other_unet.bin"}
+    values = {"root": root, "sd15_unet": bases["sd15_unet"], "other_unet": root / "other_unet.bin", "sdxl": bases["sdxl"]}
     before = tree_digest(small_lake)
     capsys.readouterr()
     argv = job_args(bases, small_lake, "--prompt", "a fox", *[a.format(**values) for a in args])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and says in err, err
+    assert err.startswith("error: ") and "\n" not in err and says.format(**values) in err, err
     assert tree_digest(small_lake) == before
 
 
