@@ -94,11 +94,17 @@ def _read_segments(source: RowSource, block_rows: int) -> Any:
             yield start, stop, block[start - first : stop - first]
 
 
-def _assign(x: np.ndarray, centers: np.ndarray, center_norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centre of each row of `x` (float64) and the squared distance to it."""
-    d2 = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ centers.T) + center_norms[None, :]
-    labels = np.argmin(d2, axis=1)
-    return labels.astype(np.int32), np.maximum(d2[np.arange(len(x)), labels], 0.0)
+def _assign(rows: np.ndarray, x: np.ndarray, centers: np.ndarray, centers32: np.ndarray, half_norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of each row and the squared distance to it (float64).
+
+    The choice uses |c|^2 / 2 - x.c in float32 (the row's own norm does not change which
+    centre is nearest; one float32 product, as scikit-learn's loop on float32 data); the
+    distance to the chosen centre is then computed directly in float64, free of the
+    cancellation the expanded form has.
+    """
+    labels = np.argmin(half_norms[None, :] - rows @ centers32.T, axis=1).astype(np.int32)
+    diff = x - centers[labels]
+    return labels, np.einsum("ij,ij->i", diff, diff)
 
 
 def initial_centers(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -114,7 +120,7 @@ def initial_centers(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def kmeans(source: RowSource, k: int, seed: int, init_rows: np.ndarray, *, block_rows: int | None = None,
-           max_iter: int = 100, tol: float = 1e-4, progress: bool = False, desc: str = "k-means") -> KMeansResult:
+           max_iter: int = 300, tol: float = 1e-4, progress: bool = False, desc: str = "k-means") -> KMeansResult:
     """k-means of every row of `source` into `k` clusters (see the module docstring).
 
     `init_rows`: the rows (sorted) of the seeded subset the initial centres come from.
@@ -152,14 +158,16 @@ def _lloyd(source: RowSource, k: int, centers: np.ndarray, threshold: float, seg
     iterations, converged, settled, relocated, inertia = 0, False, False, 0, 0.0
     bar = tqdm(total=max_iter, desc=desc, unit="pass", disable=not progress, leave=False)
     while True:
-        norms = np.einsum("ij,ij->i", centers, centers)
+        centers32 = centers.astype(np.float32)
+        half_norms = 0.5 * np.einsum("ij,ij->i", centers32, centers32)
         sums = np.zeros_like(centers)
         counts = np.zeros(k, dtype=np.int64)
         changed, inertia = 0, 0.0
         far_d, far_rows, far_x = np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, source.n_features))
         for start, stop, rows in segments():
+            rows = np.ascontiguousarray(rows, dtype=np.float32)
             x = rows.astype(np.float64)
-            seg_labels, d2 = _assign(x, centers, norms)
+            seg_labels, d2 = _assign(rows, x, centers, centers32, half_norms)
             changed += int(np.count_nonzero(seg_labels != labels[start:stop]))
             labels[start:stop] = seg_labels
             inertia += float(d2.sum())
@@ -169,7 +177,7 @@ def _lloyd(source: RowSource, k: int, centers: np.ndarray, threshold: float, seg
             present, firsts = np.unique(seg_labels[order], return_index=True)
             sums[present] += np.add.reduceat(x[order], firsts, axis=0)
             # Keep the k rows farthest from their centre so far (ties: the earlier row), for empty clusters.
-            top = np.argsort(-d2, kind="stable")[:k]
+            top = np.argpartition(-d2, k - 1)[:k] if len(d2) > k else np.arange(len(d2))
             far_d = np.concatenate([far_d, d2[top]])
             far_rows = np.concatenate([far_rows, top + start])
             far_x = np.concatenate([far_x, x[top]])
