@@ -117,7 +117,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "letters, digits, '-' and '_'. Default dmd2-<family>-<K>step (plus -lora with --lora). One name "
                        "holds one model (base, UNet and LoRA hashes), size, timesteps and guidance")
     model.add_argument("--device", default="auto",
-                       help="auto (CUDA, then CPU), cpu, cuda or cuda:N; under `accelerate launch` each process uses "
+                       help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; under `accelerate launch` each process uses "
                        "its own GPU (cpu: gloo processes)")
     model.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"],
                        help="UNet and text encoder precision: fp32 (default), fp16 or bf16 (CUDA only; fp16 is how DMD2 "
@@ -571,7 +571,9 @@ def generate_t2i(lake: str | os.PathLike[str], model: T2IModelSpec, prompts: Pro
 def _prepare(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, layer_names: list[str] | None,
              ranks: Any) -> T2IJob:
     """Check the base folder, parse the schedule, load the model, resolve the sites, measure shapes (every rank)."""
+    from models.device import pick_device
     from models.t2i import FAMILIES, T2ILoadError, detect_family, load_t2i, resolve_sites, timestep_sigmas
+    from models.t2i.loading import pick_t2i_dtype
 
     try:
         family = detect_family(model.base)
@@ -584,14 +586,20 @@ def _prepare(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, la
     timesteps = parse_timesteps(family.default_timesteps, family.name, settings.steps, settings.timesteps)
     name = settings.name or default_name(family.name, timesteps, bool(model.lora))
     device = ranks.device if ranks.device is not None else (None if model.device == "auto" else model.device)
+    try:
+        torch_device = pick_device(device)
+    except ValueError as exc:
+        raise InputError(f"--device: {exc}") from None
+    try:
+        pick_t2i_dtype(model.dtype, torch_device)
+    except ValueError as exc:
+        raise InputError(f"--dtype: {exc}") from None
     _quiet_loading()
     try:
-        loaded = load_t2i(model.base, checkpoint=model.checkpoint, lora=model.lora, family=family.name, device=device,
-                          dtype=model.dtype)
+        loaded = load_t2i(model.base, checkpoint=model.checkpoint, lora=model.lora, family=family.name,
+                          device=str(torch_device), dtype=model.dtype)
     except T2ILoadError as exc:
         raise InputError(str(exc)) from None
-    except ValueError as exc:  # an unknown device or a dtype the device lacks
-        raise InputError(f"--device {model.device} --dtype {model.dtype}: {exc}") from None
     factor = loaded.vae_factor
     native = int(loaded.unet.config.sample_size) * factor
     height, width = settings.height or native, settings.width or native

@@ -262,6 +262,7 @@ def small_lake(bases, tmp_path):
     (["--layers", "mid,nope"], "--layers: unknown capture site 'nope'; aliases: down2.attn1=down_blocks.2.attentions.1"),
     (["--layers", "down_blocks.0", "--residual"], "--layers: site down_blocks.0: input and output shapes differ"),
     (["--height", "100"], "--height must be a positive multiple of 8"),
+    (["--dtype", "fp16"], "--dtype: dtype 'fp16' needs a CUDA device"),
     (["--name", "Bad.Name"], "--name: 'Bad.Name': not a model name"),
     (["--name", "small", "--steps", "4"], f"t2i/small/samples was computed with timesteps=[399], this run has timesteps={list(TIMESTEPS)}"),
     (["--name", "small", "--steps", "1", "--checkpoint", "{other_unet}"], "pass another --name than small"),
