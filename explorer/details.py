@@ -1,7 +1,7 @@
 """The details panel: the selected sample, its facts and metrics, neighbours and the selection export."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import streamlit as st
@@ -30,7 +30,7 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
     t2i = prompts.t2i_sample(session, sample_row)  # read for the selected sample only: native image, previews
     if t2i is not None:
         # Scaled to fit the column when larger than the ImageNet details image; smaller ones (the tiny demo model's) at its size.
-        width = "stretch" if max(t2i.image.shape[:2]) > FIT_MIN else FIT_MIN
+        width: Literal["stretch"] | int = "stretch" if max(t2i.image.shape[:2]) > FIT_MIN else FIT_MIN
         st.image(fit_image(t2i.image), width=width, caption=f"{t2i.model} · {t2i.image.shape[1]}×{t2i.image.shape[0]}")
     elif sample_row >= 0:
         st.image(upscale(session.images(np.array([sample_row]))[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))

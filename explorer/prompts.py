@@ -243,16 +243,15 @@ def _colour_codes(session: LakeSession, frame: EmbeddingFrame, ref: str, option:
         pairs = np.unique(pair[clusters >= 0])
         per_prompt = np.where(clusters >= 0, np.searchsorted(pairs, pair) + 1, 0)
         several = len(np.unique(index.prompt_model[clusters >= 0])) > 1  # name the model only when two have clusters
-        labels = [NO_CLUSTER] + [f"{index.models[p >> 32] + ' · ' if several else ''}cluster {p & 0xFFFFFFFF}" for p in pairs.tolist()]
+        names = [NO_CLUSTER] + [f"{index.models[p >> 32] + ' · ' if several else ''}cluster {p & 0xFFFFFFFF}" for p in pairs.tolist()]
         codes = np.concatenate([[0], per_prompt])[embedding_prompt_codes(session, frame, ref) + 1]
-        return codes.astype(np.int64), np.array(labels, dtype=object)
+        return codes.astype(np.int64), np.array(names, dtype=object)
     if option == CLUSTER:
         cluster = activation_clusters(session, ref)
         if cluster is None:
             raise KeyError(f"{ref}: no analysis/clusters table for this key")
         top = int(cluster.max()) if len(cluster) else -1
-        labels = [NO_CLUSTER] + [f"cluster {c}" for c in range(top + 1)]
-        return cluster + 1, np.array(labels, dtype=object)
+        return cluster + 1, np.array([NO_CLUSTER] + [f"cluster {c}" for c in range(top + 1)], dtype=object)
     if option == MODEL:
         model_ids = session.column_values(ref, "samples.model_id") if any(c.ref == "samples.model_id" for c in session.columns(ref)) else None
         if model_ids is None:  # a lake without model_id: the join says which rows came from which model

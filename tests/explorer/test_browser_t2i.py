@@ -144,3 +144,16 @@ def test_colour_by_prompt_and_search_prompts(app: Explorer, t2i_cli_lake: Path) 
 
 def _assert_equal(a: Any, b: Any) -> None:
     assert a == b, (a, b)
+
+
+def test_prompts_page_maps_every_prompt(app: Explorer, t2i_cli_lake: Path) -> None:
+    from playwright.sync_api import expect
+
+    app.radio("Prompts")
+    ds = xr.open_zarr(t2i_cli_lake, group=f"analysis/prompts/{NAME}")
+    clusters = sorted({f"cluster {int(c)}" for c in ds["cluster"].values})
+    chart = '[class*="st-key-prompt-map"]'
+    app.eventually(lambda: _assert_equal(len(app.points(chart)), len(PROMPTS) + 1))  # one point per prompt
+    app.eventually(lambda: _assert_equal(sorted(app.legend_labels(chart)), clusters))
+    expect(app.page.get_by_text("Prompts by cluster")).to_be_visible()
+    app.screenshot("prompts-page")
