@@ -375,3 +375,19 @@ def test_two_processes_write_the_same_lake_as_one(bases, reference, tmp_path):
     [record] = open_lake(lake).provenance()
     assert record["parameters"]["processes"] == 2
     assert_same(lake, reference[0])
+
+
+def test_sites_added_later_fill_in_without_duplicating_samples(bases, tmp_path):
+    later, once = tmp_path / "later", tmp_path / "once"
+    common = ["--prompt", "a fox", "--prompt", "a moth", "--samples-per-prompt", "2", "--steps", "1"]
+    assert main(job_args(bases, later, *common, "--layers", "none")) == 0
+    assert not open_lake(later).groups("activations")
+    assert main(job_args(bases, later, *common, "--layers", "mid", "--residual")) == 0
+    assert main(job_args(bases, once, *common, "--layers", "mid", "--residual")) == 0  # same process, same threads
+    assert [r["rows_added"] for r in open_lake(later).provenance()][1] == {
+        f"activations/dmd2-sdxl-1step.mid_block.attentions.0{s}": 4 for s in ("", "+update")}
+    for group in ["samples", "t2i/dmd2-sdxl-1step/samples", "t2i/dmd2-sdxl-1step/prompts",
+                  "activations/dmd2-sdxl-1step.mid_block.attentions.0", "activations/dmd2-sdxl-1step.mid_block.attentions.0+update"]:
+        a, b = read(later, group), read(once, group)
+        for name in [*b.data_vars, *b.coords]:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=f"{group}/{name}")
