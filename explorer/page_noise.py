@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import animation, charts, common, export, queries, views
+from explorer import animation, charts, common, export, prompts, queries, views
 from explorer.data import EmbeddingFrame, LakeSession, factorize, row_uniform
 from explorer.details import upscale
 from explorer.page_cloud import legend_markdown
@@ -361,6 +361,9 @@ def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> 
     view = _apply_clicks(view)
 
     mask = views.filter_mask(joint.class_id, joint.source_code, joint.sources, joint.split_code, joint.splits, view.classes, view.sources, view.splits)
+    if view.prompt and prompts.has_t2i(session):  # the sidebar's prompt search, as on Explore
+        codes = session.memo(("joint_prompt_codes", layer), lambda: prompts.prompt_codes_of(session, joint.sample_id))
+        mask &= prompts.codes_matching(session, codes, view.prompt)
     strata = session.memo(("joint_strata", layer), lambda: views.strata_codes(joint.class_id, joint.source_code, len(joint.sources)))
     uniform = session.memo(("joint_uniform", layer), lambda: row_uniform(len(joint.sample_id)))
 
@@ -519,7 +522,7 @@ def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float
 
 def _animation(session: LakeSession, joint: JointEmbedding, mask: np.ndarray, strata: np.ndarray, uniform: np.ndarray, view: ViewState) -> None:
     limit = min(view.max_points, ANIMATION_LIMIT)
-    key = ("joint_animation", joint.layer, view.classes, view.sources, view.splits, limit, view.palette)
+    key = ("joint_animation", joint.layer, view.classes, view.sources, view.splits, view.prompt, limit, view.palette)
 
     def build() -> tuple[str, int, str]:
         rows = views.stratified_sample(mask, strata, uniform, limit)

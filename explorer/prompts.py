@@ -157,16 +157,28 @@ def embedding_prompt_codes(session: LakeSession, frame: EmbeddingFrame, ref: str
     return session.memo(("prompt_codes", ref), lambda: _take(prompt_index(session).prompt_code, frame.sample_row, -1))
 
 
-def search_mask(session: LakeSession, frame: EmbeddingFrame, ref: str, text: str) -> np.ndarray:
-    """Embedding rows whose prompt contains `text` (case-insensitive); every row for blank text or a lake without prompts.
+def prompt_codes_of(session: LakeSession, sample_ids: np.ndarray) -> np.ndarray:
+    """Prompt code of each sample id (-1: not a text-to-image sample, or not in `samples`), for tables that are not embeddings."""
+    rows = session.sample_rows(np.asarray(sample_ids)) if len(sample_ids) else np.zeros(0, np.int64)
+    return _take(prompt_index(session).prompt_code, rows, -1)
+
+
+def codes_matching(session: LakeSession, codes: np.ndarray, text: str) -> np.ndarray:
+    """Per prompt code (-1: none): whether its prompt contains `text`, ignoring case; every one for blank text or a lake without prompts.
 
     The match runs over the distinct prompts, then one table lookup per row.
     """
     if not text.strip() or not has_t2i(session):
+        return np.ones(len(codes), dtype=bool)
+    lut = np.concatenate([[False], prompt_index(session).matching(text)])  # code -1 (no prompt) -> False
+    return lut[np.asarray(codes, dtype=np.int64) + 1]
+
+
+def search_mask(session: LakeSession, frame: EmbeddingFrame, ref: str, text: str) -> np.ndarray:
+    """Embedding rows whose prompt contains `text` (case-insensitive); every row for blank text or a lake without prompts."""
+    if not text.strip() or not has_t2i(session):
         return np.ones(frame.size, dtype=bool)
-    index = prompt_index(session)
-    lut = np.concatenate([[False], index.matching(text)])  # code -1 (no prompt) -> False
-    return lut[embedding_prompt_codes(session, frame, ref) + 1]
+    return codes_matching(session, embedding_prompt_codes(session, frame, ref), text)
 
 
 def matching_prompts(session: LakeSession, text: str) -> int:

@@ -27,6 +27,7 @@ from lake.layout import (
     AnalysisKey,
     clusters_spec,
     embedding_spec,
+    joint_embedding_spec,
     knn_spec,
     pca_spec,
     preview_size,
@@ -185,6 +186,13 @@ def build_t2i_lake(path: Path) -> T2ILake:
         sdxl = table[table["model"] == SDXL]
         activation = (np.arange(len(sdxl)) % 4).astype(np.int32)
         _write_key(writer, SDXL_KEY, sdxl, dims=(2, 3), clusters=activation)
+        # The joint embedding of the sdxl layer across its steps' sigmas (`analysis trajectory`), rows as the activations'.
+        joint = np.random.default_rng(2).normal(size=(len(sdxl), len(SIGMAS), 2)).astype(np.float32)
+        writer.table(joint_embedding_spec(SDXL_KEY.layer, sorted(SIGMAS), 2, {"method": "test"})).append({
+            "embedding": joint, "sample_id": sdxl["sample_id"].to_numpy(object), "source": sdxl["source"].to_numpy(object),
+            "class_id": sdxl["class_id"].to_numpy(np.int16), "split": sdxl["split"].to_numpy(object),
+            "sample_row": sdxl.index.to_numpy(np.int64),
+        })  # fmt: skip
         _write_key(writer, SD15_KEY, table[table["model"] == SD15])
     return T2ILake(path, table, dict(zip(sdxl["sample_id"], activation.tolist())))
 
@@ -465,3 +473,13 @@ def test_the_prompts_page_maps_the_prompts_by_cluster(t2i_lake, small_lake, monk
     # A lake without text-to-image samples has no Prompts page (a URL naming it falls back to Explore).
     at = open_app(small_lake.path, monkeypatch, {"page": "prompts"})
     assert "Prompts" not in at.radio(key="w_page").options and at.radio(key="w_page").value == "explore"
+
+
+def test_the_noise_levels_page_applies_the_prompt_search(t2i_lake, monkeypatch):
+    at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(SDXL_KEY), "page": "noise"})
+    sdxl = _sdxl(t2i_lake)
+    assert set(chart_datasets(at)[1]["points"]["sample_id"]) == set(sdxl["sample_id"])
+    at.text_input(key="w_prompt").input("Snow").run()
+    drawn = chart_datasets(at)[1]["points"]
+    assert set(drawn["sample_id"]) == set(sdxl.loc[sdxl["prompt"] == "a cat in the snow", "sample_id"])
+    assert len(drawn) == len(SEEDS) * len(SIGMAS)  # every step of the three matching samples
