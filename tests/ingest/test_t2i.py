@@ -18,9 +18,9 @@ from ingest.cli import main
 from ingest.errors import InputError
 from ingest.t2i import ComputeBlock, PlannedSample, compute_blocks, default_name, parse_timesteps, plan_samples
 from lake import imagenet_classes, open_lake
-from lake.errors import LakeError
 from lake.layout import prompt_id, t2i_sample_id
 from tests.conftest import REPO, tree_digest
+from tests.ingest.test_generate import committed_samples
 
 NAME = "dmd2-sdxl-4step"
 TIMESTEPS = (999, 749, 499, 249)
@@ -211,13 +211,6 @@ def test_resume_with_more_prompts_and_samples_computes_only_the_new_ones(bases, 
     before = {g: tree_digest(lake / g) for g in ["samples", "t2i", "activations"]}
     assert main(job_args(bases, lake, *full_args(bases))) == 0  # in this process: it computes nothing
     assert {g: tree_digest(lake / g) for g in ["samples", "t2i", "activations"]} == before
-
-
-def committed_samples(lake) -> int:
-    try:
-        return open_lake(lake).num_samples
-    except (LakeError, FileNotFoundError, ValueError, KeyError):
-        return 0
 
 
 def test_kill_minus_9_then_rerun_is_identical(bases, reference, tmp_path):
