@@ -827,6 +827,21 @@ class LakeSession:
         index = self.memo("samples_index", lambda: HashIndex(table, self._samples_hash))
         return index.rows(ids)
 
+    def column_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows in `samples` of another table's whole id column (-1 where absent).
+
+        A job that writes a linked table (``t2i/<name>/samples``) appends its rows to
+        `samples` in the same order, so the common case is one contiguous run: a scan for
+        the first id and one vectorised comparison, instead of hashing every id.
+        """
+        ids = np.asarray(ids, dtype=np.dtypes.StringDType())
+        table = self._samples_ids()
+        if len(ids):
+            start = _first(np.flatnonzero(table == ids[0]))
+            if 0 <= start and start + len(ids) <= len(table) and np.array_equal(table[start : start + len(ids)], ids):
+                return np.arange(start, start + len(ids), dtype=np.int64)
+        return self.sample_rows(ids)
+
     def images(self, sample_rows: np.ndarray) -> np.ndarray:
         return self.lake.images(np.asarray(sample_rows, dtype=np.int64))
 

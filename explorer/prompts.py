@@ -138,7 +138,7 @@ def _text(values: np.ndarray) -> np.ndarray:
 
 def prompt_index(session: LakeSession) -> PromptIndex:
     """The lake's `PromptIndex`, built once per commit (empty when the lake has no text-to-image samples)."""
-    return session.memo("prompt_index", lambda: build_prompt_index(session.lake, session.sample_rows))
+    return session.memo("prompt_index", lambda: build_prompt_index(session.lake, session.column_rows))
 
 
 def has_t2i(session: LakeSession) -> bool:
@@ -159,7 +159,7 @@ def embedding_prompt_codes(session: LakeSession, frame: EmbeddingFrame, ref: str
 
 def prompt_codes_of(session: LakeSession, sample_ids: np.ndarray) -> np.ndarray:
     """Prompt code of each sample id (-1: not a text-to-image sample, or not in `samples`), for tables that are not embeddings."""
-    rows = session.sample_rows(np.asarray(sample_ids)) if len(sample_ids) else np.zeros(0, np.int64)
+    rows = session.column_rows(np.asarray(sample_ids)) if len(sample_ids) else np.zeros(0, np.int64)
     return _take(prompt_index(session).prompt_code, rows, -1)
 
 

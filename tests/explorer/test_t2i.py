@@ -244,6 +244,15 @@ def test_prompt_index_joins_every_t2i_row_to_its_samples_row(t2i_lake):
     assert index.matching("CAT").sum() == sum("cat" in p.lower() for p in index.prompt) == 5
 
 
+def test_column_rows_finds_a_run_in_order_and_joins_any_other_order(t2i_lake):
+    session = LakeSession(t2i_lake.path)
+    ids = t2i_lake.samples["sample_id"].to_numpy(object)
+    run = ids[24:40]  # as a job writes a linked table: the same order as its samples rows
+    assert list(session.column_rows(run)) == list(range(24, 40))
+    shuffled = np.concatenate([ids[::-1][:30], ["t2i/absent/0/s0/0"]])
+    assert list(session.column_rows(shuffled)) == [*range(len(ids) - 1, len(ids) - 31, -1), -1]
+
+
 def test_short_labels_cut_long_prompts_and_never_merge_two():
     ids = np.array(["aaaaaa111", "bbbbbb222", "cccccc333"], object)
     texts = np.array(["a very long prompt about a cat", "a very long prompt about a dog", "short"], object)
