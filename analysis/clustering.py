@@ -144,7 +144,7 @@ def kmeans(source: RowSource, k: int, seed: int, init_rows: np.ndarray, *, block
 
     with threadpool_limits(1, user_api="blas"):
         # One BLAS thread, as scikit-learn's own Lloyd loop does: a segment's products are
-        # small (4096 x features x k), where threads cost more than they bring (measured 15x
+        # small (4096 x features x k), where threads cost more than they bring (measured 14x
         # slower with 2 threads on a busy 2-core machine) and would make timings erratic.
         return _lloyd(source, k, centers, threshold, segments, sample_rows=len(sample), max_iter=max_iter,
                       progress=progress, desc=desc, tqdm=tqdm)
