@@ -184,3 +184,21 @@ def test_end_to_end_on_a_lake_built_by_the_generate_t2i_job(tmp_path: Path) -> N
 
     again = run_cli("analysis", "prompts", "--lake", str(lake), "--json", check=True)
     assert [o["reused"] for o in json.loads(again.stdout)] == [True]
+
+
+def test_residual_update_tables_take_the_alias_with_their_suffix(t2i_lake: Path) -> None:
+    from lake import LakeWriter, Provenance
+    from lake.layout import LayerShape, t2i_activations_spec
+
+    sample_ids = open_lake(t2i_lake).column(f"activations/{SDXL}.{MID}", "sample_id")
+    n = len(sample_ids)
+    spec = t2i_activations_spec(SDXL, MID, LayerShape(4, 1, 1), (999, 749, 499, 249), SDXL_SIGMAS, False, {"family": "sdxl"}, residual=True)
+    with LakeWriter.open(t2i_lake, Provenance(job="test residual"), create=False) as writer:
+        writer.table(spec).append({"mean": np.random.default_rng(0).normal(size=(n, 4, 4)).astype(np.float32), "probed": np.ones((n, 4), bool),
+                                   "sample_id": sample_ids, "source": np.full(n, "generated", dtype=object), "class_id": np.full(n, -1, np.int16)})
+        writer.commit()
+    key, notes = key_of(t2i_lake, f"{SDXL}.mid+update", timestep=249)
+    assert key.layer == f"{SDXL}.{MID}+update" and key.sigma == float(np.float32(SDXL_SIGMAS[3]))
+    assert notes[0] == f"layer {SDXL}.mid+update = {SDXL}.{MID}+update (site alias of sdxl)"
+    assert key_of(t2i_lake, f"{SDXL}.mid", 1.0)[0].layer == f"{SDXL}.{MID}"  # the plain alias still means the block output
+    assert describe_layer(open_lake(t2i_lake), f"{SDXL}.{MID}+update") == f"{SDXL}.{MID}+update ({SDXL}.mid+update)"
