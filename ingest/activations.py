@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sigmas", default="0.5,2,10,80", metavar="LIST",
                         help="comma-separated noise levels (EDM sigma, pixel range [-1, 1]); default 0.5,2,10,80")
     parser.add_argument("--source", default="all", choices=sorted(SOURCES),
-                        help="which samples to probe: real, generated or all (default)")
+                        help="which samples to probe: real, generated or all (default); text-to-image samples "
+                        "(split t2i) are never probed by the ImageNet denoiser")
     parser.add_argument("--noise-seed", type=int, default=0, metavar="S",
                         help="seed of the probe noise eps, drawn per sample from (S, sample_id); default 0. "
                         "A group holds one noise seed")
@@ -181,7 +182,7 @@ def compute_steps(job: ProbeJob, lake: Any, steps: list[ProbeStep], sample_ids: 
     """Probe each step's blocks at the sigmas they need; images are read a step at a time."""
     import torch
 
-    from .probe import probe_block
+    from .probe import conditioning_classes, probe_block
     from .reconstruct import block_inputs, denoise_block
 
     total = len(sample_ids)
@@ -192,7 +193,7 @@ def compute_steps(job: ProbeJob, lake: Any, steps: list[ProbeStep], sample_ids: 
         contiguous = rows[-1] - rows[0] + 1 == len(rows)
         images = lake.images(slice(int(rows[0]), int(rows[-1]) + 1) if contiguous else rows)
         x0, eps = block_inputs(images, sample_ids[rows].tolist(), job.noise_seed, job.device)
-        labels = torch.from_numpy(class_ids[rows].astype(np.int64))
+        labels = torch.from_numpy(conditioning_classes(class_ids[rows]))
         results: list[tuple[int, int, Any]] = []  # (offset in step, sigma position, BlockOutput or DenoisedBlock)
         offset = 0
         full = step.full if step.full is not None else np.zeros_like(step.block_sigmas)
@@ -322,7 +323,7 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
     One process only. Bad input raises InputError (one line).
     """
     from lake import LakeWriter, Provenance, open_lake
-    from lake.layout import SAMPLES_GROUP
+    from lake.layout import SAMPLES_GROUP, T2I_SPLIT
 
     from .activation_store import LayerShape, open_activation_table
     from .overlap import write_behind
@@ -363,13 +364,21 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
         lake_ids = lake.column(SAMPLES_GROUP, "sample_id")
         sources = lake.column(SAMPLES_GROUP, "source")
         class_ids = lake.column(SAMPLES_GROUP, "class_id").astype(np.int64)
-        selected = np.isin(sources, SOURCES[source])
+        # Text-to-image samples belong to another model family: the ImageNet denoiser is
+        # conditioned on a class, and their real-vs-generated role differs, so `--source`
+        # never selects them (their own activations come with them from generate-t2i).
+        text_to_image = lake.column(SAMPLES_GROUP, "split") == T2I_SPLIT
+        selected = np.isin(sources, SOURCES[source]) & ~text_to_image
         if only is not None:
             known = set(lake_ids.tolist())
             unknown = [s for s in only if s not in known]
             if unknown:
                 raise InputError(f"{lake.path}: no sample {unknown[0]!r} in samples")
-            selected &= np.isin(lake_ids, np.asarray(sorted(set(only)), dtype=lake_ids.dtype))
+            chosen = np.isin(lake_ids, np.asarray(sorted(set(only)), dtype=lake_ids.dtype))
+            selected &= chosen
+            if (chosen & text_to_image).any():
+                raise InputError(f"{lake.path}: {lake_ids[chosen & text_to_image][0]} is a text-to-image sample; the ImageNet "
+                                 "denoiser probes real and ImageNet-generated samples only")
         if not selected.any():
             raise InputError(f"--source {source}: the lake holds no such samples")
         attrs = {**identity.attrs(), "noise_seed": noise_seed, "compute_block": job.block}

@@ -29,6 +29,15 @@ def compute_block(device: Any) -> int:
     return COMPUTE_BLOCK.get(getattr(device, "type", str(device)), 8)
 
 
+def conditioning_classes(class_ids: Any) -> Any:
+    """The classes to condition a compute block's rows on: a row without a class (-1: a
+    text-to-image sample) gets class 0. Such rows are never probed themselves, but they can
+    share a compute block with rows that are, and the block runs whole (bit-exactness)."""
+    import numpy as np
+
+    return np.maximum(np.asarray(class_ids, dtype=np.int64), 0)
+
+
 def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False) -> None:
     """--preset, --checkpoint, --device, --dtype: which network, with which weights, where."""
     parser.add_argument("--preset", default="dmd2-imagenet64",

@@ -290,6 +290,7 @@ def reconstruct_sample(lake: Lake | str | os.PathLike[str], sample_id: str, sigm
     import torch
 
     from .activations import parse_sigmas
+    from .probe import conditioning_classes
 
     lake = _open(lake)
     model = model if model is not None else load_probe_model(lake, layer=layer, checkpoint=checkpoint, device=device,
@@ -308,7 +309,7 @@ def reconstruct_sample(lake: Lake | str | os.PathLike[str], sample_id: str, sigm
     else:
         rows = np.array([row])
     images = lake.images(slice(int(rows[0]), int(rows[-1]) + 1))
-    classes = lake.column(SAMPLES_GROUP, "class_id", slice(int(rows[0]), int(rows[-1]) + 1)).astype(np.int64)
+    classes = conditioning_classes(lake.column(SAMPLES_GROUP, "class_id", slice(int(rows[0]), int(rows[-1]) + 1)))
     x0, eps = block_inputs(images, ids[rows].tolist(), setup.noise_seed, model.device)
     labels = torch.from_numpy(classes)
     at = row - int(rows[0])
