@@ -26,7 +26,12 @@ class ClassTable:
     imagenet64_labels: np.ndarray  # (1000,) int, 1-indexed, by class_id
 
     def label(self, class_id: int) -> str:
-        """Human label such as '1: goldfish' (never a bare number)."""
+        """Human label such as '1: goldfish' (never a bare number); ValueError outside 0..999.
+
+        Text-to-image samples without a class carry -1, which must never index from the end.
+        """
+        if not 0 <= class_id < len(self.names):
+            raise ValueError(f"class id {class_id} is not an ImageNet class (0..{len(self.names) - 1})")
         return f"{class_id}: {self.names[class_id].replace('_', ' ')}"
 
     @cached_property

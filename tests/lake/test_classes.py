@@ -34,3 +34,11 @@ def test_class_table_is_byte_identical_to_shared():
     from tests.fixtures.shared_copies import REPO, assert_copy_of_shared
 
     assert_copy_of_shared(REPO / "lake" / "data" / "imagenet_classes.tsv", "data/imagenet_classes.tsv")
+
+
+def test_label_refuses_ids_outside_the_table() -> None:
+    table = imagenet_classes()
+    assert table.label(999).startswith("999: ")
+    for bad in (-1, 1000):
+        with pytest.raises(ValueError, match="not an ImageNet class"):
+            table.label(bad)
