@@ -82,7 +82,7 @@ def short_labels(texts: np.ndarray, ids: np.ndarray, chars: int, owners: np.ndar
         by_owner = cut + " [" + pd.Series(np.asarray(owners, dtype=object)).astype(str) + "]"
         # The owner only where it tells a shared label apart (one model's two such prompts need their ids).
         cut = cut.where(~(cut.duplicated(keep=False) & ~by_owner.duplicated(keep=False)), by_owner)
-    dup = cut.duplicated(keep=False)
+    dup = cut.duplicated(keep=False) | (cut == NO_PROMPT)  # a prompt that reads "no prompt" must not merge with the none entry
     if dup.any():
         cut = cut.where(~dup, cut + " [" + pd.Series(np.asarray(ids, dtype=object)).astype(str).str.slice(0, 6) + "]")
     return cut.to_numpy(dtype=object)
@@ -282,9 +282,10 @@ def hover_prompts(session: LakeSession, frame: EmbeddingFrame, ref: str, rows: n
     """The prompt of each row, cut to `HOVER_CHARS`, as a pandas Categorical (the text once per prompt, not per row)."""
     import pandas as pd
 
-    labels = np.concatenate([[NO_PROMPT], prompt_index(session).labels(HOVER_CHARS)])
+    # The categories are built and checked once per lake commit: every rerun's highlights reuse them.
+    dtype = session.memo("hover_prompt_dtype", lambda: pd.CategoricalDtype([NO_PROMPT, *prompt_index(session).labels(HOVER_CHARS)]))
     codes = embedding_prompt_codes(session, frame, ref)[np.asarray(rows, dtype=np.int64)] + 1
-    return pd.Categorical.from_codes(codes, categories=list(labels))
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 def export_columns(session: LakeSession, frame: EmbeddingFrame, ref: str) -> Callable[[np.ndarray], dict[str, Any]] | None:

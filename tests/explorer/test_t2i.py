@@ -264,6 +264,8 @@ def test_short_labels_cut_long_prompts_and_never_merge_two():
     owners = np.array(["sdxl", "sd15", "sdxl"], object)
     texts = np.array(["a cat", "a cat", "a cat"], object)
     assert list(prompts.short_labels(texts, ids, 12, owners)) == ["a cat [aaaaaa]", "a cat [sd15]", "a cat [cccccc]"]
+    # A prompt that reads like the legend's entry for samples without one keeps its own entry.
+    assert prompts.short_labels(np.array([prompts.NO_PROMPT], object), ids[:1], 48)[0] == f"{prompts.NO_PROMPT} [aaaaaa]"
 
 
 def test_the_prompt_search_is_in_the_url():
