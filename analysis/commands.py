@@ -186,10 +186,11 @@ def run_all(lake: Any, layer: str | None = None, sigma: float | None = None, con
     parts = split_t2i_layer(key.layer)
     if parts is not None:
         name = parts[0]
-        if lake.has(t2i_prompts_group(name)):
+        rows = lake.shape(t2i_prompts_group(name), "prompt_id")
+        if rows and rows[0] > 0:
             outcomes += run_prompts(lake, name, config.prompts(), force=force, log=log, progress=progress)
         else:
-            log(f"skipping prompts: the lake has no t2i/{name}/prompts table for model {name}")
+            log(f"skipping prompts: model {name} has no prompts in {t2i_prompts_group(name)}")
     return outcomes
 
 

@@ -202,3 +202,15 @@ def test_residual_update_tables_take_the_alias_with_their_suffix(t2i_lake: Path)
     assert notes[0] == f"layer {SDXL}.mid+update = {SDXL}.{MID}+update (site alias of sdxl)"
     assert key_of(t2i_lake, f"{SDXL}.mid", 1.0)[0].layer == f"{SDXL}.{MID}"  # the plain alias still means the block output
     assert describe_layer(open_lake(t2i_lake), f"{SDXL}.{MID}+update") == f"{SDXL}.{MID}+update ({SDXL}.mid+update)"
+
+
+def test_run_without_a_prompts_table_skips_prompts_with_a_note(tmp_path: Path) -> None:
+    from analysis import RunConfig, run_all
+
+    lake = tmp_path / "lake"
+    write_t2i_model(lake, name=SDXL, n_prompts=4, samples_per_prompt=3, modules=(MID,), write_prompts=False)
+    lines: list[str] = []
+    outcomes = run_all(lake, f"{SDXL}.mid", None, RunConfig(pca_dim=4, clusters=3), log=lines.append, progress=False, timestep=999)
+    assert [o.analysis for o in outcomes] == ["pca", "umap", "umap", "knn", "clusters"]
+    assert f"skipping prompts: model {SDXL} has no prompts in t2i/{SDXL}/prompts" in lines
+    assert open_lake(lake).result_attrs("clusters", outcomes[-1].key)["n_clusters"] == 3
