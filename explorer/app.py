@@ -29,6 +29,7 @@ from explorer.page_prompts import prompts_page
 from explorer.sidebar import sidebar
 from explorer.state import PAGES, ViewState, decode_query_params, encode_query_params
 from explorer.thumbs import ThumbnailServer, start_thumbnail_server
+from lake.layout import split_t2i_layer
 
 PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels", "prompts": "Prompts"}
 
@@ -171,6 +172,8 @@ def _follow_page_to_3d(session: LakeSession) -> None:
 
 def _random_weights_note(session: LakeSession, layer: str) -> None:
     """Say so when the generated samples or this layer's probes come from random weights (the demo's)."""
+    if split_t2i_layer(layer) is not None:  # the note is about the ImageNet generator, not a text-to-image model's samples
+        return
     found = session.memo(("random_weights", layer), lambda: random_weights(session.lake, layer))
     if found is None:
         return

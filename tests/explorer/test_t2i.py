@@ -145,7 +145,8 @@ def build_t2i_lake(path: Path) -> T2ILake:
         else:
             images[i] = _image(i, 64, 64, row["class_id"] % 255)
     cid = table["class_id"].to_numpy(np.int16)
-    with LakeWriter.open(path, Provenance(job="test ingest")) as writer:
+    # Recorded as `ingest generate` records a random-weight run: the ImageNet keys get the random-weights note.
+    with LakeWriter.open(path, Provenance(job="ingest generate", parameters={"weights": "random", "model_id": "dmd2-test"})) as writer:
         writer.table(SAMPLES).append({
             "image": images, "sample_id": table["sample_id"].to_numpy(object), "source": table["source"].to_numpy(object),
             "split": table["split"].to_numpy(object), "class_id": cid,
@@ -494,3 +495,10 @@ def test_the_noise_levels_page_applies_the_prompt_search(t2i_lake, monkeypatch):
     drawn = chart_datasets(at)[1]["points"]
     assert set(drawn["sample_id"]) == set(sdxl.loc[sdxl["prompt"] == "a cat in the snow", "sample_id"])
     assert len(drawn) == len(SEEDS) * len(SIGMAS)  # every step of the three matching samples
+
+
+def test_the_random_weights_note_is_for_the_imagenet_generator_only(t2i_lake, monkeypatch):
+    at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(IMAGENET_KEY)})
+    assert any("seeded random weights" in i.value for i in at.info)  # the ImageNet generator's samples
+    at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(SDXL_KEY)})
+    assert not any("seeded random weights" in i.value for i in at.info)  # not said of a text-to-image model's key
