@@ -41,8 +41,8 @@ def text_of(out: dict) -> str:
     return out.get("text") or out.get("data", {}).get("text/plain", "")
 
 
-# The first test to ask for `cli_demo_lake` pays for building it (the fixture allows itself
-# 1200 s on a busy machine); the notebook itself runs in seconds.
+# The first test to ask for `cli_demo_lake` waits for the rest of its build (started at collection,
+# allowed 2400 s on a busy machine); the notebook itself runs in seconds.
 @pytest.mark.timeout(1500)
 def test_notebook_runs_on_the_demo_lake_and_draws_figures(cli_demo_lake, tmp_path, monkeypatch):
     before = tree_digest(cli_demo_lake)

@@ -30,7 +30,7 @@ from browser import (
 )
 
 require_chromium()
-# The first test also builds the demo lake (`make demo-lake-steps`, allowed 1200 s by the
+# The first test also waits for the demo lake's build (`make demo-lake-steps`, allowed 2400 s by the
 # fixture): the suite-wide 600 s would cut that build short on a busy 2-core machine.
 pytestmark = pytest.mark.timeout(1500)
 

@@ -18,7 +18,7 @@ import xarray as xr
 from browser import SCATTER, Explorer, chromium, explorer_page, register_log_plugin, require_chromium, start_explorer
 
 require_chromium()
-# The first browser test module to run also builds the demo lake (the session fixture).
+# The first module to ask for the demo lake also waits for the rest of its build (the session fixture).
 pytestmark = pytest.mark.timeout(1800)
 
 N = 4
