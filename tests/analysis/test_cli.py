@@ -99,7 +99,7 @@ def test_run_exact_below_reaches_the_knn_graph(lake: Path, capsys: pytest.Captur
 
 # Flags of `run` that steer how it runs or prints rather than what a step computes;
 # each is checked on its own below.
-BEHAVIOUR_FLAGS = {"help", "lake", "layer", "sigma", "scheduler", "force", "no_progress", "json", "max_classes"}
+BEHAVIOUR_FLAGS = {"help", "lake", "layer", "sigma", "timestep", "scheduler", "force", "no_progress", "json", "max_classes"}
 # A non-default value for every other flag of `run`: (command-line words, value the step stores).
 NON_DEFAULT = {
     "n_neighbors": (["--n-neighbors", "7"], 7),
@@ -114,6 +114,7 @@ NON_DEFAULT = {
     "exact_below": (["--exact-below", "50"], 50),
     "compare_k": (["--compare-k", "3"], 3),
     "max_per_set": (["--max-per-set", "60"], 60),
+    "clusters": (["--clusters", "3"], 3),
 }
 # Where a step stores a flag under another name (compare's own `--k` is the run's `--compare-k`).
 STORED_AS = {("compare", "compare_k"): "k"}
@@ -137,7 +138,7 @@ def test_every_run_flag_reaches_every_step_whose_command_has_it(lake: Path, caps
     for outcome in json.loads(capsys.readouterr().out):
         assert not outcome["reused"]
         groups.setdefault(outcome["analysis"], []).append(outcome["group"])
-    assert sorted(groups) == ["compare", "knn", "pca", "umap"] and len(groups["umap"]) == 2
+    assert sorted(groups) == ["clusters", "compare", "knn", "pca", "umap"] and len(groups["umap"]) == 2
     checked = set()
     for step, paths in groups.items():
         concerned = (run_flags & flag_dests(commands[step])) - BEHAVIOUR_FLAGS
@@ -154,7 +155,7 @@ def test_every_run_flag_reaches_every_step_whose_command_has_it(lake: Path, caps
     # The same flags again: everything is reused; --max-classes cuts the compare table it prints.
     assert main(["run", *common, *words, "--max-classes", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "computed" not in printed and printed.count("reused") == 6 and "overall" in printed  # header + 5 steps
+    assert "computed" not in printed and printed.count("reused") == 7 and "overall" in printed  # header + 6 steps
     assert "... 3 more classes" in printed  # 4 classes in the table, 1 printed
     # --force recomputes every step.
     assert main(["run", *common, *words, "--force", "--json"]) == 0
