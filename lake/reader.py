@@ -24,6 +24,7 @@ from .layout import (
     analysis_group,
     analysis_prefix,
     child_name,
+    format_sigma,
     joint_embedding_group,
     t2i_prompts_group,
     t2i_samples_group,
@@ -267,12 +268,18 @@ def _array_info(name: str, array: Any) -> ArrayInfo:
 
 
 def sigma_position(sigmas: list[float], sigma: float) -> int | None:
-    """Position of `sigma` among stored float32 sigmas (None when absent)."""
+    """Position of `sigma` among stored float32 sigmas (None when absent).
+
+    A sigma typed as keys print it (`format_sigma`, 6 significant digits) finds its stored
+    value too: text-to-image steps' sigmas (14.614641...) are not round numbers.
+    """
     target = np.float32(sigma)
     for i, s in enumerate(sigmas):
         if np.float32(s) == target or np.isclose(np.float32(s), target, rtol=1e-6, atol=0):
             return i
-    return None
+    printed = format_sigma(sigma)
+    matches = [i for i, s in enumerate(sigmas) if format_sigma(s) == printed]
+    return matches[0] if len(matches) == 1 else None
 
 
 def open_lake(path: str | os.PathLike[str]) -> Lake:

@@ -193,3 +193,11 @@ def test_t2i_tables_read_back_through_the_typed_readers_and_plain_xarray(tmp_pat
     # Notebook users read the same tables with plain xarray.
     plain = xr.open_zarr(path, group=layout.t2i_samples_group(name))
     assert plain["sample_id"].values[1] == layout.t2i_sample_id(name, pid, 0, 1)
+
+
+def test_sigma_position_finds_a_sigma_typed_as_keys_print_it() -> None:
+    from lake.reader import sigma_position
+
+    stored = [float(np.float32(14.614641)), float(np.float32(1.6128937)), 2.0]
+    assert sigma_position(stored, 14.6146) == 0 and sigma_position(stored, 1.61289) == 1
+    assert sigma_position(stored, 2) == 2 and sigma_position(stored, 14.61) is None
