@@ -250,24 +250,28 @@ def test_joint_method_places_by_transform_and_new_rows_make_it_stale(tmp_path: P
     assert [r["stale"] for r in list_analyses(lake)["analyses"] if r["kind"] == "trajectory"] == [True]
 
 
-def test_errors_are_one_line_and_leave_the_lake_unchanged(built, tmp_path: Path) -> None:
+def test_errors_are_one_line_and_leave_the_lake_unchanged(built, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lake, _, _ = built
     before = tree_digest(lake)
-    cases = [  # a canonical --layer: no note before the error
-        (["--layer", "no.such_layer"], f"error: {lake}: no activations for layer 'no.such_layer'; the lake has: {LAYER}"),
+    # The first case in a real `python -m analysis` process (the entry point, nothing else on stderr);
+    # the others through the same main() in this process (one interpreter start each saved).
+    result = run_cli("analysis", "trajectory", "--lake", str(lake), "--layer", "no.such_layer")  # canonical: no note first
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {lake}: no activations for layer 'no.such_layer'; the lake has: {LAYER}"]
+    cases = [
         (["--layer", LAYER, "--sigmas", "0.5"], f"error: {lake}: activations/{LAYER}: a joint embedding across sigma needs at least 2 sigmas; selected: 0.5"),
         (["--layer", LAYER, "--sigmas", "0.5,3"], f"error: --sigmas 3: {lake}: activations/{LAYER} has no such sigma; it has: 0.5, 2, 10"),
     ]
+    capsys.readouterr()
     for flags, expected in cases:
-        result = run_cli("analysis", "trajectory", "--lake", str(lake), *flags)
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
+        assert main(["trajectory", "--lake", str(lake), *flags]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert tree_digest(lake) == before
     tiny = build_lake(tmp_path / "tiny", drifting_table(n=8, n_classes=2, channels=4), samples=False)
     before = tree_digest(tiny)
-    result = run_cli("analysis", "trajectory", "--lake", str(tiny), "--layer", LAYER)
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+    assert main(["trajectory", "--lake", str(tiny), "--layer", LAYER]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {tiny}: activations/{LAYER}: only 7 probed rows at sigma 0.5; the joint embedding needs at least 10 per sigma"
     ]
     assert tree_digest(tiny) == before
