@@ -74,27 +74,13 @@ def count_flops(fn: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
-def diffusers_pipeline(model, base: Path):  # noqa: ANN001 - a LoadedT2I
-    """diffusers' pipeline over `model`'s components with DMD2's LCMScheduler (no image processor/safety checker)."""
-    from diffusers import LCMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    scheduler = LCMScheduler.from_config(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-    if model.family.name == "sdxl":
-        return StableDiffusionXLPipeline(
-            vae=model.vae, text_encoder=model.text_encoders[0], text_encoder_2=model.text_encoders[1],
-            tokenizer=model.tokenizers[0], tokenizer_2=model.tokenizers[1], unet=model.unet, scheduler=scheduler,
-            image_encoder=None, feature_extractor=None, add_watermarker=False)
-    return StableDiffusionPipeline(
-        vae=model.vae, text_encoder=model.text_encoders[0], tokenizer=model.tokenizers[0], unet=model.unet,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
-
-
 def main() -> None:
     import torch
 
     from ingest.prompts import PromptSpec
     from ingest.t2i import T2IModelSpec, T2ISettings, generate_t2i
     from lake.layout import prompt_id
+    from models.t2i.reference import diffusers_pipeline
     from models.t2i import (build_tiny_base, decode_latents, encode_prompts, latent_noise, load_t2i,
                             save_tiny_dmd2_unet, t2i_generate)
 

@@ -12,7 +12,8 @@ from lake.layout import prompt_id
 from models.t2i import (FAMILIES, encode_prompts, latent_noise, load_t2i, resolve_sites, t2i_generate,
                         timestep_sigmas)
 from models.t2i.sampling import decode_latents
-from tests.models.t2i_helpers import diffusers_pipeline, tiny_base, unet_eps
+from models.t2i.reference import diffusers_pipeline
+from tests.models.t2i_helpers import tiny_base, unet_eps
 
 PROMPTS = ["a photo of a cat", "a red sports car"]
 SIZE = 64

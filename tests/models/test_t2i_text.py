@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from models.t2i import PromptEmbeds, encode_prompts, load_t2i
-from tests.models.t2i_helpers import diffusers_pipeline, tiny_base
+from models.t2i.reference import diffusers_pipeline
+from tests.models.t2i_helpers import tiny_base
 
 PROMPTS = ["a photo of a cat", "an astronaut riding a horse on the moon, oil painting", ""]
 
