@@ -31,11 +31,9 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     info = session.embedding(ref)
     frame = common.load_frame(session, ref)
 
-    extra_options = prompts.colour_options(session, ref)
-    columns = colour_columns(session, ref)
-    if prompts.MODEL in extra_options:  # "model" is samples.model_id as categories: not offered twice
-        columns = [c for c in columns if c != "samples.model_id"]
-    colour_options = ["class", "source", "split", *extra_options, *columns]
+    # "model" (text-to-image lakes) is samples.model_id with a readable entry for real images; the plain
+    # column stays offered too, so every per-sample column remains a colouring (links keep working).
+    colour_options = ["class", "source", "split", *prompts.colour_options(session, ref), *colour_columns(session, ref)]
     column_labels = {**{c.ref: c.label for c in session.columns(ref)}, **prompts.OPTION_LABELS}
     if st.session_state.get("w_color") not in colour_options:
         st.session_state["w_color"] = "class"

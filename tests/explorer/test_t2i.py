@@ -299,7 +299,7 @@ def test_colour_options_follow_the_data(t2i_lake, small_lake, monkeypatch):
     options = at.selectbox(key="w_color").options
     for label in ("prompt", "prompt cluster", "activation cluster (k-means)", "model"):
         assert label in options
-    assert "model_id (samples)" not in options  # "model" is that column: not offered twice
+    assert "model_id (samples)" in options  # every per-sample column stays a colouring
     # The sd15 key has no clusters table: no activation clusters there (prompt clusters exist for the lake's sdxl prompts).
     at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(SD15_KEY)})
     assert "activation cluster (k-means)" not in at.selectbox(key="w_color").options
