@@ -10,6 +10,7 @@ import streamlit as st
 from explorer import charts, common, export, views
 from explorer.data import EmbeddingFrame, LakeSession
 from explorer.state import ViewState
+from lake.layout import split_t2i_layer
 
 LEGEND_TEXT = "green cells: generated over-represented · purple cells: real under-covered · orange circles: real · black crosses: generated"
 
@@ -89,7 +90,10 @@ def compare_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState, x
         st.vega_lite_chart(spec=charts.with_datasets(spec, cells=charts.cells_frame(cells, "difference"), points=points), width="stretch", key="difference")
     with right:
         st.subheader("Comparison metrics")
-        if not overall and per_class.empty:
+        if not overall and per_class.empty and split_t2i_layer(info.layer) is not None:
+            st.info(f"{info.key} is a text-to-image model's key: every sample in it is generated, so there is nothing real "
+                    "to compare with (`analysis run` skips the comparison here).")  # fmt: skip
+        elif not overall and per_class.empty:
             st.info(f"No comparison metrics for {info.key} yet: run `python -m analysis run --lake {session.path}`.")
         headlines, space = headline_metrics(overall)
         if headlines:

@@ -454,6 +454,8 @@ def test_other_pages_colour_by_prompt_too(t2i_lake, monkeypatch):
     for page in ("3d", "compare", "explore"):
         at.radio(key="w_page").set_value(page).run()  # CheckedAppTest: no error box, no exception
     assert at.session_state["view"].prompt == "cat"
+    at.radio(key="w_page").set_value("compare").run()
+    assert any("nothing real to compare with" in i.value for i in at.info)  # not "run analysis run", which skips it here
     at.radio(key="w_page").set_value("3d").run()
     (deck,) = at.get("deck_gl_json_chart")
     assert "{prompt}" in deck.proto.tooltip  # the 3D hover names the prompt
