@@ -81,6 +81,7 @@ demo-lake-steps:
 	$(PY) -m analysis trajectory --lake $(LAKE) --layer bottleneck
 	$(PY) -m ingest generate-t2i --lake $(LAKE) --base $(DEMO_DATA)/t2i/base --checkpoint $(DEMO_DATA)/t2i/dmd2_unet.safetensors --steps 4 --prompts examples/prompts.txt --prompts-from-classes $(DEMO_CLASSES) --samples-per-prompt 4 --seed 0
 	$(PY) -m analysis run --lake $(LAKE) --layer dmd2-sdxl-4step.mid --timestep 499
+	$(PY) -m analysis trajectory --lake $(LAKE) --layer dmd2-sdxl-4step.mid
 
 explore: setup
 	$(VENV)/bin/streamlit run explorer/app.py --server.address 127.0.0.1 --server.headless true -- --lake $(LAKE)

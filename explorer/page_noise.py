@@ -204,6 +204,16 @@ def step_images(lake: Any, schedule: str, sample_id: str) -> StripImages | None:
     return StripImages((("x0_hat at each step", images, captions),))
 
 
+def t2i_step_strip(sample: prompts.T2ISample) -> StripImages | None:
+    """A text-to-image sample's decoded x0 at every step (``t2i/<name>/samples``), captioned by timestep and sigma."""
+    if sample.previews is None:
+        return None
+    captions = tuple(f"t={t}" + (f" · σ={sample.sigmas[i]:.3g}" if sample.sigmas else "") for i, t in enumerate(sample.timesteps))
+    if len(captions) != len(sample.previews):
+        captions = tuple(f"step {i + 1}" for i in range(len(sample.previews)))
+    return StripImages((("x0 estimate after each step (text-to-image)", sample.previews, captions),))
+
+
 def stored_reconstructions(lake: Any, sample_id: str) -> StripImages | None:
     """The probe inputs and one-step reconstructions stored for `sample_id` (None when there are none)."""
     try:
@@ -478,7 +488,10 @@ def _strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) -> Non
     heading, clear = st.columns([4, 1])
     heading.markdown(f"**Along the path of** `{path.sample_id}` · {what}")
     clear.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="noise_clear")
-    if path.kind == "steps" and path.schedule is not None:
+    t2i = prompts.t2i_sample(session, int(session.sample_rows([path.sample_id])[0]))
+    if t2i is not None:  # its steps are the path's vertices; the ImageNet denoiser never reconstructs it
+        strip = t2i_step_strip(t2i)
+    elif path.kind == "steps" and path.schedule is not None:
         strip = step_images(lake, path.schedule, path.sample_id)
     else:
         strip = session.memo(("recon", path.sample_id), lambda: stored_reconstructions(lake, path.sample_id))
@@ -491,7 +504,7 @@ def _strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) -> Non
         return
     for title, images, captions in strip.rows:
         st.caption(title)
-        st.image([upscale(img, 2) for img in images], width=112, caption=list(captions))
+        st.image([upscale(img, 2) if img.shape[0] <= 64 else img for img in images], width=112, caption=list(captions))
 
 
 def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float], layer: str) -> None:

@@ -1,6 +1,7 @@
 """The explorer on the lake `make demo` builds (the `cli_demo_lake` session fixture runs the
 Makefile's own steps: ingest npz/jpeg, generate and probe with the tiny random-weight
-model, `analysis run` for two layer/sigma keys), clicked through as a new user would.
+model, `analysis run` for two layer/sigma keys, then text-to-image samples of the tiny SDXL
+components and `analysis run` on one of their keys), clicked through as a new user would.
 
 Each AppTest run fails on any error box or exception (`apptest.CheckedAppTest`); the
 facts and neighbours shown are checked against what the CLI wrote.
@@ -19,6 +20,7 @@ from explorer.common import format_value
 from explorer.data import LakeSession
 from explorer.sidebar import colour_columns
 from lake import open_lake
+from lake.layout import T2I_SPLIT, parse_key, split_t2i_layer
 
 # The first test here waits for the session's demo build (~2 min alone, far longer on a busy
 # 2-core machine), and pytest-timeout counts fixture set-up in the test's time.
@@ -36,6 +38,21 @@ def _ids(lake: Path, source: str) -> list[str]:
     return [str(i) for i in ids[sources == source]]
 
 
+def _t2i_ids(lake: Path) -> list[str]:
+    root = open_lake(lake).root
+    ids, splits = np.asarray(root["samples/sample_id"][:]), np.asarray(root["samples/split"][:])
+    return [str(i) for i in ids[splits == T2I_SPLIT]]
+
+
+def _is_t2i(key: str) -> bool:
+    return split_t2i_layer(parse_key(key).layer) is not None
+
+
+def _key_rows(lake: Path, key: str) -> int:
+    """Rows of a key's analysis tables: the samples its activation table holds."""
+    return int(open_lake(lake).root[f"analysis/pca/{key}/sample_id"].shape[0])
+
+
 def _row_of(lake: Path, group: str, sample_id: str) -> int:
     ids = np.asarray(open_lake(lake).root[f"{group}/sample_id"][:])
     return int(np.flatnonzero(ids == sample_id)[0])
@@ -47,28 +64,47 @@ def test_first_page_says_the_demo_uses_random_weights(cli_demo_lake, monkeypatch
     assert len(notes) == 1
     assert "tiny-random-seed0" in notes[0] and "--checkpoint pytorch_model.bin --preset dmd2-imagenet64" in notes[0]
     assert "generated samples" in notes[0]
-    assert len(scatter_points(at)) == open_lake(cli_demo_lake).num_samples
+    key = next(e.key for e in LakeSession(cli_demo_lake).embeddings if e.ref == at.session_state["view"].embedding)
+    assert not _is_t2i(key)  # the first page shows an ImageNet key: every real and ImageNet-generated sample
+    lake = open_lake(cli_demo_lake)
+    assert len(scatter_points(at)) == _key_rows(cli_demo_lake, key) == lake.num_samples - len(_t2i_ids(cli_demo_lake))
 
 
 @pytest.mark.parametrize("source", ["real", "generated"])
 @pytest.mark.parametrize("dims", [2, 3])
 def test_selecting_a_point_shows_its_facts_and_stored_neighbours(cli_demo_lake, demo, monkeypatch, source, dims):
+    t2i_ids = _t2i_ids(cli_demo_lake)
     for key in sorted({e.key for e in demo.embeddings}):
+        text_to_image = _is_t2i(key)
+        if text_to_image and source == "real":
+            continue  # a text-to-image key holds only that model's (generated) samples
         ref = next(e.ref for e in demo.embeddings if e.key == key and e.dims == dims)
-        selected = _ids(cli_demo_lake, source)[5]
-        manual = _ids(cli_demo_lake, "generated" if source == "real" else "real")[7]
+        if text_to_image:
+            selected, manual = t2i_ids[5], t2i_ids[7]
+        else:
+            selected = [i for i in _ids(cli_demo_lake, source) if i not in t2i_ids][5]
+            manual = [i for i in _ids(cli_demo_lake, "generated" if source == "real" else "real") if i not in t2i_ids][7]
         at = open_app(cli_demo_lake, monkeypatch, {"emb": ref})
         at.session_state["view"] = replace(at.session_state["view"], selected=selected, manual=(manual,))
         at.run()
         text = markdown_text(at)
         root = open_lake(cli_demo_lake).root
         sample = _row_of(cli_demo_lake, "samples", selected)
-        assert f"**source**: {source}" in text
-        assert f"**split**: {root['samples/split'][sample]}" in text  # text columns shown as text
-        compare = f"analysis/compare/{key}"
-        crow = _row_of(cli_demo_lake, compare, selected)
-        for name in ("real_fraction", "nearest_real_distance"):
-            assert f"**{name.replace('_', ' ')}**: {format_value(root[f'{compare}/{name}'][crow])}" in text
+        assert f"**source**: {source}" in text or text_to_image
+        assert f"**split**: {root['samples/split'][sample]}" in text or text_to_image  # text columns shown as text
+        if text_to_image:
+            # The prompt coordinates replace the class facts, and the steps' x0 previews follow.
+            name = split_t2i_layer(parse_key(key).layer)[0]
+            t2i = f"t2i/{name}/samples"
+            trow = _row_of(cli_demo_lake, t2i, selected)
+            assert f"**prompt**: {root[f'{t2i}/prompt'][trow]}" in text
+            assert f"**seed · index**: {root[f'{t2i}/seed'][trow]} · {root[f'{t2i}/index'][trow]}" in text
+            assert "**Steps** · the x0 estimate after each of the 4 steps" in text
+        else:
+            compare = f"analysis/compare/{key}"
+            crow = _row_of(cli_demo_lake, compare, selected)
+            for name in ("real_fraction", "nearest_real_distance"):
+                assert f"**{name.replace('_', ' ')}**: {format_value(root[f'{compare}/{name}'][crow])}" in text
         # The k nearest neighbours are the stored k-NN graph's, drawn with the `knn` role.
         k = int(root[f"analysis/knn/{key}/neighbor_id"].shape[1])
         assert f"**{min(k, 10)} nearest neighbours** · activation (stored k-NN graph)" in text
@@ -77,32 +113,40 @@ def test_selecting_a_point_shows_its_facts_and_stored_neighbours(cli_demo_lake, 
         roles = scatter_roles(at)
         assert {i for i, r in roles.items() if r == "knn"} == stored - {manual}
         assert roles[selected] == "selected" and roles[manual] == "manual"
-        assert len(at.get("image")) == 3  # the selected image, the neighbour grid, the manual grid
+        # The selected image (and for text-to-image samples the step previews), the neighbour grid, the manual grid.
+        assert len(at.get("image")) == (4 if text_to_image else 3)
 
 
 def test_every_colour_option_on_every_embedding_and_page(cli_demo_lake, demo, monkeypatch):
     selected = _ids(cli_demo_lake, "generated")[0]
     for info in demo.embeddings:
         options = ["class", "source", "split", *colour_columns(demo, info.ref)]
-        assert {"samples.seed", "samples.model_id", "compare.real_fraction"} <= set(options)
+        rows = _key_rows(cli_demo_lake, info.key)
+        if _is_t2i(info.key):  # no real samples, so no compare table; clusters and prompts instead
+            assert {"samples.seed", "samples.model_id"} <= set(options) and not any(o.startswith("compare.") for o in options)
+        else:
+            assert {"samples.seed", "samples.model_id", "compare.real_fraction"} <= set(options)
         assert not {"compare.source", "compare.split", "compare.class_id"} & set(options)  # repeats of the built-in colourings
         at = open_app(cli_demo_lake, monkeypatch, {"emb": info.ref, "sel": selected})
         for option in options:
             at.selectbox(key="w_color").set_value(option).run()
             points = scatter_points(at)
             if option not in ("class", "source", "split"):
-                assert "value" in points.columns and len(points) == open_lake(cli_demo_lake).num_samples
+                assert "value" in points.columns and len(points) == rows
         if info.dims == 3:
             at.radio(key="w_page").set_value("3d").run()
             for option in options:
                 at.selectbox(key="w_color").set_value(option).run()
                 data = json.loads(at.get("deck_gl_json_chart")[0].proto.json)["layers"][0]["data"]
-                assert len(data) == open_lake(cli_demo_lake).num_samples and all(len(p["rgb"]) == 3 for p in data[:5])
+                assert len(data) == rows and all(len(p["rgb"]) == 3 for p in data[:5])
 
 
 def test_compare_page_leads_with_the_headline_metrics(cli_demo_lake, demo, monkeypatch):
     for info in demo.embeddings:
         at = open_app(cli_demo_lake, monkeypatch, {"emb": info.ref, "page": "compare"})
+        if _is_t2i(info.key):  # analysis run skips compare there, and the page says why
+            assert any("nothing real" in i.value for i in at.info)
+            continue
         attrs = dict(open_lake(cli_demo_lake).root[f"analysis/compare/{info.key}"].attrs)
         text = markdown_text(at)
         for label, name in (("Fréchet distance", "frechet_distance"), ("Precision", "precision"), ("Recall", "recall"), ("Density", "density"), ("Coverage", "coverage")):
