@@ -27,7 +27,7 @@ from explorer.details import upscale
 from explorer.page_cloud import legend_markdown
 from explorer.page_explore import picked_ids
 from explorer.state import ViewState
-from lake.layout import joint_embedding_group
+from lake.layout import joint_embedding_group, split_t2i_layer
 
 NOISE_KEY = "noise-map"  # the map's widget key (one for its life, like the Explore scatter)
 PICK_SEEN = "noise_pick_seen"
@@ -352,6 +352,19 @@ def _neighbour_ids(session: LakeSession, frame: EmbeddingFrame, view: ViewState)
 
 
 # --- the page ------------------------------------------------------------------------------------
+def default_layer(layers: list[str], shown: str | None) -> str:
+    """The joint embedding to open with: the layer on screen's, else the first of the same model
+    (a text-to-image model's own layers for its keys, the ImageNet generator's otherwise)."""
+    if shown in layers:
+        return str(shown)
+    def model(layer: str | None) -> str | None:
+        parts = split_t2i_layer(layer) if layer else None
+        return parts[0] if parts else None
+
+    same = [layer for layer in layers if model(layer) == model(shown)]
+    return (same or layers)[0]
+
+
 def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> None:
     lake = session.lake
     layers = lake.joint_embedding_layers()
@@ -364,7 +377,7 @@ def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> 
         )
         return
     if st.session_state.get(LAYER_KEY) not in layers:
-        st.session_state[LAYER_KEY] = frame.info.layer if frame.info.layer in layers else layers[0]
+        st.session_state[LAYER_KEY] = default_layer(layers, frame.info.layer)
     layer = str(st.selectbox("Layer (one embedding of all its noise levels)", layers, key=LAYER_KEY))
     joint: JointEmbedding = session.memo(("joint", layer), lambda: load_joint(lake, layer))
     schedules: dict[str, ScheduleSteps] = session.memo(("joint_schedules", layer), lambda: load_schedules(lake, layer))

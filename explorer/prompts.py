@@ -223,15 +223,30 @@ def activation_clusters(session: LakeSession, ref: str) -> np.ndarray | None:
 def colour_options(session: LakeSession, ref: str) -> list[str]:
     """The colourings of this module that the lake's data supports for embedding `ref`, in menu order."""
     options = []
-    if has_t2i(session):
+    prompted = embedding_has_t2i(session, ref)  # an ImageNet key's points have no prompt to colour by
+    if prompted:
         options.append(PROMPT)
         if (prompt_clusters(session) >= 0).any():
             options.append(PROMPT_CLUSTER)
     if session.lake.shape(analysis_group("clusters", session.embedding(ref).key), "cluster") is not None:
         options.append(CLUSTER)
-    if has_t2i(session):
+    if has_t2i(session):  # which generator made each point: meaningful on every key of such a lake
         options.append(MODEL)
     return options
+
+
+def embedding_has_t2i(session: LakeSession, ref: str) -> bool:
+    """Whether any point of embedding `ref` is a text-to-image sample (so it has a prompt and a model)."""
+    if not has_t2i(session):
+        return False
+
+    def find() -> bool:
+        rows = session.frame(ref).sample_row
+        t2i_row = prompt_index(session).t2i_row
+        rows = rows[(rows >= 0) & (rows < len(t2i_row))]
+        return bool((t2i_row[rows] >= 0).any())
+
+    return bool(session.memo(("embedding_has_t2i", ref), find))
 
 
 def colour_codes(session: LakeSession, frame: EmbeddingFrame, ref: str, option: str) -> tuple[np.ndarray, np.ndarray]:
@@ -289,8 +304,9 @@ def hover_prompts(session: LakeSession, frame: EmbeddingFrame, ref: str, rows: n
 
 
 def export_columns(session: LakeSession, frame: EmbeddingFrame, ref: str) -> Callable[[np.ndarray], dict[str, Any]] | None:
-    """For `export.points_frame`: the model and prompt columns of any rows (empty text for rows no prompt made); None without prompts."""
-    if not has_t2i(session):
+    """For `export.points_frame`: the model and prompt columns of any rows (empty text for rows no prompt made);
+    None when no point of embedding `ref` has a prompt (an ImageNet key's export keeps its usual columns)."""
+    if not embedding_has_t2i(session, ref):
         return None
 
     def columns(rows: np.ndarray) -> dict[str, Any]:

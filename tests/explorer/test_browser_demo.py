@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from lake import open_lake
+from lake.layout import T2I_SPLIT, parse_key, split_t2i_layer
 from browser import (
     OVERVIEW,
     Explorer,
@@ -67,9 +69,26 @@ def embedding_table(lake: Path, ref: str) -> pd.DataFrame:
 
 
 def sample_counts(lake: Path) -> tuple[int, int, int]:
-    """(all, generated, real) rows of the demo lake's samples table: the demo's size is the Makefile's business."""
-    source = np.asarray(xr.open_zarr(lake, group="samples")["source"].values, dtype=object).astype(str)
+    """(all, generated, real) samples of the demo lake's ImageNet keys: its samples table without the
+    text-to-image rows (those have their own key). The demo's size is the Makefile's business."""
+    samples = xr.open_zarr(lake, group="samples")
+    source = np.asarray(samples["source"].values, dtype=object).astype(str)
+    source = source[np.asarray(samples["split"].values, dtype=object).astype(str) != T2I_SPLIT]
     return len(source), int((source == "generated").sum()), int((source == "real").sum())
+
+
+def _keys(lake: Path) -> list[str]:
+    return sorted(g.split("/")[2] for g in open_lake(lake).results("pca"))
+
+
+def imagenet_keys(lake: Path) -> list[str]:
+    """The analysis keys of the ImageNet generator's layers."""
+    return [k for k in _keys(lake) if split_t2i_layer(parse_key(k).layer) is None]
+
+
+def t2i_keys(lake: Path) -> list[str]:
+    """The analysis keys of text-to-image models' layers."""
+    return [k for k in _keys(lake) if split_t2i_layer(parse_key(k).layer) is not None]
 
 
 def stored_neighbours(lake: Path, key: str, sample_id: str) -> list[str]:
@@ -311,7 +330,9 @@ def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
 def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
     label = "Embedding (layer · sigma · dims)"
     options = app.selectbox_options(label)
-    assert len(options) == 4, options  # two (layer, sigma) keys, each with a 2D and a 3D UMAP
+    keys = imagenet_keys(cli_demo_lake)
+    assert len(options) == 2 * len(keys + t2i_keys(cli_demo_lake)), options  # each key has a 2D and a 3D UMAP
+    options = [o for o in options if split_t2i_layer(o.split(" · ")[0]) is None]  # the text-to-image key: test_browser_t2i
     seen = set()
     for option in options:
         app.choose(label, option)
@@ -323,7 +344,7 @@ def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
         app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, sample_counts(cli_demo_lake)[0]))
         three_d = name.startswith("umap3d")
         assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
-    assert {r.split("/")[0] for r in seen} == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
+    assert {r.split("/")[0] for r in seen} == set(keys) == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
 
 
 def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:

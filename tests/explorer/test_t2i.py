@@ -278,7 +278,9 @@ def test_the_prompt_search_is_in_the_url():
 
 def test_export_has_prompt_columns_for_t2i_rows_and_empty_text_for_the_others(t2i_lake):
     session = LakeSession(t2i_lake.path)
-    for key, models in ((SDXL_KEY, {SDXL}), (IMAGENET_KEY, {""})):
+    # An ImageNet key's points have no prompt: its export keeps the usual columns.
+    assert prompts.export_columns(session, session.frame(_ref(IMAGENET_KEY)), _ref(IMAGENET_KEY)) is None
+    for key, models in ((SDXL_KEY, {SDXL}),):
         ref = _ref(key)
         frame = session.frame(ref)
         table = export.points_frame(frame, np.arange(frame.size), session.classes, prompts.export_columns(session, frame, ref))
@@ -446,7 +448,9 @@ def test_an_imagenet_sample_in_a_t2i_lake_keeps_its_usual_details(t2i_lake, monk
     at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(IMAGENET_KEY), "sel": row["sample_id"], "color": "prompt"})
     text = markdown_text(at)
     assert "**prompt**" not in text and imagenet_classes().label(int(row["class_id"])) in text
-    assert _legend(at) == [prompts.NO_PROMPT]
+    # No point of an ImageNet key has a prompt, so prompt colourings are not offered there (the link falls back to class).
+    assert not {"prompt", "prompt_cluster"} & set(at.selectbox(key="w_color").options)
+    assert at.session_state["view"].color_by == "class"
 
 
 def test_other_pages_colour_by_prompt_too(t2i_lake, monkeypatch):
