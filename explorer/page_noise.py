@@ -497,11 +497,16 @@ def _map(session: LakeSession, joint: JointEmbedding, schedules: dict[str, Sched
 def _strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) -> None:
     """The images along the selected path: x0_hat per step, or noisy input and reconstruction per sigma."""
     lake = session.lake
-    what = f"{len(path.sigmas)} steps of schedule `{path.schedule}`" if path.kind == "steps" else f"probes at {len(path.sigmas)} noise levels"
+    t2i = prompts.t2i_sample(session, int(session.sample_rows([path.sample_id])[0]))
+    if t2i is not None:
+        what = f"{len(path.sigmas)} steps of text-to-image model `{t2i.model}`"
+    elif path.kind == "steps":
+        what = f"{len(path.sigmas)} steps of schedule `{path.schedule}`"
+    else:
+        what = f"probes at {len(path.sigmas)} noise levels"
     heading, clear = st.columns([4, 1])
     heading.markdown(f"**Along the path of** `{path.sample_id}` · {what}")
     clear.button("Clear selection and manual neighbours", on_click=common.clear_selection, key="noise_clear")
-    t2i = prompts.t2i_sample(session, int(session.sample_rows([path.sample_id])[0]))
     if t2i is not None:  # its steps are the path's vertices; the ImageNet denoiser never reconstructs it
         strip = t2i_step_strip(t2i)
     elif path.kind == "steps" and path.schedule is not None:

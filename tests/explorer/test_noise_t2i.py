@@ -40,4 +40,5 @@ def test_a_text_to_image_samples_path_is_its_steps_and_the_strip_its_previews(cl
     assert [i.caption.split(" · ")[0] for i in images] == [f"t={t}" for t in timesteps]
     assert not [b for b in at.button if "Compute its reconstructions" in b.label]
     assert "x0 estimate after each step" in " ".join(c.value for c in at.caption)
-    assert lake.has(t2i_samples_group("dmd2-sdxl-4step")) and sample in markdown_text(at)
+    assert lake.has(t2i_samples_group("dmd2-sdxl-4step"))
+    assert f"**Along the path of** `{sample}` · 4 steps of text-to-image model `dmd2-sdxl-4step`" in markdown_text(at)
