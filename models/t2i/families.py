@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lake.schema import T2I_SITE_ALIASES
+
 
 @dataclass(frozen=True)
 class T2IFamily:
@@ -37,23 +39,10 @@ class T2IFamily:
         return self.default_timesteps[steps]
 
 
-# The sites SDXL interpretability work reads: the last attention of the lowest-resolution
-# down block, the mid block, and the first two attentions of the first up block.
-_SDXL_SITES = {
-    "down2.attn1": "down_blocks.2.attentions.1",
-    "mid": "mid_block.attentions.0",
-    "up0.attn0": "up_blocks.0.attentions.0",
-    "up0.attn1": "up_blocks.0.attentions.1",
-}
-# SD v1.5 has four levels and its up_blocks.0 has no attention: the analogous sites are the
-# third down block's second attention (same resolution as SDXL's down2), the mid block and
-# the first cross-attention up block (up_blocks.1), which runs at that same resolution.
-_SD15_SITES = {
-    "down2.attn1": "down_blocks.2.attentions.1",
-    "mid": "mid_block.attentions.0",
-    "up1.attn0": "up_blocks.1.attentions.0",
-    "up1.attn1": "up_blocks.1.attentions.1",
-}
+# The capture sites' aliases live in the torch-free lake package (lake.schema), which the
+# analysis and the explorer read too: one table for every package.
+_SDXL_SITES = T2I_SITE_ALIASES["sdxl"]
+_SD15_SITES = T2I_SITE_ALIASES["sd15"]
 
 FAMILIES: dict[str, T2IFamily] = {
     "sdxl": T2IFamily(
