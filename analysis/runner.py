@@ -1,7 +1,9 @@
 """One runner for every analysis: resolve, reuse, compute, write staged, publish, outcome.
 
 An analysis is a `Step` (pca, umap, knn, compare in ``analysis/steps/``): it says what
-it reads, computes and writes. Everything they share lives here, once:
+it reads, computes and writes (the `Step` contract, `Context`, `Computed` and `Outcome`
+are in `analysis.steps.base`, which the steps import instead of this module). Everything
+they share at run time lives here, once:
 
 1. resolve the (layer, sigma) key against the lake (notes go to `log`);
 2. check the step's parameters and make sure the PCA it reads exists (`ensure_pca`);
@@ -17,107 +19,23 @@ the manner of pangeo-forge-recipes' composable stages: a pipeline is data, not c
 """
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from lake import Lake, LakeWriter, Provenance, StagedGroup
+from lake import Lake, LakeWriter, Provenance
 
-from .errors import AnalysisError
 from .keys import AnalysisKey, resolve_key
 from .results import base_attrs, group_attrs, to_attr
 from .scheduler import dask_scheduler
-from .store import as_lake, is_current
+from .steps.base import Computed, Context, Log, Outcome, Step, pca_components, require, stderr_log
+from .steps.pca import PcaStep
+from .store import as_lake
 
-Log = Callable[[str], None]
-
-
-def stderr_log(message: str) -> None:
-    """The default `log`: one line on stderr, flushed (progress bars share the stream)."""
-    print(message, file=sys.stderr, flush=True)
-
-
-@dataclass
-class Outcome:
-    """What a step did: the result group, whether it was reused, and its headline numbers."""
-
-    analysis: str
-    key: str
-    group: str
-    reused: bool
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return to_attr(asdict(self))
-
-
-@dataclass
-class Context:
-    """What a step sees while it runs: the lake at its last commit, the key and how to report."""
-
-    lake: Lake
-    key: AnalysisKey
-    scheduler: str | None
-    log: Log
-    progress: bool
-    where: str = "local"  # the Dask scheduler's description, once one is open
-    cache: dict[str, Any] = field(default_factory=dict)  # what a step's reuse check read, for its compute
-
-
-@dataclass
-class Computed:
-    """A step's result before it is written: extra attributes, the writer, and the closing line."""
-
-    attrs: dict[str, Any]
-    write: Callable[[StagedGroup, dict[str, Any]], None]  # (staged group, final attrs) -> None
-    message: Callable[[dict[str, Any]], str]  # final attrs -> "wrote ..." line
-
-
-class Step:
-    """An analysis: its identity, parameters, reuse rule and computation. Subclasses are dataclasses."""
-
-    kind: ClassVar[str]  # Outcome.analysis and the `analysis` attribute (pca, umap, knn, compare)
-    summary_fields: ClassVar[tuple[str, ...]] = ()
-    uses_dask: ClassVar[bool] = False
-    reads_pca: ClassVar[bool] = True  # reads the key's PCA scores (`parameters()["pca_dim"]` components)
-    reuse_reason: ClassVar[str] = "same parameters and PCA"
-
-    def group(self, key: AnalysisKey) -> str:
-        """The result group this step writes for `key`."""
-        raise NotImplementedError
-
-    def label(self, key: AnalysisKey) -> str:
-        """What the Outcome names as its key (a step over every sigma of a layer names the layer)."""
-        return key.name
-
-    def parameters(self) -> dict[str, Any]:
-        """What the result's `parameters` attribute holds (and reuse compares)."""
-        raise NotImplementedError
-
-    def check(self, lake: Lake) -> None:
-        """Refuse bad parameters with one-line AnalysisErrors before anything runs."""
-
-    def skip(self, lake: Lake, key: AnalysisKey) -> str | None:
-        """Why `run_steps` should leave this step out for `key` (None: run it)."""
-        return None
-
-    def provenance(self, ctx: Context) -> dict[str, Any]:
-        """Parameters of the run's provenance record."""
-        return {"key": ctx.key.name, **self.parameters()}
-
-    def reusable(self, ctx: Context, stored: dict[str, Any]) -> bool:
-        """Whether the stored result (attributes `stored`) is what this step would write."""
-        group = self.group(ctx.key)
-        return is_current(ctx.lake, group, ctx.key) and stored.get("parameters") == to_attr(self.parameters())
-
-    def compute(self, ctx: Context) -> Computed:
-        raise NotImplementedError
-
-    def summary(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """The headline numbers an Outcome carries, from the result's attributes."""
-        return {k: attrs.get(k) for k in self.summary_fields}
+# The step contract lives in analysis.steps.base (below the runner and every step); these
+# names stay importable from here, where callers met them first.
+__all__ = ["Computed", "Context", "Log", "Outcome", "Step", "ensure_pca", "pca_components", "require", "resolve",
+           "run_step", "run_steps", "stderr_log"]
 
 
 def resolve(lake: Any, layer: str | None, sigma: float | None, log: Log, timestep: int | None = None) -> tuple[Lake, AnalysisKey]:
@@ -173,8 +91,6 @@ def run_step(
 
 def ensure_pca(lake: Lake, key: AnalysisKey, pca_dim: int, scheduler: str | None, log: Log, progress: bool) -> Lake:
     """The lake with a PCA for `key` holding at least `pca_dim` components (computed if missing)."""
-    from .steps.pca import PcaStep
-
     attrs = group_attrs(lake, key.pca_group)
     if attrs:
         stored = int(attrs.get("n_components", 0))
@@ -184,12 +100,6 @@ def ensure_pca(lake: Lake, key: AnalysisKey, pca_dim: int, scheduler: str | None
         log(f"{key.pca_group} has {stored} components; recomputing with {pca_dim}")
     run_step(PcaStep(pca_dim=pca_dim), lake, key.layer, key.sigma, scheduler=scheduler, force=bool(attrs), log=log, progress=progress)
     return as_lake(lake)
-
-
-def pca_components(lake: Lake, key: AnalysisKey, requested: int | None) -> int:
-    """PCA components a derived step uses: `requested`, at most what is stored."""
-    stored = int(group_attrs(lake, key.pca_group)["n_components"])
-    return stored if requested is None else min(requested, stored)
 
 
 def run_steps(
@@ -221,8 +131,3 @@ def run_steps(
         outcomes.append(run_step(step, lake, key.layer, key.sigma, scheduler=scheduler, force=forced, log=log, progress=progress))
     return outcomes
 
-
-def require(condition: bool, message: str) -> None:
-    """One-line AnalysisError unless `condition` (for parameter checks)."""
-    if not condition:
-        raise AnalysisError(message)

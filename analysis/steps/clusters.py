@@ -21,7 +21,7 @@ from lake.layout import clusters_spec
 
 from ..clustering import RowSource, init_size, kmeans
 from ..results import read_labels, write_rows
-from ..runner import Computed, Context, Step, pca_components, require
+from .base import Computed, Context, Step, pca_components, require
 from ..sampling import hash_subsample
 from ..store import pca_run_id
 

@@ -22,7 +22,7 @@ from ..errors import AnalysisError
 from ..metrics import METRIC_NAMES, compare_sets, frechet_distance_of, real_fraction
 from ..neighbors import EXACT_BELOW, build_knn_graph, nearest_real_distance
 from ..results import LabelColumns, group_attrs, read_labels, write_rows
-from ..runner import Computed, Context, Step, pca_components
+from .base import Computed, Context, Step, pca_components
 from ..sampling import balanced_subsample
 from ..store import is_current, load_scores, pca_run_id, stored_neighbours
 

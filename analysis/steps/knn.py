@@ -19,7 +19,7 @@ from lake.layout import knn_spec
 
 from ..neighbors import EXACT_BELOW, brute_force_query, build_knn_graph, recall_at_k
 from ..results import WRITE_ROWS, read_labels, write_rows
-from ..runner import Computed, Context, Step, pca_components, require
+from .base import Computed, Context, Step, pca_components, require
 from ..sampling import hash_subsample
 from ..store import load_scores, pca_run_id
 

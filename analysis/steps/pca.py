@@ -21,7 +21,7 @@ from ..errors import AnalysisError
 from ..inputs import ActivationTable, SampleLookup, open_activations, probed_count
 from ..keys import format_sigma
 from ..pca import compute_moments, fit_from_moments, score_blocks
-from ..runner import Computed, Context, Step, require
+from .base import Computed, Context, Step, require
 from ..scheduler import compute_with_progress
 
 

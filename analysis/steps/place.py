@@ -42,7 +42,7 @@ from ..placement import (
     place,
 )
 from ..results import base_attrs, to_attr
-from ..runner import Log, Outcome, stderr_log
+from .base import Log, Outcome, stderr_log
 from ..store import as_lake, load_pca_model, load_scores, pca_run_id, require_pca
 
 KIND = "placed"

@@ -38,7 +38,7 @@ from ..inputs import SampleLookup
 from ..keys import AnalysisKey, format_sigma
 from ..pca import PCAModel
 from ..results import LabelColumns, to_attr, write_rows
-from ..runner import Computed, Context, Step, require
+from .base import Computed, Context, Step, require
 from ..sampling import group_labels
 from ..scheduler import compute_with_progress
 from ..trajectory import (

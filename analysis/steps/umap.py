@@ -20,7 +20,7 @@ from lake.layout import embedding_spec
 
 from ..embedding import TRANSFORM_ROWS, TRUSTWORTHINESS_SAMPLE, UMAPParams, check_metric, fit_umap, prepare_for_transform, transform_rows, trustworthiness
 from ..results import read_labels, write_rows
-from ..runner import Computed, Context, Step, pca_components
+from .base import Computed, Context, Step, pca_components
 from ..sampling import balanced_subsample, group_labels, hash_subsample
 from ..scheduler import compute_with_progress
 from ..store import load_scores, pca_run_id, pca_scores
