@@ -17,8 +17,9 @@ are imported inside the functions that need them.
 from __future__ import annotations
 
 from .clip_vocab import clip_bpe_path, convert_clip_bpe
+from .errors import T2ILoadError
 from .families import FAMILIES, T2IFamily, get_family
-from .loading import LoadedT2I, T2ILoadError, alphas_cumprod_from_config, base_sha256, detect_family, load_t2i
+from .loading import LoadedT2I, alphas_cumprod_from_config, base_sha256, detect_family, load_t2i
 from .sampling import T2IResult, decode_latents, latent_noise, resolve_sites, t2i_generate, timestep_sigmas
 from .text import PromptEmbeds, encode_prompts
 from .tiny import build_tiny_base, save_tiny_dmd2_unet, save_tiny_lora

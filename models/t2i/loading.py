@@ -21,13 +21,11 @@ import torch
 
 from ..checkpoint import CheckpointError, CheckpointMismatchError, file_sha256, fit_state_dict, read_state_dict
 from ..device import pick_device
+from .errors import T2ILoadError
 from .families import FAMILIES, T2IFamily, get_family
+from .lora import fuse_lora
 
 T2I_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class T2ILoadError(ValueError):
-    """A base folder, UNet checkpoint or LoRA could not be loaded (one-line message naming the path)."""
 
 
 @dataclass
@@ -254,8 +252,6 @@ def _load(path: Path, fam: T2IFamily, ckpt: Path | None, lora_path: Path | None,
           torch_dtype: torch.dtype, lora_scale: float) -> LoadedT2I:
     from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    from .lora import fuse_lora
 
     unet, unet_name, unet_sha = _load_unet(path, ckpt, torch_dtype)
     lora_sha = ""

@@ -20,14 +20,9 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, read_state_dict
+from .errors import T2ILoadError
 
 _SHOW = 5
-
-
-def _error(msg: str):
-    from .loading import T2ILoadError
-
-    return T2ILoadError(msg)
 
 
 def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: str = "<LoRA>"
@@ -52,7 +47,7 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
         state.update({k: torch.tensor(float(v)) for k, v in (kohya_alphas or {}).items()})
     text = [k for k in state if k.startswith(("text_encoder.", "text_encoder_2.", "te."))]
     if text:
-        raise _error(f"LoRA {source} has text-encoder weights ({text[0]}, ...); only UNet LoRAs are supported")
+        raise T2ILoadError(f"LoRA {source} has text-encoder weights ({text[0]}, ...); only UNet LoRAs are supported")
 
     def canonical(key: str) -> str:
         for prefix in ("unet.", "base_model.model."):
@@ -84,9 +79,9 @@ def normalise_lora(state: Mapping[str, torch.Tensor], unet_config=None, source: 
     unpaired = sorted(set(downs) ^ set(ups))
     if bad or unpaired:
         what = bad[:_SHOW] if bad else unpaired[:_SHOW]
-        raise _error(f"LoRA {source}: not a LoRA down/up pair: {', '.join(what)}")
+        raise T2ILoadError(f"LoRA {source}: not a LoRA down/up pair: {', '.join(what)}")
     if not downs:
-        raise _error(f"LoRA {source} holds no LoRA weights")
+        raise T2ILoadError(f"LoRA {source} holds no LoRA weights")
     return {m: (downs[m], ups[m]) for m in sorted(downs)}, alphas
 
 
@@ -107,7 +102,7 @@ def _metadata_alpha(file: Path) -> tuple[float | None, dict[str, float]]:
     try:
         meta = {k.removeprefix("unet."): v for k, v in json.loads(raw).items()}
     except ValueError as e:
-        raise _error(f"LoRA {file}: unreadable lora_adapter_metadata ({e})") from e
+        raise T2ILoadError(f"LoRA {file}: unreadable lora_adapter_metadata ({e})") from e
     alpha = meta.get("lora_alpha")
     return (float(alpha) if alpha is not None else None), {k: float(v) for k, v in (meta.get("alpha_pattern") or {}).items()}
 
@@ -128,14 +123,14 @@ def fuse_lora(unet, path: str | Path, scale: float = 1.0) -> list[str]:
     try:
         state = read_state_dict(file)
     except (CheckpointError, OSError, FileNotFoundError) as e:
-        raise _error(f"LoRA {file} is unreadable: {e}") from e
+        raise T2ILoadError(f"LoRA {file} is unreadable: {e}") from e
     pairs, alphas = normalise_lora(state, getattr(unet, "config", None), source=str(file))
     default_alpha, alpha_pattern = _metadata_alpha(file)
     modules = dict(unet.named_modules())
     unknown = [m for m in pairs if m not in modules or not hasattr(modules[m], "weight")]
     if unknown:
         more = f" (+{len(unknown) - _SHOW} more)" if len(unknown) > _SHOW else ""
-        raise _error(f"LoRA {file}: {len(unknown)} key(s) match no UNet module: {', '.join(unknown[:_SHOW])}{more}")
+        raise T2ILoadError(f"LoRA {file}: {len(unknown)} key(s) match no UNet module: {', '.join(unknown[:_SHOW])}{more}")
     deltas: dict[str, torch.Tensor] = {}
     mismatched: list[str] = []
     for name, (down, up) in pairs.items():
@@ -155,7 +150,7 @@ def fuse_lora(unet, path: str | Path, scale: float = 1.0) -> list[str]:
         deltas[name] = factor * lora_delta(weight.shape, down, up)
     if mismatched:
         more = f" (+{len(mismatched) - _SHOW} more)" if len(mismatched) > _SHOW else ""
-        raise _error(f"LoRA {file} does not fit the base UNet: {', '.join(mismatched[:_SHOW])}{more}")
+        raise T2ILoadError(f"LoRA {file} does not fit the base UNet: {', '.join(mismatched[:_SHOW])}{more}")
     # Only now, with every module checked, change the weights: nothing is half-applied.
     with torch.no_grad():
         for name, delta in deltas.items():
