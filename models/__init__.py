@@ -59,9 +59,12 @@ class LoadedGenerator:
     @property
     def model_id(self) -> str:
         """Short stable identifier of the weights, e.g. ``dmd2-imagenet64-3f2a9c01b7de``."""
+        # The id grammar is the lake's (lake.layout); lake never imports models, so no cycle.
+        from lake.layout import checkpoint_model_id, random_model_id
+
         if self.weights == "checkpoint":
-            return f"{self.preset}-{(self.checkpoint_sha256 or '')[:12]}"
-        return f"{self.preset}-random-seed{self.seed}"
+            return checkpoint_model_id(self.preset, self.checkpoint_sha256 or "")
+        return random_model_id(self.preset, self.seed)
 
     @property
     def config(self) -> GeneratorConfig:
