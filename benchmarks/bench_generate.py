@@ -157,8 +157,8 @@ def main() -> None:
     import torch
 
     import models
-    from ingest.activations import parse_sigmas
     from ingest.generate import parse_schedule
+    from ingest.options import parse_sigmas
     from ingest.probe import ModelSpec, compute_block, load_model, resolve_layer_flag
 
     model = ModelSpec(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)

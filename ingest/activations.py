@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError
-from .options import add_lake_flag, add_run_flags, positive
+from .options import add_lake_flag, add_run_flags, parse_sigmas, positive
 
 if TYPE_CHECKING:
     from .probe import ModelSpec
@@ -76,26 +76,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "Pairs already probed get only their missing reconstructions")
     add_model_flags(parser)
     add_run_flags(parser, default_batch=64)
-
-
-def parse_sigmas(text: str | Sequence[float]) -> list[float]:
-    """--sigmas (comma-separated, or numbers) as float32-exact values in the order given (duplicates dropped)."""
-    values: list[float] = []
-    for token in (text.split(",") if isinstance(text, str) else [str(t) for t in text]):
-        if not token.strip():
-            continue
-        try:
-            value = float(token)
-        except ValueError:
-            raise InputError(f"--sigmas: {token.strip()!r} is not a number") from None
-        if not math.isfinite(value) or value <= 0:
-            raise InputError(f"--sigmas: noise levels must be positive and finite, got {token.strip()}")
-        value = float(np.float32(value))
-        if value not in values:
-            values.append(value)
-    if not values:
-        raise InputError("--sigmas: give at least one noise level, e.g. 0.5,2,10,80")
-    return values
 
 
 @dataclass

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import InputError
-from .options import add_lake_flag, add_run_flags, positive
+from .options import add_lake_flag, add_run_flags, parse_class_list, parse_sigmas, positive
+from .ranks import Failure, split_steps  # Failure, parse_class_list: TEMP: until ingest/t2i moves (t2i/prompts import them from here)
 
 if TYPE_CHECKING:
     from .probe import ModelSpec
@@ -113,8 +114,6 @@ def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float]
             raise InputError(f"--steps must be a positive integer, got {k}")
         values, flag = models.karras_sigmas(k), "--steps"
     else:
-        from .activations import parse_sigmas
-
         tokens = sigmas.split(",") if isinstance(sigmas, str) else [str(t) for t in sigmas]
         values, flag = [], "--sigmas"
         for token in (t for t in tokens if t.strip()):
@@ -152,28 +151,6 @@ class ClassPlan:
         return np.array([self.class_of(int(i)) for i in indices], dtype=np.int64)
 
 
-def parse_class_list(text: str | Sequence[int | str] | None) -> tuple[int, ...] | None:
-    """--classes (comma-separated, or a list of ids, wnids or names) as standard class ids, in order, without duplicates."""
-    from lake.classes import imagenet_classes
-
-    if text is None or len(text) == 0:
-        return None
-    table = imagenet_classes()
-    chosen: list[int] = []
-    for token in (text.split(",") if isinstance(text, str) else [str(t) for t in text]):
-        if not token.strip():
-            continue
-        try:
-            class_id = table.resolve(token)
-        except ValueError as exc:
-            raise InputError(f"--classes: {exc}") from None
-        if class_id not in chosen:
-            chosen.append(class_id)
-    if not chosen:
-        raise InputError("--classes: no class given")
-    return tuple(chosen)
-
-
 def sample_id_prefix(model_id: str, seed: int) -> str:
     return f"gen/{model_id}/s{seed}/"
 
@@ -209,12 +186,6 @@ def present_mask(ids: Any, prefix: str, n: int) -> np.ndarray:
 def blocks_of(indices: np.ndarray, block: int) -> np.ndarray:
     """The sorted compute blocks (index // block) that cover `indices`."""
     return np.unique(np.asarray(indices, dtype=np.int64) // block)
-
-
-def split_steps(blocks: np.ndarray, blocks_per_rank: int, ranks: int) -> list[np.ndarray]:
-    """Consecutive groups of blocks, one group per write; rank r takes the r-th slice of each group."""
-    per_step = blocks_per_rank * ranks
-    return [blocks[i : i + per_step] for i in range(0, len(blocks), per_step)]
 
 
 @dataclass
@@ -318,10 +289,6 @@ def _pack(job: GenerationJob, outputs: list[tuple[np.ndarray, Any]], size: int) 
         if job.multi_step:
             arrays["steps"][:n] = torch.cat([out.steps for _, out in outputs]).cpu().numpy()
     return arrays
-
-
-class Failure:
-    """Sent from rank 0 instead of a plan when the job cannot start (the others then exit quietly)."""
 
 
 @dataclass(frozen=True)

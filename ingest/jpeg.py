@@ -12,16 +12,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .core.images import centre_square_thumbnail  # also re-exported: TEMP: until ingest/t2i moves
 from .errors import InputError
 from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, non_negative, positive
 from .selection import Selection, parse_selection
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
-SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -86,19 +85,6 @@ def to_imagenet64(path: Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot decode image ({exc})") from None
     return centre_square_thumbnail(rgb)
-
-
-def centre_square_thumbnail(image: Any, size: int = SIZE) -> np.ndarray:
-    """The centred square of an RGB image (a PIL image or an (H, W, 3) uint8 array), box-resized to
-    `size` x `size`, as uint8 HWC: ImageNet64's recipe, also the text-to-image samples' thumbnails."""
-    from PIL import Image
-
-    rgb = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
-    width, height = rgb.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    square = rgb.crop((left, top, left + side, top + side))
-    return np.asarray(square.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
 def plan(files: list[ImageFile], selection: Selection, existing: set[str]) -> list[ImageFile]:

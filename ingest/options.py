@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_LAKE_ENV = "DMD2VIZ_LAKE"
 
@@ -54,3 +57,57 @@ def add_commit_flag(parser: argparse.ArgumentParser, default: float = 1.0) -> No
     parser.add_argument("--commit-interval", type=float, default=default, metavar="SECONDS",
                         help=f"make written batches visible (and safe from kill -9) at most every SECONDS (default {default:g}; "
                         "0 commits every batch); a killed job redoes at most this much work when rerun")
+
+
+def comma_list(text: str | Sequence[Any]) -> list[str]:
+    """The tokens of a comma-separated flag (or the items of a list, as text), stripped, empty ones dropped.
+
+    Every list-valued flag goes through here, so each spells its items the same way;
+    order and repeats are kept (each parser decides what a repeat means).
+    """
+    tokens = text.split(",") if isinstance(text, str) else [str(t) for t in text]
+    return [token.strip() for token in tokens if token.strip()]
+
+
+def parse_class_list(text: str | Sequence[int | str] | None) -> tuple[int, ...] | None:
+    """--classes (comma-separated, or a list of ids, wnids or names) as standard class ids, in order, without duplicates."""
+    from lake.classes import imagenet_classes
+
+    from .errors import InputError
+
+    if text is None or len(text) == 0:
+        return None
+    table = imagenet_classes()
+    chosen: list[int] = []
+    for token in comma_list(text):
+        try:
+            class_id = table.resolve(token)
+        except ValueError as exc:
+            raise InputError(f"--classes: {exc}") from None
+        if class_id not in chosen:
+            chosen.append(class_id)
+    if not chosen:
+        raise InputError("--classes: no class given")
+    return tuple(chosen)
+
+
+def parse_sigmas(text: str | Sequence[float]) -> list[float]:
+    """--sigmas (comma-separated, or numbers) as float32-exact values in the order given (duplicates dropped)."""
+    import numpy as np
+
+    from .errors import InputError
+
+    values: list[float] = []
+    for token in comma_list(text):
+        try:
+            value = float(token)
+        except ValueError:
+            raise InputError(f"--sigmas: {token!r} is not a number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise InputError(f"--sigmas: noise levels must be positive and finite, got {token}")
+        value = float(np.float32(value))
+        if value not in values:
+            values.append(value)
+    if not values:
+        raise InputError("--sigmas: give at least one noise level, e.g. 0.5,2,10,80")
+    return values

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -66,3 +66,23 @@ def detect_ranks(device_flag: str | None) -> Ranks:
     state = PartialState(cpu=cpu)
     device = "cpu" if cpu else str(state.device)
     return Ranks(index=state.process_index, count=state.num_processes, device=device, state=state)
+
+
+class Failure:
+    """Sent from rank 0 instead of a plan when the job cannot start (the others then exit quietly)."""
+
+
+class _Sliceable(Protocol):
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> Any: ...
+
+
+BlocksT = TypeVar("BlocksT", bound=_Sliceable)
+
+
+def split_steps(blocks: BlocksT, blocks_per_rank: int, ranks: int) -> list[BlocksT]:
+    """Consecutive groups of blocks (an array or a list of any block type), one group per write;
+    rank r takes the r-th slice of each group. Each group is a slice of `blocks`, of its type."""
+    per_step = blocks_per_rank * ranks
+    return [blocks[i : i + per_step] for i in range(0, len(blocks), per_step)]

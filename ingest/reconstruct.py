@@ -289,7 +289,7 @@ def reconstruct_sample(lake: Lake | str | os.PathLike[str], sample_id: str, sigm
     """
     import torch
 
-    from .activations import parse_sigmas
+    from .options import parse_sigmas
     from .probe import conditioning_classes
 
     lake = _open(lake)

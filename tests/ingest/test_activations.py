@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ingest.activations import parse_sigmas, plan_steps
+from ingest.activations import plan_steps
+from ingest.options import parse_sigmas
 from ingest.cli import main
 from ingest.errors import InputError
 from ingest.pipeline import SampleBatch, SampleSink

@@ -13,7 +13,9 @@ import pytest
 import xarray as xr
 
 from ingest.cli import main
-from ingest.generate import ClassPlan, parse_class_list, split_steps
+from ingest.generate import ClassPlan
+from ingest.options import parse_class_list
+from ingest.ranks import split_steps
 from lake import imagenet_classes, open_lake
 from lake.errors import LakeError
 from tests.conftest import REPO, tree_digest

@@ -1,0 +1,4 @@
+"""What every ingest job (and the explorer) shares: which model made a lake's rows, and the forward passes.
+
+Kept light: nothing here imports torch when the package is imported.
+"""
