@@ -46,7 +46,7 @@ _PLACED_JS = """
 def commands_for(lake: Path, parent: str, key: str, n: int, seed: int) -> list[Any]:
     """The explorer's own argument lists for this job (validated against the lake as the explorer does)."""
     from explorer import jobs
-    from explorer.data import LakeSession
+    from explorer.session import LakeSession
     from explorer.jobs_panel import lake_facts
 
     request = jobs.JobRequest("variations", (parent,), key, n=n, seed=seed)
@@ -84,7 +84,7 @@ def main() -> None:
     from browser import SCATTER, chromium, explorer_page, start_explorer
 
     from explorer import jobs
-    from explorer.data import list_embeddings
+    from explorer.lake_status import list_embeddings
     from lake import open_lake
 
     work = Path(tempfile.mkdtemp(prefix="bench_jobs-"))

@@ -20,7 +20,8 @@ import streamlit as st
 from explorer import common, prompts, views
 from explorer.common import NONCE, VIEW, ZOOM_NONCE
 from explorer.config import ExplorerConfig, parse_args
-from explorer.data import LakeDiagnosis, LakeSession, LakeState, diagnose_lake, embedding_of_key, lake_version, random_weights
+from explorer.lake_status import LakeDiagnosis, LakeState, diagnose_lake, embedding_of_key, lake_version, random_weights
+from explorer.session import LakeSession
 from explorer.page_cloud import cloud_page
 from explorer.page_compare import compare_page
 from explorer.page_explore import apply_chart_events, explore_page

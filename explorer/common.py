@@ -8,7 +8,9 @@ import numpy as np
 import streamlit as st
 
 from explorer import views
-from explorer.data import NO_CLASS, EmbeddingFrame, LakeSession
+from explorer.columns import NO_CLASS
+from explorer.frames import EmbeddingFrame
+from explorer.session import LakeSession
 
 VIEW = "view"  # session-state key of the authoritative ViewState
 NONCE = "chart_nonce"  # bumped after each processed click: the next chart starts with no selection

@@ -7,7 +7,9 @@ import numpy as np
 import streamlit as st
 
 from explorer import common, export, prompts, queries
-from explorer.data import COMPARE_PREFIX, EmbeddingFrame, LakeSession
+from explorer.columns import COMPARE_PREFIX
+from explorer.frames import EmbeddingFrame
+from explorer.session import LakeSession
 from explorer.state import ViewState
 
 

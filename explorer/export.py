@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import NO_CLASS, EmbeddingFrame
+from .columns import NO_CLASS
+from .frames import EmbeddingFrame
 
 AXES = ("x", "y", "z")
 

@@ -21,7 +21,8 @@ import numpy as np
 import streamlit as st
 
 from explorer import common, jobs
-from explorer.data import EmbeddingFrame, LakeSession
+from explorer.frames import EmbeddingFrame
+from explorer.session import LakeSession
 from explorer.state import ViewState
 from lake.layout import GENERATION_GROUP, SAMPLES_GROUP, activations_group, analysis_group
 

@@ -7,7 +7,9 @@ import numpy as np
 import streamlit as st
 
 from explorer import charts, common, export, prompts
-from explorer.data import NO_CLASS, EmbeddingFrame, LakeSession
+from explorer.columns import NO_CLASS
+from explorer.frames import EmbeddingFrame
+from explorer.session import LakeSession
 from explorer.state import ViewState
 
 LEGEND_LIMIT = 16  # more categories than this get no legend line (colours repeat anyway)

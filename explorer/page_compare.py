@@ -8,7 +8,8 @@ import numpy as np
 import streamlit as st
 
 from explorer import charts, common, export, views
-from explorer.data import EmbeddingFrame, LakeSession
+from explorer.frames import EmbeddingFrame
+from explorer.session import LakeSession
 from explorer.state import ViewState
 from lake.layout import split_t2i_layer
 

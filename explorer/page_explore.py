@@ -10,7 +10,9 @@ import streamlit as st
 
 from explorer import charts, common, export, prompts, queries, views
 from explorer.common import ZOOM_NONCE
-from explorer.data import NO_CLASS, EmbeddingFrame, LakeSession
+from explorer.columns import NO_CLASS
+from explorer.frames import EmbeddingFrame
+from explorer.session import LakeSession
 from explorer.details import details_panel
 from explorer.jobs_panel import jobs_section
 from explorer.state import ViewState, Window, brush_window

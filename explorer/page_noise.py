@@ -22,7 +22,9 @@ import pandas as pd
 import streamlit as st
 
 from explorer import animation, charts, common, export, prompts, queries, views
-from explorer.data import EmbeddingFrame, LakeSession, factorize, row_uniform
+from explorer.frames import EmbeddingFrame
+from explorer.rows import factorize, row_uniform
+from explorer.session import LakeSession
 from explorer.details import upscale
 from explorer.page_cloud import legend_markdown
 from explorer.page_explore import picked_ids

@@ -14,7 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, prompts
-from explorer.data import LakeSession, align_rows, row_uniform
+from explorer.rows import align_rows, row_uniform
+from explorer.session import LakeSession
 from explorer.state import ViewState
 from lake.layout import analysis_group
 

@@ -19,7 +19,10 @@ import numpy as np
 
 from lake.layout import analysis_group, t2i_samples_group
 
-from .data import EmbeddingFrame, LakeSession, align_rows, factorize
+from .columns import NO_CLASS
+from .frames import EmbeddingFrame
+from .rows import align_rows, factorize
+from .session import LakeSession
 
 # Colourings this module adds to "Colour by" (besides class, source, split and the columns).
 PROMPT, PROMPT_CLUSTER, CLUSTER, MODEL = "prompt", "prompt_cluster", "cluster", "model"
@@ -329,8 +332,6 @@ def export_columns(session: LakeSession, frame: EmbeddingFrame, ref: str) -> Cal
 
 def row_label(session: LakeSession, frame: EmbeddingFrame, ref: str, row: int) -> str:
     """What names a sample where a class name would: its class, else its prompt (cut), else 'no class'."""
-    from .data import NO_CLASS
-
     class_id = int(frame.class_id[row])
     if 0 <= class_id < 1000:
         return session.classes.label(class_id)

@@ -16,7 +16,8 @@ import numpy as np
 from analysis import neighbors
 from analysis.neighbors import graph_row, score_distances, streamed_neighbors
 
-from .data import EmbeddingFrame, LakeSession
+from .frames import EmbeddingFrame
+from .session import LakeSession
 from .views import nearest_in_plane
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import streamlit as st
 
 from explorer import common, prompts
-from explorer.data import LakeSession
+from explorer.session import LakeSession
 from explorer.state import (
     CATEGORICAL_PALETTES,
     CLICK_MODES,

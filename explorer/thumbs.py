@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import lake_version
+from .lake_status import lake_version
 
 _THUMB_PATH = re.compile(r"^/thumb/(\d{1,12})\.png$")
 _SIZES = (64, 96, 128, 192, 256)  # allowed ?size= values; 64 is the native resolution

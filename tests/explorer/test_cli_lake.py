@@ -17,7 +17,7 @@ import pytest
 
 from apptest import markdown_text, open_app, scatter_points, scatter_roles
 from explorer.common import format_value
-from explorer.data import LakeSession
+from explorer.session import LakeSession
 from explorer.sidebar import colour_columns
 from lake import open_lake
 from lake.layout import T2I_SPLIT, parse_key, split_t2i_layer

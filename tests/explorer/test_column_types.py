@@ -17,7 +17,9 @@ from apptest import markdown_text, open_app, scatter_points
 from conftest import KEY, NAME_2D, NAME_3D
 from explorer import charts
 from explorer.common import MISSING, format_value, markdown_text as escape
-from explorer.data import EmbeddingInfo, LakeSession, _categorical_or_numeric, embedding_of_key, random_weights
+from explorer.columns import categorical_or_numeric
+from explorer.lake_status import EmbeddingInfo, embedding_of_key, random_weights
+from explorer.session import LakeSession
 from lake import LakeWriter, Provenance, open_lake
 from lake.store import commit
 
@@ -46,7 +48,7 @@ def test_colour_by_every_column_type_on_explore_and_3d(typed_lake, monkeypatch, 
     palette = at.selectbox(key="w_palette")
     assert ("okabe-ito" if nominal else "viridis") in palette.options[0]  # the default palette fits the type
     points = scatter_points(at)
-    expected = _categorical_or_numeric(np.asarray(open_lake(typed_lake.path).root[f"analysis/compare/{KEY}/{column.partition('.')[2]}"][:]))
+    expected = categorical_or_numeric(np.asarray(open_lake(typed_lake.path).root[f"analysis/compare/{KEY}/{column.partition('.')[2]}"][:]))
     by_id = dict(zip(typed_lake.sample_ids, expected))  # the analysis order is the samples order here
     shown = dict(zip(points["sample_id"], points["value"]))
     for sample_id, value in shown.items():
@@ -74,13 +76,13 @@ def test_compare_page_on_a_lake_with_typed_columns(typed_lake, monkeypatch):
 
 
 def test_text_columns_of_any_storage_become_one_text_type():
-    assert _categorical_or_numeric(np.array([True, False])).tolist() == ["true", "false"]
+    assert categorical_or_numeric(np.array([True, False])).tolist() == ["true", "false"]
     mixed = np.array(["a", None, b"b\xc3\xa9", float("nan"), 3], dtype=object)
-    assert _categorical_or_numeric(mixed).tolist() == ["a", "", "bé", "", "3"]
-    assert _categorical_or_numeric(np.array(["x", "yz"])).dtype.kind == "T"
-    assert _categorical_or_numeric(np.array([b"x", b""])).tolist() == ["x", ""]
+    assert categorical_or_numeric(mixed).tolist() == ["a", "", "bé", "", "3"]
+    assert categorical_or_numeric(np.array(["x", "yz"])).dtype.kind == "T"
+    assert categorical_or_numeric(np.array([b"x", b""])).tolist() == ["x", ""]
     numbers = np.array([1.5, np.nan], dtype=np.float32)
-    assert _categorical_or_numeric(numbers) is not None and _categorical_or_numeric(numbers).dtype == np.float32
+    assert categorical_or_numeric(numbers) is not None and categorical_or_numeric(numbers).dtype == np.float32
 
 
 @pytest.mark.parametrize(

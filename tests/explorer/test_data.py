@@ -1,7 +1,9 @@
 import numpy as np
 
 from conftest import KEY, NAME_2D, NAME_3D
-from explorer.data import HashIndex, LakeSession, LakeState, align_rows, diagnose_lake, factorize, hash_ids, row_uniform, same_rows
+from explorer.lake_status import LakeState, diagnose_lake
+from explorer.rows import HashIndex, align_rows, factorize, hash_ids, row_uniform, same_rows
+from explorer.session import LakeSession
 from lake import LakeWriter, Provenance
 
 

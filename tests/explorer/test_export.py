@@ -5,7 +5,7 @@ import pandas as pd
 
 from conftest import KEY, NAME_3D
 from explorer import export, queries
-from explorer.data import LakeSession
+from explorer.session import LakeSession
 
 
 def test_selection_frame_lists_selected_knn_and_manual_rows(small_lake):

@@ -372,11 +372,11 @@ def test_the_jobs_area_shows_a_finished_job_and_a_failed_one_with_its_one_line_e
 
 
 def test_placed_labels_are_coded_as_if_appended_to_the_fitted_ones():
-    from explorer.data import _factorize_both, factorize
+    from explorer.rows import factorize, factorize_both
 
     fitted = np.array(["real", "generated", "real", "generated"], dtype=np.dtypes.StringDType())
     placed = np.array(["generated", "zzz", "a b"], dtype=np.dtypes.StringDType())
-    codes, categories = _factorize_both(fitted, placed)
+    codes, categories = factorize_both(fitted, placed)
     expected_codes, expected = factorize(np.concatenate([fitted, placed]))
     assert categories == expected == ("a b", "generated", "real", "zzz")
     assert codes.tolist() == expected_codes.tolist()

@@ -7,7 +7,7 @@ from sklearn.neighbors import NearestNeighbors
 from analysis.neighbors import NeighborIndex, graph_row, score_distances, stored_k, streamed_neighbors
 from conftest import KEY, NAME_2D, STORED_K
 from explorer import queries
-from explorer.data import LakeSession
+from explorer.session import LakeSession
 from lake import open_lake
 from lake.layout import parse_key
 

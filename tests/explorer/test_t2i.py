@@ -19,7 +19,8 @@ import pytest
 from apptest import chart_datasets, markdown_text, open_app, scatter_points
 
 from explorer import charts, export, jobs, prompts
-from explorer.data import NO_CLASS, LakeSession
+from explorer.columns import NO_CLASS
+from explorer.session import LakeSession
 from explorer.state import ViewState, decode_query_params, encode_query_params
 from lake import SAMPLES, LakeWriter, Provenance, imagenet_classes
 from lake.layout import (
