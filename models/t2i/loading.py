@@ -120,10 +120,27 @@ def check_base(base: str | Path) -> Path:
     return path
 
 
+def _indexed_components(path: Path) -> set[str]:
+    """The components model_index.json names (an entry ``[library, class]``; ``[null, null]`` names none)."""
+    index = _read_json(path / "model_index.json")
+    return {name for name, value in index.items()
+            if not name.startswith("_") and isinstance(value, list) and value and value[0] is not None}
+
+
 def detect_family(base: str | Path) -> T2IFamily:
-    """SDXL when the base folder has a second text encoder, else SD v1.5."""
+    """SDXL when the base folder has a second text encoder, else SD v1.5.
+
+    A folder whose model_index.json names ``text_encoder_2`` is an SDXL base even when that
+    folder is missing: T2ILoadError naming it (taken for SD v1.5, its UNet would fail deep
+    inside diffusers for want of the pooled embedding).
+    """
     path = check_base(base)
-    return FAMILIES["sdxl"] if (path / "text_encoder_2").is_dir() else FAMILIES["sd15"]
+    if (path / "text_encoder_2").is_dir():
+        return FAMILIES["sdxl"]
+    if "text_encoder_2" in _indexed_components(path):
+        raise T2ILoadError(f"base folder {path}: component folder text_encoder_2/ is missing "
+                           "(model_index.json names it: an SDXL base needs both text encoders)")
+    return FAMILIES["sd15"]
 
 
 def base_sha256(base: str | Path) -> str:

@@ -245,6 +245,7 @@ def small_lake(bases, tmp_path):
 @pytest.mark.parametrize(("args", "says"), [
     (["--base", "{root}/nowhere"], "base folder not found"),
     (["--base", "{root}/novae"], "component folder vae/ is missing"),
+    (["--base", "{root}/notext2"], "component folder text_encoder_2/ is missing (model_index.json names it"),
     (["--checkpoint", "{sd15_unet}"], "does not fit the UNet of"),
     (["--family", "sd15"], "--family sd15: {sdxl} is an sdxl base folder (with text_encoder_2/)"),
     (["--prompts", "{root}/missing.txt"], "missing.txt: no such prompt file"),
@@ -268,6 +269,7 @@ def test_refusals_are_one_line_and_leave_the_lake_unchanged(bases, small_lake, c
     root = bases["root"]
     if not (root / "novae").exists():
         shutil.copytree(bases["sdxl"], root / "novae", ignore=shutil.ignore_patterns("vae"))
+        shutil.copytree(bases["sdxl"], root / "notext2", ignore=shutil.ignore_patterns("text_encoder_2"))
         save_tiny_dmd2_unet(bases["sdxl"], root / "other_unet.bin", seed=7)
     values = {"root": root, "sd15_unet": bases["sd15_unet"], "other_unet": root / "other_unet.bin", "sdxl": bases["sdxl"]}
     before = tree_digest(small_lake)

@@ -181,6 +181,21 @@ def test_base_folder_errors(sdxl_base, tmp_path):
     assert issubclass(T2ILoadError, ValueError)
 
 
+def test_an_sdxl_index_without_its_second_text_encoder_is_not_taken_for_sd15(sdxl_base, tmp_path):
+    from models.t2i import detect_family
+
+    # model_index.json names text_encoder_2, the folder is gone: a broken SDXL base, not an SD v1.5 one.
+    half = shutil.copytree(sdxl_base, tmp_path / "half", ignore=shutil.ignore_patterns("text_encoder_2"))
+    for call in (lambda: detect_family(half), lambda: load_t2i(half)):
+        with pytest.raises(T2ILoadError) as err:
+            call()
+        assert "component folder text_encoder_2/ is missing" in _one_line(err) and "model_index.json" in str(err.value)
+    # A null entry ([null, null]: diffusers' way to leave an optional component out) names nothing.
+    index = json.loads((half / "model_index.json").read_text())
+    (half / "model_index.json").write_text(json.dumps({**index, "text_encoder_2": [None, None]}))
+    assert detect_family(half) is FAMILIES["sd15"]
+
+
 def _fused_expectation(base_unet, lora_file, module: str, scale: float = 1.0) -> torch.Tensor:
     lora = load_file(lora_file)
     down = lora[f"unet.{module}.lora.down.weight"].float()
