@@ -3,12 +3,14 @@
 Layout (every group path, the analysis key, every table spec): `lake.layout`.
 Readers: `open_lake(path)` (typed: `lake.activations(layer, sigma)`, `lake.result(kind, key)`)
 or plain `xr.open_zarr(path, group="samples")`.
-Writers: `LakeWriter.open(path, Provenance(...))` (see lake.writer for the protocol).
+Writers: `LakeWriter.open(path, Provenance(...))` (see lake.writer for the protocol);
+`register_model(writer, ModelRecord(...))` names a model in the ``models`` table, `lake.models()` lists them.
 """
 from .classes import ClassTable, imagenet_classes
-from .errors import LakeError, LakeLockedError, NotALakeError, SchemaVersionError
+from .errors import LakeError, LakeLockedError, ModelRegistryError, NotALakeError, SchemaVersionError
 from .provenance import InputFile, Provenance, describe_file
-from .layout import SAMPLES, AnalysisKey, parse_key
+from .layout import SAMPLES, AnalysisKey, ModelRecord, parse_key
+from .model_registry import register_model
 from .reader import Lake, open_lake
 from .schema import SCHEMA_VERSION, ColumnSpec, TableSpec
 from .writer import LakeWriter, StagedGroup, Table
@@ -22,6 +24,8 @@ __all__ = [
     "LakeError",
     "LakeLockedError",
     "LakeWriter",
+    "ModelRecord",
+    "ModelRegistryError",
     "NotALakeError",
     "Provenance",
     "SAMPLES",
@@ -34,4 +38,5 @@ __all__ = [
     "imagenet_classes",
     "open_lake",
     "parse_key",
+    "register_model",
 ]

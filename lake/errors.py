@@ -15,3 +15,7 @@ class SchemaVersionError(LakeError):
 
 class LakeLockedError(LakeError):
     """Another process is writing to the lake."""
+
+
+class ModelRegistryError(LakeError, ValueError):
+    """A model record is invalid, or differs from the one registered under its name."""

@@ -14,18 +14,22 @@ from .layout import (
     ACTIVATIONS_GROUP,
     GENERATION_GROUP,
     LINEAGE_GROUP,
+    MODEL_COLUMNS,
+    MODELS_GROUP,
     PROVENANCE_GROUP,
     RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
     T2I_GROUP,
     TRAJECTORIES_GROUP,
     AnalysisKey,
+    ModelRecord,
     activations_group,
     analysis_group,
     analysis_prefix,
     child_name,
     format_sigma,
     joint_embedding_group,
+    model_record,
     t2i_prompts_group,
     t2i_samples_group,
     trajectory_group,
@@ -186,6 +190,21 @@ class Lake:
     def lineage(self, chunks: Any = None) -> Any:
         """``lineage``: how each edited sample was made and from which parents (KeyError when absent)."""
         return self.dataset(LINEAGE_GROUP, chunks)
+
+    # --- the model registry ----------------------------------------------------------------
+
+    def models(self) -> list[ModelRecord]:
+        """Every registered model, in registration order (``models()[0]`` is the lake's first); [] for a lake
+        made before the registry (no ``models`` group)."""
+        if not self.has(MODELS_GROUP):
+            return []
+        columns = {name: self.column(MODELS_GROUP, name) for name in MODEL_COLUMNS}
+        count = len(columns["name"])
+        return [model_record({name: values[row] for name, values in columns.items()}) for row in range(count)]
+
+    def model(self, name: str) -> ModelRecord | None:
+        """The model registered as `name`, None when there is none."""
+        return next((record for record in self.models() if record.name == name), None)
 
     # --- text-to-image models --------------------------------------------------------------
 

@@ -74,18 +74,28 @@ layer is ``<name>.<module>`` (`t2i_layer`), so every analysis (keys
 ``<name>.<module>@sigma<s>``), the joint embedding over steps and the explorer work on
 them unchanged; the step-to-timestep map is in their ``timesteps``/``sigmas`` attributes.
 
-Where the coming things go (none exists yet; each fits without a new layout):
+Several models probing the same real images (DMD2 student, EDM teacher, checkpoints):
 
-- **Several models probing the same real images** (student and teacher, checkpoints):
-  ``activations/<layer>`` belongs to one model (its ``model_id`` attribute, checked on
-  every append). A second model's probes go to ``activations/<model_id>.<layer>``, as
-  text-to-image models' tables do, so results of both models sit side by side under
-  ``analysis/<kind>/``.
+    models/                           one row per registered model (`models_spec`, `ModelRecord`):
+                                      name (the registry key, a t2i-style name), kind (imagenet64,
+                                      t2i), preset, weights (random, checkpoint), weights_sha256,
+                                      source (checkpoint path as given), label, schedule (schedule
+                                      id, '' for one step), model_id, seed (-1 unless random)
+
+Rows are in registration order (`Lake.models()`; ``models()[0]`` is the lake's first model) and
+written once (`lake.model_registry.register_model`: the same record again is a no-op, another
+record under a registered name is refused). ``activations/<layer>`` belongs to one model (its
+``model_id`` attribute, checked on every append). Another model's probes go to
+``activations/<name>.<layer>`` (`model_layer`, `split_model_layer`), as text-to-image models'
+tables do, so results of both models sit side by side under ``analysis/<kind>/``. Which model
+keeps the unprefixed groups (the first) is the ingest side's policy. Lakes made before the
+registry have no ``models`` group and read as having no registered model.
 
 The package, by concept (every name is importable from ``lake.layout`` itself): `paths`
 (group paths, the analysis key, schedule ids), `ids` (sample-id and model-id grammars and
 their parsers), `tables` (samples, generation, activations, trajectories, reconstructions,
-lineage), `analysis_tables` (the analysis results), `t2i` (text-to-image models).
+lineage), `analysis_tables` (the analysis results), `t2i` (text-to-image models), `registry`
+(the ``models`` table and model-qualified layer names).
 """
 from __future__ import annotations
 
@@ -134,6 +144,7 @@ from .paths import (
     IMAGE_SIZE,
     KEY_SEPARATOR,
     LINEAGE_GROUP,
+    MODELS_GROUP,
     PROVENANCE_GROUP,
     RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
@@ -153,6 +164,19 @@ from .paths import (
     staging_group,
     trajectory_group,
     trajectory_layer_group,
+)
+from .registry import (
+    MODEL_COLUMNS,
+    MODEL_KINDS,
+    MODEL_WEIGHTS,
+    RESERVED_MODEL_NAMES,
+    ModelRecord,
+    check_model_name,
+    check_model_record,
+    model_layer,
+    model_record,
+    models_spec,
+    split_model_layer,
 )
 from .t2i import (
     RESIDUAL_SUFFIX,
@@ -211,13 +235,19 @@ __all__ = [
     "LABEL_COLUMNS",
     "LINEAGE_GROUP",
     "LayerShape",
+    "MODELS_GROUP",
+    "MODEL_COLUMNS",
+    "MODEL_KINDS",
     "MODEL_NAME_PATTERN",
+    "MODEL_WEIGHTS",
     "ModelIdParts",
+    "ModelRecord",
     "ONE_STEP_SCHEDULE",
     "PLACED_NEIGHBOURS",
     "PROVENANCE_GROUP",
     "RECONSTRUCTIONS_GROUP",
     "RECONSTRUCTION_PROBE",
+    "RESERVED_MODEL_NAMES",
     "RESIDUAL_SUFFIX",
     "SAMPLES",
     "SAMPLES_GROUP",
@@ -239,6 +269,8 @@ __all__ = [
     "activations_spec",
     "analysis_group",
     "analysis_prefix",
+    "check_model_name",
+    "check_model_record",
     "check_t2i_name",
     "checkpoint_model_id",
     "child_name",
@@ -257,6 +289,9 @@ __all__ = [
     "knn_spec",
     "label_column_specs",
     "lineage_spec",
+    "model_layer",
+    "model_record",
+    "models_spec",
     "npz_sample_id",
     "parse_generated_id",
     "parse_key",
@@ -275,6 +310,7 @@ __all__ = [
     "rows_per_chunk",
     "schedule_id",
     "schedule_model_id",
+    "split_model_layer",
     "split_t2i_layer",
     "staging_group",
     "t2i_activations_spec",

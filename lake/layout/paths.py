@@ -17,6 +17,7 @@ TRAJECTORIES_GROUP = "trajectories"
 LINEAGE_GROUP = "lineage"
 RECONSTRUCTIONS_GROUP = "reconstructions"
 T2I_GROUP = "t2i"
+MODELS_GROUP = "models"
 
 # Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
 # `trajectory` results are keyed by layer alone (all sigmas), the others by `AnalysisKey`.

@@ -9,6 +9,7 @@ import numpy as np
 from ..schema import IMAGE_CODEC, IMAGES_PER_CHUNK, STRING, ColumnSpec, TableSpec
 from .ids import MODEL_NAME_PATTERN
 from .paths import IMAGE_SIZE, T2I_GROUP
+from .registry import model_layer, split_model_layer
 from .tables import FLOAT_CODEC, IMAGE_DESCRIPTION, LayerShape, activations_spec, rows_per_chunk
 
 T2I_SPLIT = "t2i"
@@ -52,7 +53,7 @@ def t2i_prompts_group(name: str) -> str:
 
 def t2i_layer(name: str, module: str, residual: bool = False) -> str:
     """The activation layer name of `module` of model `name`: ``<name>.<module>`` (``+update`` for the residual)."""
-    return f"{name}.{module}{RESIDUAL_SUFFIX if residual else ''}"
+    return model_layer(name, f"{module}{RESIDUAL_SUFFIX if residual else ''}")
 
 
 def split_t2i_layer(layer: str) -> tuple[str, str, bool] | None:
@@ -62,8 +63,8 @@ def split_t2i_layer(layer: str) -> tuple[str, str, bool] | None:
     valid model name before their first dot followed by a module path, but ``enc``/``dec``
     would parse, so those two prefixes are excluded explicitly.
     """
-    name, dot, module = layer.partition(".")
-    if not dot or not module or name in ("enc", "dec") or not _T2I_NAME.fullmatch(name):
+    name, module = split_model_layer(layer)
+    if name is None:
         return None
     residual = module.endswith(RESIDUAL_SUFFIX)
     return name, module.removesuffix(RESIDUAL_SUFFIX), residual
