@@ -77,7 +77,7 @@ def count_flops(fn: Callable[[], object]) -> float:
 def main() -> None:
     import torch
 
-    from ingest.prompts import PromptSpec
+    from ingest.t2i.prompts import PromptSpec
     from ingest.t2i import T2IModelSpec, T2ISettings, generate_t2i
     from lake.layout import prompt_id
     from models.t2i.reference import diffusers_pipeline

@@ -1,10 +1,10 @@
-"""ingest.prompts: the prompt sources of `generate-t2i` and their one-line errors."""
+"""ingest.t2i.prompts: the prompt sources of `generate-t2i` and their one-line errors."""
 from __future__ import annotations
 
 import pytest
 
 from ingest.errors import InputError
-from ingest.prompts import (
+from ingest.t2i.prompts import (
     PromptSpec,
     class_prompts,
     collect_prompts,

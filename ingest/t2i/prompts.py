@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
+from ..options import parse_class_list
 
 DEFAULT_TEMPLATE = "a photo of a {name}"
 PROMPT_FILE_SUFFIXES = (".txt", ".csv")
@@ -158,8 +159,6 @@ def class_name_for_prompt(class_id: int) -> str:
 def class_prompts(classes: str | Sequence[int | str], template: str = DEFAULT_TEMPLATE) -> list[PromptSpec]:
     """One prompt per class (comma-separated or a list of ids, wnids or names), `template` with ``{name}``
     filled in, keeping the class id. Repeated classes count once."""
-    from .generate import parse_class_list
-
     if "{name}" not in template:
         raise InputError(f"--prompt-template must contain {{name}} (e.g. {DEFAULT_TEMPLATE!r}), got {template!r}")
     try:
