@@ -39,11 +39,11 @@ from .commands import (
     run_trajectory,
     run_umap,
 )
-from .embedding import UMAPParams
 from .errors import AnalysisError
 from .keys import LAYER_ALIASES, T2I_SITE_ALIASES, AnalysisKey, parse_key, resolve_key, resolve_layer
 from .clustering import KMeansResult, RowSource, kmeans
 from .neighbors import NeighborIndex, build_knn_graph, recall_at_k
+from .params import UMAPParams
 from .pca import PCAModel
 from .prompts import normalise_rows, pca_map
 from .store import load_pca_model, project

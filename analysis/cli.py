@@ -17,9 +17,8 @@ from lake.cli import command, run_cli
 from lake.cli import non_negative_float as _non_negative_float
 from lake.cli import positive_int as _positive_int
 
-# The trajectory default lives in the CLI too (analysis.trajectory imports numpy and the PCA
-# code; `--help` stays light). tests/analysis/test_trajectory.py checks they agree.
-DEFAULT_TRAJECTORY_METHOD = "aligned"
+# The flags' defaults come from analysis.params (standard library only, so `--help` stays light).
+from .params import DEFAULT_TRAJECTORY_METHOD, TRAJECTORY_METHODS, UMAP_DEFAULTS
 
 EPILOG = """examples:
   python -m analysis run --lake demo_lake --layer bottleneck --sigma 2
@@ -85,21 +84,25 @@ def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bo
 
 
 def _add_pca_dim(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pca-dim", type=_positive_int, default=50, help="PCA components to compute/use (default 50, fewer if there are fewer channels)")
+    parser.add_argument("--pca-dim", type=_positive_int, default=UMAP_DEFAULTS.pca_dim,
+                        help=f"PCA components to compute/use (default {UMAP_DEFAULTS.pca_dim}, fewer if there are fewer channels)")
 
 
 def _add_umap(parser: argparse.ArgumentParser, components: bool = True) -> None:
-    parser.add_argument("--n-neighbors", type=_positive_int, default=15, help="UMAP neighbourhood size (default 15)")
-    parser.add_argument("--min-dist", type=_non_negative_float, default=0.1, help="UMAP minimum distance in the embedding (default 0.1)")
-    parser.add_argument("--metric", default="euclidean", help="UMAP input metric on the PCA scores (default euclidean)")
+    d = UMAP_DEFAULTS
+    parser.add_argument("--n-neighbors", type=_positive_int, default=d.n_neighbors, help=f"UMAP neighbourhood size (default {d.n_neighbors})")
+    parser.add_argument("--min-dist", type=_non_negative_float, default=d.min_dist,
+                        help=f"UMAP minimum distance in the embedding (default {d.min_dist})")
+    parser.add_argument("--metric", default=d.metric, help=f"UMAP input metric on the PCA scores (default {d.metric})")
     if components:
-        parser.add_argument("--components", type=int, choices=(2, 3), default=2, help="embedding dimensions, 2 or 3 (default 2)")
-    parser.add_argument("--seed", type=int, default=42, help="seed for UMAP, the fit sample, NN-descent and subsamples (default 42)")
+        parser.add_argument("--components", type=int, choices=(2, 3), default=d.n_components,
+                            help=f"embedding dimensions, 2 or 3 (default {d.n_components})")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed for UMAP, the fit sample, NN-descent and subsamples (default {d.seed})")
     parser.add_argument(
         "--fit-size",
         type=_positive_int,
-        default=20000,
-        help="above this many rows, fit UMAP on a balanced (source x class) sample of this size and transform the rest (default 20000)",
+        default=d.fit_size,
+        help=f"above this many rows, fit UMAP on a balanced (source x class) sample of this size and transform the rest (default {d.fit_size})",
     )
     parser.add_argument("--full-fit", action="store_true", help="fit UMAP on every row, however many")
 
@@ -180,11 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", required=True, help="lake directory (created by `python -m ingest`)")
     p.add_argument("--name", help="text-to-image model name (t2i/<name>, as `list` shows); default: every model with prompts")
     p.add_argument("--clusters", type=_positive_int, default=8, help="number of clusters (default 8; capped at the number of prompts)")
-    p.add_argument("--seed", type=int, default=42, help="seed of k-means and UMAP (default 42)")
-    p.add_argument("--n-neighbors", type=_positive_int, default=15, help="UMAP neighbourhood size of the map (default 15)")
-    p.add_argument("--min-dist", type=_non_negative_float, default=0.1, help="UMAP minimum distance in the map (default 0.1)")
-    p.add_argument("--fit-size", type=_positive_int, default=20000,
-                   help="above this many prompts, fit the map's UMAP on a seeded subset of this size and transform the rest (default 20000)")
+    d = UMAP_DEFAULTS
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of k-means and UMAP (default {d.seed})")
+    p.add_argument("--n-neighbors", type=_positive_int, default=d.n_neighbors, help=f"UMAP neighbourhood size of the map (default {d.n_neighbors})")
+    p.add_argument("--min-dist", type=_non_negative_float, default=d.min_dist, help=f"UMAP minimum distance in the map (default {d.min_dist})")
+    p.add_argument("--fit-size", type=_positive_int, default=d.fit_size,
+                   help=f"above this many prompts, fit the map's UMAP on a seeded subset of this size and transform the rest (default {d.fit_size})")
     p.add_argument("--force", action="store_true", help="recompute even if a result with the same parameters and prompts is stored")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
@@ -197,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, table=False)
     p.add_argument("--layer", help=LAYER_HELP)
     p.add_argument("--sigmas", type=_sigma_list, help="comma-separated noise levels to embed together, e.g. 0.5,2,10,80 (at least 2; default: all of the table's)")
-    p.add_argument("--method", choices=("aligned", "joint"), default=DEFAULT_TRAJECTORY_METHOD,
+    p.add_argument("--method", choices=TRAJECTORY_METHODS, default=DEFAULT_TRAJECTORY_METHOD,
                    help="aligned (default): umap.AlignedUMAP across the sigma slices of a balanced fit sample (the same "
                    "samples at every sigma), every other cell placed within its sigma slice from its nearest fitted cells, "
                    "multi-step steps within the slice of the nearest probe sigma: short, readable paths; joint: one UMAP "
@@ -245,7 +249,7 @@ def _exact(args: argparse.Namespace) -> bool | None:
 
 
 def _umap_params(args: argparse.Namespace, components: int) -> Any:
-    from .embedding import UMAPParams
+    from .params import UMAPParams
 
     return _from_args(UMAPParams, args, n_components=components)
 

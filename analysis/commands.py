@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .embedding import UMAPParams
 from .errors import AnalysisError
 from lake.layout import T2I_GROUP, split_t2i_layer, t2i_prompts_group, t2i_samples_group
 
 from .keys import AnalysisKey, available_layers, available_sigmas, format_sigma, parse_key, resolve_key, t2i_site_alias, t2i_timesteps
 from .metrics import METRIC_NAMES, compare_sets
 from .neighbors import EXACT_BELOW, NeighborIndex
+from .params import UMAP_DEFAULTS, UMAPParams
 from .results import read_labels
 from .runner import Log, Outcome, Step, ensure_pca, resolve, run_step, run_steps
 from .runner import stderr_log as _stderr
@@ -71,7 +71,7 @@ def run_pca(lake: Any, layer: str | None = None, sigma: float | None = None, *, 
                     timestep=timestep)
 
 
-def run_umap(lake: Any, layer: str | None = None, sigma: float | None = None, params: UMAPParams = UMAPParams(), *,
+def run_umap(lake: Any, layer: str | None = None, sigma: float | None = None, params: UMAPParams = UMAP_DEFAULTS, *,
              scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True,
              timestep: int | None = None) -> Outcome:
     """UMAP of one key's PCA scores into ``analysis/embeddings/<key>/<name>`` (`steps.umap`)."""
@@ -123,13 +123,14 @@ class RunConfig:
     (the k-NN graph's `k` is `k`), as the flags are named.
     """
 
-    pca_dim: int = 50
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "euclidean"
-    seed: int = 42
-    fit_size: int = 20000
-    full_fit: bool = False
+    # The UMAP flags: defaults of `UMAPParams` (declared once, in analysis.params).
+    pca_dim: int = UMAP_DEFAULTS.pca_dim
+    n_neighbors: int = UMAP_DEFAULTS.n_neighbors
+    min_dist: float = UMAP_DEFAULTS.min_dist
+    metric: str = UMAP_DEFAULTS.metric
+    seed: int = UMAP_DEFAULTS.seed
+    fit_size: int = UMAP_DEFAULTS.fit_size
+    full_fit: bool = UMAP_DEFAULTS.full_fit
     k: int = 10
     exact: bool | None = None
     exact_below: int = EXACT_BELOW

@@ -8,12 +8,17 @@ the same inputs and seed give the same coordinates on any scheduler.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import AnalysisError
+from .params import UMAPParams
+
+# UMAPParams is declared in analysis.params (stdlib only, so the CLI reads its defaults); it
+# stays importable from here, where the embedding code that takes it lives.
+__all__ = ["MIN_ROWS", "TRANSFORM_ROWS", "TRUSTWORTHINESS_NEIGHBORS", "TRUSTWORTHINESS_SAMPLE", "UMAPParams", "check_metric",
+           "fit_umap", "make_umap", "prepare_for_transform", "transform_rows", "trustworthiness"]
 
 # Rows per transform task. Kept at 10,000: umap-learn picks 100 optimisation epochs for a
 # transform of at most 10,000 rows (30 above), so every chunk gets the same treatment.
@@ -21,36 +26,6 @@ TRANSFORM_ROWS = 10000
 TRUSTWORTHINESS_SAMPLE = 2000
 TRUSTWORTHINESS_NEIGHBORS = 10
 MIN_ROWS = 10
-
-
-@dataclass(frozen=True)
-class UMAPParams:
-    """Everything that determines an embedding (and its name in the lake)."""
-
-    n_components: int = 2
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "euclidean"
-    seed: int = 42
-    pca_dim: int = 50
-    fit_size: int = 20000
-    full_fit: bool = False
-
-    @property
-    def name(self) -> str:
-        """E.g. ``umap2d-n15-d0.1-euclidean-s42``; non-default PCA dim / fit settings are appended."""
-        name = f"umap{self.n_components}d-n{self.n_neighbors}-d{self.min_dist:g}-{self.metric}-s{self.seed}"
-        defaults = UMAPParams()
-        if self.pca_dim != defaults.pca_dim:
-            name += f"-pca{self.pca_dim}"
-        if self.full_fit:
-            name += "-full"
-        elif self.fit_size != defaults.fit_size:
-            name += f"-fit{self.fit_size}"
-        return name
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def make_umap(params: UMAPParams, n_rows: int, will_transform: bool = False) -> Any:

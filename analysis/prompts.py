@@ -33,9 +33,10 @@ import numpy as np
 from lake import LakeWriter, Provenance
 from lake.layout import T2I_GROUP, analysis_group, check_t2i_name, prompt_clusters_spec, t2i_prompts_group
 
-from .embedding import TRANSFORM_ROWS, UMAPParams, fit_umap, prepare_for_transform, transform_rows
+from .embedding import TRANSFORM_ROWS, fit_umap, prepare_for_transform, transform_rows
 from .errors import AnalysisError
 from .clustering import RowSource, init_size, kmeans
+from .params import UMAP_DEFAULTS, UMAPParams
 from .results import WRITE_ROWS, now, to_attr
 from .runner import Log, Outcome, stderr_log
 from .sampling import hash_subsample
@@ -52,10 +53,11 @@ class PromptParams:
     """Everything that determines a prompt clustering (stored as `parameters`)."""
 
     clusters: int = DEFAULT_CLUSTERS
-    seed: int = 42
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    fit_size: int = 20000
+    # The map's UMAP settings: defaults of `UMAPParams` (its metric is always cosine).
+    seed: int = UMAP_DEFAULTS.seed
+    n_neighbors: int = UMAP_DEFAULTS.n_neighbors
+    min_dist: float = UMAP_DEFAULTS.min_dist
+    fit_size: int = UMAP_DEFAULTS.fit_size
 
 
 def normalise_rows(x: np.ndarray) -> np.ndarray:

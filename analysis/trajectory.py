@@ -42,19 +42,20 @@ Definitions used by the stored scores (also written into the arrays' attributes)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from .embedding import MIN_ROWS, UMAPParams, trustworthiness
+from .embedding import MIN_ROWS, trustworthiness
 from .errors import AnalysisError
 from .keys import format_sigma
+from .params import DEFAULT_TRAJECTORY_METHOD, TRAJECTORY_METHODS, UMAP_DEFAULTS, UMAPParams
 from .pca import PCAModel, compute_moments, fit_from_moments
 from .sampling import balanced_subsample, hash_subsample
 
-METHODS = ("aligned", "joint")
-DEFAULT_METHOD = "aligned"
+METHODS = TRAJECTORY_METHODS
+DEFAULT_METHOD = DEFAULT_TRAJECTORY_METHOD
 SCORE_SAMPLES = 2000
 FIT_SALT = "trajectory-fit"
 SCORE_SALT = "trajectory-score"
@@ -78,19 +79,19 @@ class TrajectoryParams:
 
     method: str = DEFAULT_METHOD
     sigmas: tuple[float, ...] | None = None  # None: every sigma of the table
-    pca_dim: int = 50
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "euclidean"
-    seed: int = 42
-    fit_size: int = 20000
-    full_fit: bool = False
+    # The UMAP settings: defaults of `UMAPParams` (declared once, in analysis.params).
+    pca_dim: int = UMAP_DEFAULTS.pca_dim
+    n_neighbors: int = UMAP_DEFAULTS.n_neighbors
+    min_dist: float = UMAP_DEFAULTS.min_dist
+    metric: str = UMAP_DEFAULTS.metric
+    seed: int = UMAP_DEFAULTS.seed
+    fit_size: int = UMAP_DEFAULTS.fit_size
+    full_fit: bool = UMAP_DEFAULTS.full_fit
     score_samples: int = SCORE_SAMPLES
 
     def umap(self) -> UMAPParams:
         """The UMAP settings of the joint (and of each independent) embedding: always 2-D."""
-        return UMAPParams(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.min_dist, metric=self.metric,
-                          seed=self.seed, pca_dim=self.pca_dim, fit_size=self.fit_size, full_fit=self.full_fit)
+        return UMAPParams(**{f.name: getattr(self, f.name) for f in fields(UMAPParams) if f.name != "n_components"}, n_components=2)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

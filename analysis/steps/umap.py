@@ -18,7 +18,8 @@ import numpy as np
 from lake import StagedGroup
 from lake.layout import embedding_spec
 
-from ..embedding import TRANSFORM_ROWS, TRUSTWORTHINESS_SAMPLE, UMAPParams, check_metric, fit_umap, prepare_for_transform, transform_rows, trustworthiness
+from ..embedding import TRANSFORM_ROWS, TRUSTWORTHINESS_SAMPLE, check_metric, fit_umap, prepare_for_transform, transform_rows, trustworthiness
+from ..params import UMAPParams
 from ..results import read_labels, write_rows
 from .base import Computed, Context, Step, pca_components
 from ..sampling import balanced_subsample, group_labels, hash_subsample
