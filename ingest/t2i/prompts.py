@@ -79,8 +79,11 @@ def read_text_prompts(path: str | os.PathLike[str]) -> list[PromptSpec]:
 
 
 def _text_prompts(path: Path) -> list[tuple[PromptSpec, int]]:
-    """`read_text_prompts` with each prompt's line number."""
-    prompts = [(PromptSpec(line.strip()), number) for number, line in enumerate(_read_text(path).splitlines(), start=1)
+    """`read_text_prompts` with each prompt's line number (lines end at \\n or \\r\\n)."""
+    # Not str.splitlines: it also ends a line at U+2028/U+2029, U+0085, \v, \f and \x1c-\x1e, which would
+    # silently cut one prompt in two (and a .csv row keeps them).
+    lines = _read_text(path).split("\n")
+    prompts = [(PromptSpec(line.strip()), number) for number, line in enumerate(lines, start=1)
                if line.strip() and not line.strip().startswith("#")]
     if not prompts:
         raise InputError(f"{path}: no prompts (every line is blank or a # comment)")

@@ -23,6 +23,16 @@ def test_text_file_skips_blank_lines_and_comments(tmp_path):
     assert read_prompt_file(path) == read_text_prompts(path)
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\v", "\f", "\x1c", "\x1d", "\x1e"])
+def test_text_file_splits_prompts_at_newlines_only(tmp_path, separator):
+    # str.splitlines also splits at these; a prompt file's lines end at \n or \r\n only, as a .csv's rows do.
+    path = tmp_path / "p.txt"
+    path.write_bytes(f"a red fox{separator}in snow\r\n# a comment\r\na lighthouse\na red fox{separator}in snow\n".encode())
+    fox = PromptSpec(f"a red fox{separator}in snow")
+    assert read_text_prompts(path) == [fox, PromptSpec("a lighthouse"), fox]
+    assert collect_prompts(path).duplicates == (f"{path}:4",)  # line numbers count \n lines
+
+
 def test_csv_reads_negative_prompts_and_classes_by_id_wnid_or_name(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text('Prompt,negative_prompt,class\n'
