@@ -179,3 +179,20 @@ def cli_demo_lake(pytestconfig: pytest.Config) -> Path:
     (`pytest_collection_modifyitems`); this waits for it.
     """
     return _start_demo_lake_build(pytestconfig).wait()
+
+
+LEGACY_LAKE = REPO / "tests" / "fixtures" / "legacy_lake_8dd3ecd.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def legacy_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the small lake made by main at 8dd3ecd (tests/fixtures/README.md), to prove old lakes still work.
+
+    Session-scoped: its users only read it, reuse its analyses or resume its jobs (which add no row).
+    """
+    import tarfile
+
+    root = tmp_path_factory.mktemp("legacy")
+    with tarfile.open(LEGACY_LAKE) as archive:
+        archive.extractall(root, filter="data")
+    return root / "legacy_lake"
