@@ -83,10 +83,41 @@ def check_arguments(prompt_list: PromptList, settings: T2ISettings) -> None:
 
 
 def _print_notes(prompt_list: PromptList, job: T2IJob) -> None:
-    """Rank 0's notes on stderr, once per run: dropped repeats, negative prompts that cannot act."""
+    """Rank 0's notes on stderr, once per run: dropped repeats, negative prompts that cannot act, prompts
+    the text encoders shorten."""
     note = prompt_list.note()
     if note:
         print(note, file=sys.stderr)
     if any(p.negative_prompt for p in job.prompts) and not job.guided:
         print("note: negative prompts only act with --guidance above 1; they still name their prompts' ids",
               file=sys.stderr)
+    warning = truncation_warning(job)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def truncation_warning(job: T2IJob) -> str | None:
+    """One line naming the run's prompts (and, with guidance, negative prompts) longer than CLIP's 77 tokens,
+    each with the tokens kept of its total; None when every prompt fits. The encoders see only the first 77
+    tokens (diffusers cuts them silently too), so the rest of such a prompt changes no pixel."""
+    from models.t2i import truncated_prompts
+
+    texts = [p.prompt for p in job.prompts]
+    if job.guided:
+        texts += [p.negative_prompt for p in job.prompts]
+    cut = truncated_prompts(job.model, texts)
+    if not cut:
+        return None
+    shown = ", ".join(f"{_shorten(t.prompt)!r} ({t.kept} of {t.total} tokens)" for t in cut[:_SHOWN])
+    more = f", and {len(cut) - _SHOWN} more" if len(cut) > _SHOWN else ""
+    return (f"warning: {len(cut)} prompt(s) longer than the text encoder's {cut[0].kept} tokens, shortened to their "
+            f"first {cut[0].kept} (the rest changes nothing): {shown}{more}")
+
+
+_SHOWN = 3  # prompts named in the truncation warning
+_PROMPT_CHARS = 40  # characters of each named prompt
+
+
+def _shorten(prompt: str) -> str:
+    """A prompt's first characters, for naming it in a one-line warning."""
+    return prompt if len(prompt) <= _PROMPT_CHARS else prompt[:_PROMPT_CHARS].rstrip() + "..."

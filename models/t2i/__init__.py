@@ -21,12 +21,12 @@ from .errors import T2ILoadError
 from .families import FAMILIES, T2IFamily, get_family
 from .loading import LoadedT2I, alphas_cumprod_from_config, base_sha256, detect_family, load_t2i
 from .sampling import T2IResult, decode_latents, latent_noise, resolve_sites, t2i_generate, timestep_sigmas
-from .text import PromptEmbeds, encode_prompts
+from .text import PromptEmbeds, Truncation, encode_prompts, truncated_prompts
 from .tiny import build_tiny_base, save_tiny_dmd2_unet, save_tiny_lora
 
 __all__ = [
     "FAMILIES", "T2IFamily", "get_family", "load_t2i", "LoadedT2I", "T2ILoadError", "detect_family",
-    "base_sha256", "alphas_cumprod_from_config", "encode_prompts", "PromptEmbeds", "t2i_generate",
-    "T2IResult", "resolve_sites", "timestep_sigmas", "latent_noise", "decode_latents",
+    "base_sha256", "alphas_cumprod_from_config", "encode_prompts", "PromptEmbeds", "truncated_prompts", "Truncation",
+    "t2i_generate", "T2IResult", "resolve_sites", "timestep_sigmas", "latent_noise", "decode_latents",
     "build_tiny_base", "save_tiny_dmd2_unet", "save_tiny_lora", "clip_bpe_path", "convert_clip_bpe",
 ]

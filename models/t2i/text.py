@@ -39,6 +39,29 @@ class PromptEmbeds:
         return PromptEmbeds(torch.cat([p.embeds for p in parts]), torch.cat([p.pooled for p in parts]))
 
 
+@dataclass(frozen=True)
+class Truncation:
+    """A prompt longer than the text encoders take: ``kept`` of its ``total`` tokens reach them (BOS and EOS counted)."""
+
+    prompt: str
+    kept: int
+    total: int
+
+
+def truncated_prompts(model, prompts: Sequence[str]) -> list[Truncation]:
+    """The prompts `encode_prompts` shortens (longer than the tokenizers' ``model_max_length``, 77 for CLIP),
+    once each, in order. diffusers cuts them silently too; this lets a caller say so."""
+    limit = min(int(tokenizer.model_max_length) for tokenizer in model.tokenizers)
+    out = []
+    for prompt in dict.fromkeys(prompts):
+        # verbose=False: no transformers warning per prompt ("sequence length is longer than ..."); the caller
+        # reports every shortened prompt in one line.
+        total = max(len(tokenizer(prompt, truncation=False, verbose=False).input_ids) for tokenizer in model.tokenizers)
+        if total > limit:
+            out.append(Truncation(prompt, limit, total))
+    return out
+
+
 def _token_ids(tokenizer, prompt: str, device) -> torch.Tensor:
     ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
@@ -50,7 +73,7 @@ def encode_prompts(model, prompts: Sequence[str]) -> PromptEmbeds:
     """Encode each prompt on its own (a batch of 1 each, so batching never changes a prompt's embedding).
 
     ``model``: a ``LoadedT2I``. The empty prompt "" is valid (the unconditional embedding).
-    Prompts longer than 77 tokens are truncated, as diffusers does.
+    Prompts longer than 77 tokens are truncated, as diffusers does (`truncated_prompts` names them).
     """
     if isinstance(prompts, str):
         raise TypeError("encode_prompts takes a sequence of prompts, not one string")

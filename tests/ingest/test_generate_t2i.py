@@ -321,6 +321,16 @@ def test_large_images_get_resized_previews_and_a_centre_square_thumbnail(bases, 
     np.testing.assert_array_equal(samples.image.values[0], np.asarray(square))
 
 
+def test_prompts_longer_than_77_tokens_are_named_once(bases, tmp_path, capsys):
+    long = "a red fox " + " ".join(["cat"] * 100)  # 3 + 100 tokens + BOS + EOS
+    capsys.readouterr()
+    assert main(job_args(bases, tmp_path / "lake", "--prompt", long, "--prompt", "a moth", "--samples-per-prompt", "2",
+                         "--steps", "1", "--layers", "none", "--no-step-previews")) == 0
+    warnings_ = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings_ == ["warning: 1 prompt(s) longer than the text encoder's 77 tokens, shortened to their first 77 "
+                         "(the rest changes nothing): 'a red fox cat cat cat cat cat cat cat ca...' (77 of 105 tokens)"]
+
+
 def test_help_imports_neither_torch_nor_diffusers():
     script = ("import sys\nfrom ingest.cli import main\nfor argv in (['--help'], ['generate-t2i', '--help']):\n"
               "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.t2i import PromptEmbeds, encode_prompts, load_t2i
+from models.t2i import PromptEmbeds, Truncation, encode_prompts, load_t2i, truncated_prompts
 from models.t2i.reference import diffusers_pipeline
 from tests.models.t2i_helpers import tiny_base
 
@@ -53,3 +53,12 @@ def test_batching_changes_nothing_and_rows_can_be_taken(loaded):
     assert pooled.dtype == np.float32 and pooled.shape == (3, together.pooled.shape[1])
     with pytest.raises(TypeError):
         encode_prompts(model, "a photo of a cat")  # a bare string would be encoded letter by letter
+
+
+def test_prompts_longer_than_77_tokens_are_named_with_what_was_kept(loaded, capfd):
+    _, model = loaded
+    long = " ".join(["cat"] * 100)  # "cat" is one CLIP token: 100 + BOS + EOS
+    assert truncated_prompts(model, [PROMPTS[0], long, long, ""]) == [Truncation(long, 77, 102)]
+    assert "longer than the specified maximum" not in capfd.readouterr().err  # no per-prompt transformers warning
+    # What it names is what encode_prompts does: the first 77 tokens only.
+    assert torch.equal(encode_prompts(model, [long]).embeds, encode_prompts(model, [" ".join(["cat"] * 75)]).embeds)
