@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from lake.layout import RESIDUAL_SUFFIX, AnalysisKey, activations_group, format_sigma, split_t2i_layer, t2i_layer
+from lake.layout import (
+    RESIDUAL_SUFFIX,
+    AnalysisKey,
+    activations_group,
+    format_sigma,
+    model_layer,
+    split_model_layer,
+    split_t2i_layer,
+    t2i_layer,
+)
 from lake.layout import parse_key as _parse_key
 from lake.reader import sigma_position
 from lake.schema import LAYER_ALIASES, T2I_SITE_ALIASES  # torch-free, shared with models/
@@ -146,7 +155,8 @@ def _t2i_candidates(lake: Any, layers: list[str], name: str, site: str, residual
 def resolve_layer(lake: Any, layer: str, layers: list[str] | None = None) -> tuple[str, list[str]]:
     """The canonical ``activations/<layer>`` name that `layer` means, with a note when it was an alias.
 
-    Accepted: a stored layer; an ImageNet alias (``bottleneck``); a text-to-image layer
+    Accepted: a stored layer; an ImageNet alias (``bottleneck``), also of a second
+    registered model (``teacher.bottleneck`` = ``teacher.enc.8x8_block2``); a text-to-image layer
     with its site alias (``dmd2-sdxl-4step.mid``, ``...mid+update``); a bare site alias
     (``down2.attn1``) when exactly one text-to-image model of the lake has that site.
     Raises AnalysisError with one line listing the lake's layers otherwise.
@@ -158,6 +168,10 @@ def resolve_layer(lake: Any, layer: str, layers: list[str] | None = None) -> tup
     canonical = canonical_layer(layer)
     if canonical in layers:
         return canonical, [f"layer {layer} = {canonical}"]
+    model, block = split_model_layer(layer)
+    if model is not None and model_layer(model, canonical_layer(block)) in layers:  # teacher.bottleneck
+        qualified = model_layer(model, canonical_layer(block))
+        return qualified, [f"layer {layer} = {qualified}"]
     parts = split_t2i_layer(layer)
     if parts is not None:
         name, site, residual = parts

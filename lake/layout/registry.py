@@ -108,6 +108,18 @@ def model_layer(model: str, layer: str) -> str:
     return f"{model}.{layer}"
 
 
+# The ImageNet generator's block names (models.capture.layer_names): enc.<res>_<block>,
+# dec.<res>_<block> and out_conv. Spelled here, torch-free, so that a model-qualified
+# ImageNet layer (``teacher.enc.8x8_block2``) is never taken for a text-to-image module.
+GENERATOR_BLOCK_PREFIXES = ("enc.", "dec.")
+GENERATOR_TOP_BLOCKS = ("out_conv",)
+
+
+def is_generator_block(name: str) -> bool:
+    """Whether `name` (unqualified) is a block name of the ImageNet generator (``enc.8x8_block2``, ``out_conv``)."""
+    return name.startswith(GENERATOR_BLOCK_PREFIXES) or name in GENERATOR_TOP_BLOCKS
+
+
 def split_model_layer(layer: str) -> tuple[str | None, str]:
     """(model, layer) of a model-qualified layer name; (None, `layer`) for an unqualified one.
 

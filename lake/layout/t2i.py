@@ -9,7 +9,7 @@ import numpy as np
 from ..schema import IMAGE_CODEC, IMAGES_PER_CHUNK, STRING, ColumnSpec, TableSpec
 from .ids import MODEL_NAME_PATTERN
 from .paths import IMAGE_SIZE, T2I_GROUP
-from .registry import model_layer, split_model_layer
+from .registry import is_generator_block, model_layer, split_model_layer
 from .tables import FLOAT_CODEC, IMAGE_DESCRIPTION, LayerShape, activations_spec, rows_per_chunk
 
 T2I_SPLIT = "t2i"
@@ -61,10 +61,12 @@ def split_t2i_layer(layer: str) -> tuple[str, str, bool] | None:
 
     ImageNet block names (``enc.8x8_block2``, ``dec.8x8_in0``, ``out_conv``) never hold a
     valid model name before their first dot followed by a module path, but ``enc``/``dec``
-    would parse, so those two prefixes are excluded explicitly.
+    would parse, so those two prefixes are excluded explicitly; a second ImageNet model's
+    layer (``teacher.enc.8x8_block2``, `model_layer`) is a generator block of that model, not
+    a text-to-image module.
     """
     name, module = split_model_layer(layer)
-    if name is None:
+    if name is None or is_generator_block(module.removesuffix(RESIDUAL_SUFFIX)):
         return None
     residual = module.endswith(RESIDUAL_SUFFIX)
     return name, module.removesuffix(RESIDUAL_SUFFIX), residual

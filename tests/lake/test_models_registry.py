@@ -105,3 +105,13 @@ def test_model_layers_generalise_text_to_image_layers() -> None:
     assert t2i_layer("sdxl", "mid_block.attentions.0", residual=True) == "sdxl.mid_block.attentions.0+update"
     assert split_t2i_layer("sdxl.mid_block.attentions.0+update") == ("sdxl", "mid_block.attentions.0", True)
     assert split_t2i_layer("enc.8x8_block2") is None and split_t2i_layer("out_conv") is None
+
+
+def test_a_second_imagenet_models_layer_is_a_generator_block_not_a_text_to_image_module() -> None:
+    from lake.layout import is_generator_block, split_t2i_layer
+
+    assert split_model_layer("teacher-stand-in.enc.8x8_block2") == ("teacher-stand-in", "enc.8x8_block2")
+    assert split_t2i_layer("teacher-stand-in.enc.8x8_block2") is None
+    assert split_t2i_layer("teacher.dec.8x8_in0") is None and split_t2i_layer("teacher.out_conv") is None
+    assert split_t2i_layer("dmd2-sdxl-4step.mid_block.attentions.0+update") == ("dmd2-sdxl-4step", "mid_block.attentions.0", True)
+    assert is_generator_block("enc.64x64_conv") and is_generator_block("out_conv") and not is_generator_block("mid_block.attentions.0")
