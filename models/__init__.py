@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Before torch: importing .threads sets OMP_WAIT_POLICY, which libgomp reads once, when torch loads it.
+from .threads import ThreadConfig, configure_threads  # isort: skip
+
 import torch
 from torch import nn
 
@@ -29,7 +32,7 @@ __all__ = [
     "layer_names", "resolve_layers", "capture", "replace", "LAYER_ALIASES",
     "one_step_generate", "sample_noise", "sample_class", "sample_batch", "probe_noise", "to_uint8_nhwc",
     "multi_step_generate", "denoise_steps", "karras_sigmas", "step_noise", "step_noise_batch",
-    "pick_device", "pick_dtype", "CheckpointError", "CheckpointMismatchError",
+    "pick_device", "pick_dtype", "CheckpointError", "CheckpointMismatchError", "configure_threads", "ThreadConfig",
 ]
 
 
@@ -81,6 +84,7 @@ def load_generator(preset: str, checkpoint: str | Path | None = None, device: st
     CheckpointMismatchError when it does not fit the preset.
     """
     config = get_preset(preset)
+    configure_threads()  # every job that runs the generator loads it here (see models.threads)
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     if checkpoint is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .threads import configure_threads as configure_threads  # the jobs' thread choice, next to their device choice
+
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
 

@@ -21,6 +21,7 @@ import torch
 
 from ..checkpoint import CheckpointError, CheckpointMismatchError, file_sha256, fit_state_dict, read_state_dict
 from ..device import pick_device
+from ..threads import configure_threads
 from .errors import T2ILoadError
 from .families import FAMILIES, T2IFamily, get_family
 from .lora import fuse_lora
@@ -222,6 +223,7 @@ def load_t2i(base: str | Path, checkpoint: str | Path | None = None, lora: str |
     CUDA); the SDXL VAE always runs in fp32. Raises T2ILoadError (a ValueError) with a
     one-line message naming the path and the problem.
     """
+    configure_threads()  # every text-to-image job loads its model here (see models.threads)
     # The arguments first: a wrong dtype or device is reported before any file is read.
     torch_device = pick_device(device)
     torch_dtype = pick_t2i_dtype(dtype, torch_device)

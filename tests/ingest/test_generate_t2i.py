@@ -37,13 +37,19 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """The jobs run in this process (refusals, small runs) use one thread too, as ENV gives subprocesses."""
+    """The jobs run in this process (refusals, small runs) use one thread too, as ENV gives subprocesses
+    (OMP_NUM_THREADS: the loaders' models.configure_threads reads it)."""
     import torch
 
-    threads = torch.get_num_threads()
+    threads, variable = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+    if variable is None:
+        del os.environ["OMP_NUM_THREADS"]
+    else:
+        os.environ["OMP_NUM_THREADS"] = variable
 
 
 @pytest.fixture(scope="module")
