@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
-from lake import LakeWriter, Provenance
+from lake import StagedGroup
 from lake.layout import T2I_GROUP, analysis_group, check_t2i_name, prompt_clusters_spec, t2i_prompts_group
 
 from .embedding import TRANSFORM_ROWS, fit_umap, prepare_for_transform, transform_rows
@@ -38,7 +38,7 @@ from .errors import AnalysisError
 from .clustering import RowSource, init_size, kmeans
 from .params import UMAP_DEFAULTS, UMAPParams
 from .results import WRITE_ROWS, now, to_attr
-from .runner import Log, Outcome, stderr_log
+from .runner import Computed, Context, Log, Outcome, Step, execute, stderr_log
 from .sampling import hash_subsample
 from .steps.clusters import DEFAULT_CLUSTERS
 from .store import as_lake
@@ -182,55 +182,89 @@ def run_prompts(lake: Any, name: str | None = None, params: PromptParams = Promp
     """Cluster and map the prompts of model `name` (or of every model with prompts) into ``analysis/prompts/<name>``.
 
     Returns one Outcome per model; each result is written in its own locked session,
-    staged and swapped in, so a failure leaves the lake and earlier results unchanged.
+    staged and swapped in, so a failure leaves the lake and earlier results unchanged
+    (`PromptsStep`, run by `analysis.runner.execute`).
     """
     _check(params)
     lake = as_lake(lake)
     names = models_with_prompts(lake, name)
     if name is None:
         log(f"--name not given; clustering the prompts of {', '.join(names)}")
-    return [_run_one(lake, model, params, force, log, progress) for model in names]
+    return [execute(PromptsStep(model, params), Context(lake, model, None, log, progress), force) for model in names]
 
 
-def _run_one(lake: Any, name: str, params: PromptParams, force: bool, log: Log, progress: bool) -> Outcome:
-    group, source_group = analysis_group("prompts", name), t2i_prompts_group(name)
-    prompt_ids = lake.column(source_group, "prompt_id")
-    fingerprint = prompts_fingerprint(prompt_ids)
-    stored = lake.attrs(group)
-    if not force and stored and stored.get("parameters") == to_attr(asdict(params)) \
-            and all(stored.get(k) == v for k, v in fingerprint.items()):
-        log(f"reusing {group} (same parameters and prompts; --force recomputes)")
-        return Outcome("prompts", name, group, True, {k: stored.get(k) for k in SUMMARY_FIELDS})
-    n = len(prompt_ids)
-    if n == 0:
-        raise AnalysisError(f"{lake.path}: {source_group} has no prompts")
-    source = pooled_source(lake, name)
-    k = min(params.clusters, n)
-    if k < params.clusters:
-        log(f"{name} has {n} prompts, fewer than the {params.clusters} clusters asked; using {k} clusters")
-    started = time.perf_counter()
-    init_rows = hash_subsample(prompt_ids, init_size(n, k), params.seed, salt="kmeans-init")
-    log(f"k-means of {n} prompts of {name}: {k} clusters of the normalised pooled embeddings ({source.n_features} features)")
-    result = kmeans(source, k, params.seed, init_rows, progress=progress, desc=f"k-means prompts {name}")
-    embedding, map_attrs = prompt_map(source, prompt_ids, params, log)
-    seconds = time.perf_counter() - started
-    zero_rows = sum(int(np.count_nonzero(~source.block(s, min(s + WRITE_ROWS, n)).any(axis=1))) for s in range(0, n, WRITE_ROWS))
-    family = lake.t2i_model(name).get("family")
-    job = Provenance(job="analysis prompts", parameters=to_attr({"name": name, **asdict(params)}))
-    with LakeWriter.open(lake.path, job, create=False) as writer:
-        attrs = to_attr({
-            "analysis": "prompts", "key": name, "name": name, "family": family, "source_group": source_group,
-            "parameters": asdict(params), "run_id": writer.provenance.run_id, "created": now(),
-            "space": "L2-normalised pooled text embeddings", "n_rows": n, "n_clusters_requested": params.clusters,
-            "zero_embeddings": zero_rows, "seconds": round(seconds, 2), **fingerprint, **result.attrs(), **map_attrs,
-        })
-        staged = writer.staged(group)
-        table = staged.table(prompt_clusters_spec(name, attrs))
-        texts = lake.column(source_group, "prompt")
-        for start in range(0, n, WRITE_ROWS):
-            stop = min(start + WRITE_ROWS, n)
-            table.append({"cluster": result.labels[start:stop].astype(np.int32), "embedding": embedding[start:stop],
-                          "prompt_id": np.asarray(prompt_ids[start:stop], dtype=object), "prompt": np.asarray(texts[start:stop], dtype=object)})
-        staged.publish()
-    log(f"wrote {group}: {n} prompts in {k} clusters, {map_attrs['map_method']} map ({seconds:.1f} s)")
-    return Outcome("prompts", name, group, False, {k_: attrs.get(k_) for k_ in SUMMARY_FIELDS})
+@dataclass(frozen=True)
+class PromptsStep(Step):
+    """k-means and a 2-D map of model `name`'s prompts with `params`; its key is the model name."""
+
+    kind: ClassVar[str] = "prompts"
+    summary_fields: ClassVar[tuple[str, ...]] = SUMMARY_FIELDS
+    reads_pca: ClassVar[bool] = False
+    reuse_reason: ClassVar[str] = "same parameters and prompts"
+
+    name: str
+    params: PromptParams = field(default_factory=PromptParams)
+
+    def group(self, key: Any) -> str:
+        return analysis_group("prompts", self.name)
+
+    def label(self, key: Any) -> str:
+        return self.name
+
+    def parameters(self) -> dict[str, Any]:
+        return asdict(self.params)
+
+    def check(self, lake: Any) -> None:
+        _check(self.params)
+
+    def provenance(self, ctx: Context) -> dict[str, Any]:
+        return {"name": self.name, **self.parameters()}
+
+    def _prompt_ids(self, ctx: Context) -> np.ndarray:
+        if "prompt_ids" not in ctx.cache:
+            ctx.cache["prompt_ids"] = ctx.lake.column(t2i_prompts_group(self.name), "prompt_id")
+        return ctx.cache["prompt_ids"]
+
+    def reusable(self, ctx: Context, stored: dict[str, Any]) -> bool:
+        fingerprint = prompts_fingerprint(self._prompt_ids(ctx))
+        return stored.get("parameters") == to_attr(self.parameters()) and all(stored.get(k) == v for k, v in fingerprint.items())
+
+    def attributes(self, ctx: Context, computed: Computed) -> dict[str, Any]:
+        return to_attr({"analysis": self.kind, "key": self.name, "name": self.name, "family": ctx.lake.t2i_model(self.name).get("family"),
+                        "source_group": t2i_prompts_group(self.name), "parameters": self.parameters(), "run_id": "",
+                        "created": now(), **computed.attrs})
+
+    def compute(self, ctx: Context) -> Computed:
+        lake, name, params = ctx.lake, self.name, self.params
+        source_group, prompt_ids = t2i_prompts_group(name), self._prompt_ids(ctx)
+        n = len(prompt_ids)
+        if n == 0:
+            raise AnalysisError(f"{lake.path}: {source_group} has no prompts")
+        source = pooled_source(lake, name)
+        k = min(params.clusters, n)
+        if k < params.clusters:
+            ctx.log(f"{name} has {n} prompts, fewer than the {params.clusters} clusters asked; using {k} clusters")
+        started = time.perf_counter()
+        init_rows = hash_subsample(prompt_ids, init_size(n, k), params.seed, salt="kmeans-init")
+        ctx.log(f"k-means of {n} prompts of {name}: {k} clusters of the normalised pooled embeddings ({source.n_features} features)")
+        result = kmeans(source, k, params.seed, init_rows, progress=ctx.progress, desc=f"k-means prompts {name}")
+        embedding, map_attrs = prompt_map(source, prompt_ids, params, ctx.log)
+        seconds = time.perf_counter() - started
+        zero_rows = sum(int(np.count_nonzero(~source.block(s, min(s + WRITE_ROWS, n)).any(axis=1))) for s in range(0, n, WRITE_ROWS))
+
+        def write(staged: StagedGroup, attrs: dict[str, Any]) -> None:
+            table = staged.table(prompt_clusters_spec(name, attrs))
+            texts = lake.column(source_group, "prompt")
+            for start in range(0, n, WRITE_ROWS):
+                stop = min(start + WRITE_ROWS, n)
+                table.append({"cluster": result.labels[start:stop].astype(np.int32), "embedding": embedding[start:stop],
+                              "prompt_id": np.asarray(prompt_ids[start:stop], dtype=object),
+                              "prompt": np.asarray(texts[start:stop], dtype=object)})
+
+        return Computed(
+            attrs={"space": "L2-normalised pooled text embeddings", "n_rows": n, "n_clusters_requested": params.clusters,
+                   "zero_embeddings": zero_rows, "seconds": round(seconds, 2), **prompts_fingerprint(prompt_ids), **result.attrs(),
+                   **map_attrs},
+            write=write,
+            message=lambda attrs: f"wrote {self.group(name)}: {n} prompts in {k} clusters, {map_attrs['map_method']} map ({seconds:.1f} s)",
+        )

@@ -14,6 +14,8 @@ they share at run time lives here, once:
    (the atomic group swap, `lake.writer.StagedGroup`) and commit;
 6. return an `Outcome`.
 
+Steps 3-6 are `execute`: placement (``steps/place.py``) and the prompts (``prompts.py``)
+resolve their own key (a ``--key``, a model name) and hand their step to it.
 `run_steps` runs a list of steps on one key (what ``python -m analysis run`` is), in
 the manner of pangeo-forge-recipes' composable stages: a pipeline is data, not code.
 """
@@ -26,15 +28,15 @@ from typing import Any
 from lake import Lake, LakeWriter, Provenance
 
 from .keys import AnalysisKey, resolve_key
-from .results import base_attrs, group_attrs, to_attr
+from .results import group_attrs, to_attr
 from .scheduler import dask_scheduler
-from .steps.base import Computed, Context, Log, Outcome, Step, pca_components, require, stderr_log
+from .steps.base import Computed, Context, InPlaceGroup, Log, Outcome, Step, pca_components, require, stderr_log
 from .steps.pca import PcaStep
 from .store import as_lake
 
 # The step contract lives in analysis.steps.base (below the runner and every step); these
 # names stay importable from here, where callers met them first.
-__all__ = ["Computed", "Context", "Log", "Outcome", "Step", "ensure_pca", "pca_components", "require", "resolve",
+__all__ = ["Computed", "Context", "Log", "Outcome", "Step", "ensure_pca", "execute", "pca_components", "require", "resolve",
            "run_step", "run_steps", "stderr_log"]
 
 
@@ -67,26 +69,36 @@ def run_step(
     step.check(lake)
     if step.reads_pca:
         lake = ensure_pca(lake, key, int(step.parameters()["pca_dim"]), scheduler, log, progress)
-    ctx = Context(lake, key, scheduler, log, progress)
-    group = step.group(key)
-    stored = group_attrs(lake, group)
-    if not force and stored and step.reusable(ctx, stored):
-        log(f"reusing {group} ({step.reuse_reason}; --force recomputes)")
-        return Outcome(step.kind, step.label(key), group, True, step.summary(stored))
+    return execute(step, Context(lake, key, scheduler, log, progress), force)
 
-    with dask_scheduler(scheduler) if step.uses_dask else nullcontext("local") as where:
+
+def execute(step: Step, ctx: Context, force: bool = False) -> Outcome:
+    """Reuse or compute `step` on a resolved context, write its group in one writer session, publish it.
+
+    What every analysis shares once its key is resolved (`run_step` resolves a table's key;
+    placement and the prompts resolve their own and call this): the reuse check, the Dask
+    scheduler, the provenance record, the staged write (or in-place append) and its
+    publication, the closing line and the Outcome.
+    """
+    group = step.group(ctx.key)
+    reused = step.reuse(ctx, group_attrs(ctx.lake, group), force)
+    if reused is not None:
+        return reused
+    with dask_scheduler(ctx.scheduler) if step.uses_dask else nullcontext("local") as where:
         ctx.where = where
         computed = step.compute(ctx)
-        attrs = base_attrs(key, "", step.kind, step.parameters(), **computed.attrs)
-        attrs["key"] = step.label(key)
-        job = Provenance(job=f"analysis {step.kind}", parameters=to_attr(step.provenance(ctx)))
-        with LakeWriter.open(lake.path, job, create=False) as writer:
+        attrs = step.attributes(ctx, computed)
+        job = Provenance(job=step.job(), parameters=to_attr(step.provenance(ctx)))
+        with LakeWriter.open(ctx.lake.path, job, create=False) as writer:
+            if computed.verify is not None:
+                computed.verify()
             attrs["run_id"] = writer.provenance.run_id
-            staged = writer.staged(group)
-            computed.write(staged, attrs)
-            staged.publish()
-    log(computed.message(attrs))
-    return Outcome(step.kind, step.label(key), group, False, step.summary(attrs))
+            target = writer.staged(group) if computed.staged else InPlaceGroup(writer, group)
+            computed.write(target, attrs)
+            target.publish()
+    ctx.log(computed.message(attrs))
+    summary = computed.summary(attrs) if computed.summary is not None else step.summary(attrs)
+    return Outcome(step.kind, step.label(ctx.key), group, False, summary)
 
 
 def ensure_pca(lake: Lake, key: AnalysisKey, pca_dim: int, scheduler: str | None, log: Log, progress: bool) -> Lake:

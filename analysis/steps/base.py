@@ -1,24 +1,28 @@
 """What an analysis step is: the `Step` contract and the types it shares with the runner.
 
 A step (``analysis/steps/<name>.py``) subclasses `Step`; `analysis.runner` runs it. The
-types live here, below both, so that the runner may import the steps it needs (the PCA
-that derived steps read) while every step imports only this module: no cycle.
+types live here, below both, so that the runner may import the step it needs (the PCA
+that derived steps read) while the steps it imports take their types from here: no cycle.
+(A step that resolves its own key, like placement, calls `runner.execute`; the runner
+never imports it.)
 """
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from lake import Lake, StagedGroup
+from lake import Lake, LakeWriter, StagedGroup
 
 from ..errors import AnalysisError
 from ..keys import AnalysisKey
-from ..results import group_attrs, to_attr
+from ..results import base_attrs, group_attrs, to_attr
 from ..store import is_current
 
 Log = Callable[[str], None]
+# What a step runs on: an AnalysisKey for the per-table steps, a model name for the prompts.
+K = TypeVar("K")
 
 
 def stderr_log(message: str) -> None:
@@ -41,11 +45,11 @@ class Outcome:
 
 
 @dataclass
-class Context:
+class Context(Generic[K]):
     """What a step sees while it runs: the lake at its last commit, the key and how to report."""
 
     lake: Lake
-    key: AnalysisKey
+    key: K
     scheduler: str | None
     log: Log
     progress: bool
@@ -60,6 +64,27 @@ class Computed:
     attrs: dict[str, Any]
     write: Callable[[StagedGroup, dict[str, Any]], None]  # (staged group, final attrs) -> None
     message: Callable[[dict[str, Any]], str]  # final attrs -> "wrote ..." line
+    # False: the rows are appended to the group where it is (placed samples), not staged and swapped.
+    staged: bool = True
+    # Called once the writer holds the lake's lock, before anything is written: a step that computed
+    # without the lock refuses here when another writer changed its inputs meanwhile.
+    verify: Callable[[], None] | None = None
+    # The Outcome's numbers from the final attrs (None: `Step.summary`).
+    summary: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+class InPlaceGroup(StagedGroup):
+    """A result group written where it is (rows appended to it): `StagedGroup`'s interface, nothing to swap.
+
+    The writer session still rolls every appended row back when the run fails.
+    """
+
+    def __init__(self, writer: LakeWriter, final_path: str):
+        self.writer = writer
+        self.final_path = self.staging_path = final_path
+
+    def publish(self) -> None:
+        """Nothing to swap: the rows are committed with the session."""
 
 
 class Step:
@@ -90,6 +115,10 @@ class Step:
         """Why `run_steps` should leave this step out for `key` (None: run it)."""
         return None
 
+    def job(self) -> str:
+        """The provenance record's job name."""
+        return f"analysis {self.kind}"
+
     def provenance(self, ctx: Context) -> dict[str, Any]:
         """Parameters of the run's provenance record."""
         return {"key": ctx.key.name, **self.parameters()}
@@ -99,8 +128,22 @@ class Step:
         group = self.group(ctx.key)
         return is_current(ctx.lake, group, ctx.key) and stored.get("parameters") == to_attr(self.parameters())
 
+    def reuse(self, ctx: Context, stored: dict[str, Any], force: bool) -> Outcome | None:
+        """The Outcome of reusing the stored result (attributes `stored`, empty when none), or None to compute."""
+        if force or not stored or not self.reusable(ctx, stored):
+            return None
+        group = self.group(ctx.key)
+        ctx.log(f"reusing {group} ({self.reuse_reason}; --force recomputes)")
+        return Outcome(self.kind, self.label(ctx.key), group, True, self.summary(stored))
+
     def compute(self, ctx: Context) -> Computed:
         raise NotImplementedError
+
+    def attributes(self, ctx: Context, computed: Computed) -> dict[str, Any]:
+        """The result group's attributes but its run id (which the runner fills in once the writer is open)."""
+        attrs = base_attrs(ctx.key, "", self.kind, self.parameters(), **computed.attrs)
+        attrs["key"] = self.label(ctx.key)
+        return attrs
 
     def summary(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The headline numbers an Outcome carries, from the result's attributes."""

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from lake import LakeWriter, Provenance
+from lake import StagedGroup
 from lake.layout import PLACED_NEIGHBOURS, placed_embedding_spec, placed_spec
 
 from ..errors import AnalysisError
@@ -42,7 +42,8 @@ from ..placement import (
     place,
 )
 from ..results import base_attrs, to_attr
-from .base import Log, Outcome, stderr_log
+from .base import Computed, Context, Log, Outcome, Step, stderr_log
+from ..runner import execute
 from ..store import as_lake, load_pca_model, load_scores, pca_run_id, require_pca
 
 KIND = "placed"
@@ -239,6 +240,127 @@ def compute_placement(lake: Any, key: AnalysisKey, candidates: Candidates, fitte
     return Placed(candidates, scores, neighbours, coords)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a placement run will do, decided from the lake before anything is computed."""
+
+    fitted_ids: np.ndarray  # the PCA's fitted rows' sample ids, in its row order
+    fitted: np.ndarray  # their PCA scores
+    embeddings: list[StoredEmbedding]
+    state: dict[str, Any]  # `placement_state`: what the rows placed now are computed from
+    stored: dict[str, Any]  # the placed group's attributes (empty when none)
+    rebuild: bool  # every placed row is computed again and the group replaced (else: appended to)
+    placed_before: int
+    todo: Candidates
+
+    @property
+    def k(self) -> int:
+        return int(self.state["neighbours_k"])
+
+
+@dataclass(frozen=True)
+class PlaceStep(Step):
+    """Place `ids` (None: every probed sample that is not a fitted row) on the key's stored map; `force` rebuilds."""
+
+    kind: ClassVar[str] = KIND
+    reads_pca: ClassVar[bool] = False  # reads the stored PCA, never computes one (`run_place` requires it)
+
+    ids: tuple[str, ...] | None = None
+    force: bool = False
+
+    def group(self, key: Any) -> str:
+        return str(key.placed_group)
+
+    def job(self) -> str:
+        return "analysis place"
+
+    def parameters(self) -> dict[str, Any]:
+        return {"ids": list(self.ids) if self.ids else None, "force": self.force}
+
+    def plan(self, ctx: Context) -> Plan:
+        """Which samples this run places, and whether it appends or rebuilds (read once, cached for compute)."""
+        if "plan" in ctx.cache:
+            return ctx.cache["plan"]
+        lake, key = ctx.lake, ctx.key
+        fitted_ids = np.asarray(lake.column(key.pca_group, "sample_id"), dtype=object)
+        candidates = probed_candidates(lake, key, fitted_ids)
+        if self.ids is not None:
+            check_ids(lake, key, self.ids, candidates, fitted_ids)
+        fitted = load_scores(lake, key)
+        embeddings = current_embeddings(lake, key, len(fitted), ctx.log)
+        state = placement_state(lake, key, len(fitted))
+        stored = lake.attrs(key.placed_group)
+        rebuild = self.force or not stored or is_stale(stored, state)
+        before = np.asarray(lake.column(key.placed_group, "sample_id"), dtype=object) if stored else np.zeros(0, object)
+        in_set = np.isin(candidates.sample_id, before) if len(before) else np.zeros(len(candidates), bool)
+        requested = np.ones(len(candidates), bool) if self.ids is None else np.isin(candidates.sample_id, np.asarray(self.ids, dtype=object))
+        todo = candidates.take((requested | in_set) if rebuild else (requested & ~in_set))
+        ctx.cache["plan"] = Plan(fitted_ids, fitted, embeddings, state, stored, rebuild, len(before), todo)
+        return ctx.cache["plan"]
+
+    def reuse(self, ctx: Context, stored: dict[str, Any], force: bool) -> Outcome | None:
+        """Nothing to place (no new sample, nothing stale to replace): the stored group stands as it is."""
+        plan = self.plan(ctx)
+        if plan.stored and plan.rebuild and not self.force:
+            ctx.log(f"{self.group(ctx.key)} is stale (the PCA or an embedding was recomputed since): placing all {len(plan.todo)} samples again")
+        if plan.todo.rows.size or (plan.rebuild and plan.stored):
+            return None
+        ctx.log(f"nothing new to place at {ctx.key.name} ({plan.placed_before} placed, {len(plan.fitted)} fitted)")
+        return Outcome(KIND, ctx.key.name, self.group(ctx.key), True, _summary(plan.stored, 0))
+
+    def provenance(self, ctx: Context) -> dict[str, Any]:
+        plan = self.plan(ctx)
+        return {"key": ctx.key.name, **self.parameters(), "rebuild": plan.rebuild, "samples": len(plan.todo)}
+
+    def attributes(self, ctx: Context, computed: Computed) -> dict[str, Any]:
+        plan = self.plan(ctx)
+        attrs = base_attrs(ctx.key, "", KIND, {"neighbours_k": plan.k}, **plan.state, **computed.attrs)
+        if not plan.rebuild:
+            attrs["created"] = plan.stored.get("created", attrs["created"])  # `runs` says who appended since
+        return attrs
+
+    def compute(self, ctx: Context) -> Computed:
+        lake, key, plan = ctx.lake, ctx.key, self.plan(ctx)
+        todo, fitted, embeddings, k = plan.todo, plan.fitted, plan.embeddings, plan.k
+        ctx.log(f"placing {len(todo)} samples at {key.name} through the stored PCA into "
+                f"{', '.join(e.name for e in embeddings) or 'no embedding (none is current)'}")
+        result = compute_placement(lake, key, todo, fitted, embeddings, k)
+        labels = _labels(lake, todo)
+        neighbour_ids = plan.fitted_ids[result.neighbours.rows] if len(todo) else np.zeros((0, k), object)
+        total = len(todo) + (0 if plan.rebuild else plan.placed_before)
+        # measured before the writer opens, so the lake's lock is held only for writing
+        e_attrs = {e.name: _embedding_attrs(lake, key, e, fitted, total, plan.rebuild) for e in embeddings}
+        figures = {name: a["leave_one_out_displacement"] for name, a in e_attrs.items()}
+
+        def verify() -> None:
+            # The work above ran without the lock (so the lake stays usable); now that we hold it,
+            # make sure no other writer placed samples or refitted the map in the meantime.
+            if _snapshot(as_lake(lake.path), key) != _snapshot(lake, key):
+                raise AnalysisError(f"{lake.path}: {key.placed_group}, its PCA or an embedding changed while placing; "
+                                    f"run `python -m analysis place --lake {lake.path} --key {key.name}` again")
+
+        def write(target: StagedGroup, attrs: dict[str, Any]) -> None:
+            run_id = attrs["run_id"]
+            attrs["runs"] = [run_id] if plan.rebuild else [*plan.stored.get("runs", []), run_id]  # needs this run's id
+            target.table(placed_spec(key, fitted.shape[1], attrs, k=k)).append(
+                {"scores": result.scores, "neighbor_id": neighbour_ids, "neighbor_row": result.neighbours.rows,
+                 "distance": result.neighbours.distances, **labels})
+            for e in embeddings:
+                spec = placed_embedding_spec(key, e.name, e.coords.shape[1], {**e_attrs[e.name], "run_id": run_id})
+                target.writer.table(replace(spec, path=f"{target.staging_path}/{e.name}")).append({"embedding": result.coords[e.name], **labels})
+
+        return Computed(
+            attrs=dict(method_description=METHOD_DESCRIPTION, leave_one_out_displacement=figures, n_rows=total,
+                       n_fitted=len(fitted), runs=[]),
+            write=write,
+            message=lambda attrs: (f"wrote {key.placed_group}: {len(todo)} samples {'placed' if plan.rebuild else 'appended'} "
+                                   f"({total} in all), in {len(embeddings)} embedding(s)"),
+            staged=plan.rebuild,
+            verify=verify,
+            summary=lambda attrs: _summary(attrs, len(todo)),
+        )
+
+
 def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, *, force: bool = False,
               log: Log = stderr_log) -> Outcome:
     """Place the samples probed at key `key_name` that are not fitted rows (or only `ids`) on the key's stored map.
@@ -246,67 +368,13 @@ def run_place(lake: Any, key_name: str, ids: str | Sequence[str] | None = None, 
     Appends only samples not placed yet; recomputes every placed row when the PCA or an
     embedding changed since (or with `force`). Raises AnalysisError (one line) for an
     unknown key, unknown or fitted ids, or a key without PCA; the lake is then unchanged.
+    Run by `analysis.runner.execute` (reuse, provenance, staged write or append, Outcome).
     """
     lake = as_lake(lake)
     key = resolve_place_key(lake, str(key_name))
     require_pca(lake, key)
     wanted = parse_ids(ids) if isinstance(ids, str) or ids is None else parse_ids(",".join(ids))
-    fitted_ids = np.asarray(lake.column(key.pca_group, "sample_id"), dtype=object)
-    candidates = probed_candidates(lake, key, fitted_ids)
-    if wanted is not None:
-        check_ids(lake, key, wanted, candidates, fitted_ids)
-    fitted = load_scores(lake, key)
-    embeddings = current_embeddings(lake, key, len(fitted), log)
-    state = placement_state(lake, key, len(fitted))
-    k = int(state["neighbours_k"])
-    stored = lake.attrs(key.placed_group)
-    rebuild = force or not stored or is_stale(stored, state)
-    placed_before = np.asarray(lake.column(key.placed_group, "sample_id"), dtype=object) if stored else np.zeros(0, object)
-    in_set = np.isin(candidates.sample_id, np.asarray(placed_before, dtype=object)) if len(placed_before) else np.zeros(len(candidates), bool)
-    requested = np.ones(len(candidates), bool) if wanted is None else np.isin(candidates.sample_id, np.asarray(wanted, dtype=object))
-    todo = candidates.take((requested | in_set) if rebuild else (requested & ~in_set))
-    group = key.placed_group
-    if stored and rebuild and not force:
-        log(f"{group} is stale (the PCA or an embedding was recomputed since): placing all {len(todo)} samples again")
-    if not todo.rows.size and not (rebuild and stored):
-        log(f"nothing new to place at {key.name} ({len(placed_before)} placed, {len(fitted)} fitted)")
-        return Outcome(KIND, key.name, group, True, _summary(stored, 0))
-    log(f"placing {len(todo)} samples at {key.name} through the stored PCA into "
-        f"{', '.join(e.name for e in embeddings) or 'no embedding (none is current)'}")
-    result = compute_placement(lake, key, todo, fitted, embeddings, k)
-    labels = _labels(lake, todo)
-    neighbour_ids = fitted_ids[result.neighbours.rows] if len(todo) else np.zeros((0, k), object)
-    job = Provenance(job="analysis place", parameters=to_attr({"key": key.name, "ids": list(wanted) if wanted else None,
-                                                               "force": force, "rebuild": rebuild, "samples": len(todo)}))
-    total = len(todo) + (0 if rebuild else len(placed_before))
-    # measured before the writer opens, so the lake's lock is held only for writing
-    e_attrs = {e.name: _embedding_attrs(lake, key, e, fitted, total, rebuild) for e in embeddings}
-    figures = {name: a["leave_one_out_displacement"] for name, a in e_attrs.items()}
-    with LakeWriter.open(lake.path, job, create=False) as writer:
-        # The work above ran without the lock (so the lake stays usable); now that we hold it,
-        # make sure no other writer placed samples or refitted the map in the meantime.
-        if _snapshot(as_lake(lake.path), key) != _snapshot(lake, key):
-            raise AnalysisError(f"{lake.path}: {group}, its PCA or an embedding changed while placing; "
-                                f"run `python -m analysis place --lake {lake.path} --key {key.name}` again")
-        run_id = writer.provenance.run_id
-        runs = [run_id] if rebuild else [*stored.get("runs", []), run_id]
-        attrs = base_attrs(key, run_id, KIND, {"neighbours_k": k}, **state, method_description=METHOD_DESCRIPTION,
-                           leave_one_out_displacement=figures, n_rows=total, n_fitted=len(fitted), runs=runs)
-        if not rebuild:
-            attrs["created"] = stored.get("created", attrs["created"])  # `runs` says who appended since
-        staged = writer.staged(group) if rebuild else None
-        root = staged.staging_path if staged else group
-        table = writer.table(replace(placed_spec(key, fitted.shape[1], attrs, k=k), path=root))
-        table.append({"scores": result.scores, "neighbor_id": neighbour_ids, "neighbor_row": result.neighbours.rows,
-                      "distance": result.neighbours.distances, **labels})
-        for e in embeddings:
-            spec = placed_embedding_spec(key, e.name, e.coords.shape[1], {**e_attrs[e.name], "run_id": run_id})
-            writer.table(replace(spec, path=f"{root}/{e.name}")).append({"embedding": result.coords[e.name], **labels})
-        if staged is not None:
-            staged.publish()
-    log(f"wrote {group}: {len(todo)} samples {'placed' if rebuild else 'appended'} ({total} in all), "
-        f"in {len(embeddings)} embedding(s)")
-    return Outcome(KIND, key.name, group, False, _summary(attrs, len(todo)))
+    return execute(PlaceStep(wanted, force), Context(lake, key, None, log, False), force)
 
 
 def _snapshot(lake: Any, key: AnalysisKey) -> tuple[Any, ...]:
