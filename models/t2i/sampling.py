@@ -207,6 +207,30 @@ def _noise_batch(keys: Sequence[tuple[int, str, int]], shape: tuple, step: int, 
     return torch.stack([latent_noise(s, p, i, shape, step) for s, p, i in keys]).to(device)
 
 
+def _conditioning(model, embeds: PromptEmbeds, negative: PromptEmbeds | None, cfg: bool, height: int,
+                  width: int) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """The UNet's text conditioning for every row: (encoder hidden states, SDXL's added_cond_kwargs or None).
+
+    With ``cfg`` the rows are doubled, unconditional first (``negative``, default the encoded
+    empty prompt, one row or one per sample), as diffusers' pipelines batch them.
+    """
+    device, dtype, n = model.device, model.dtype, len(embeds)
+    cond, pooled = embeds.embeds.to(device, dtype), embeds.pooled.to(device, dtype)
+    if cfg:
+        neg = negative if negative is not None else encode_prompts(model, [""])
+        if len(neg) == 1:
+            neg = neg.take([0] * n)
+        if len(neg) != n:
+            raise ValueError(f"negative embeddings have {len(neg)} rows; give 1 or {n}")
+        cond = torch.cat([neg.embeds.to(device, dtype), cond])
+        pooled = torch.cat([neg.pooled.to(device, dtype), pooled])
+    added = None
+    if model.family.dual_encoder:
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=dtype, device=device).repeat(cond.shape[0], 1)
+        added = {"text_embeds": pooled, "time_ids": time_ids}
+    return cond, added
+
+
 @torch.no_grad()
 def t2i_generate(model, embeds: PromptEmbeds, noise_keys: Sequence[tuple[int, str, int]],
                  timesteps: Sequence[int], height: int, width: int, *, guidance: float = 0.0,
@@ -242,21 +266,8 @@ def t2i_generate(model, embeds: PromptEmbeds, noise_keys: Sequence[tuple[int, st
     latent_hw = (height // factor, width // factor)
     shape = (model.latent_channels, *latent_hw)
 
-    cond, pooled = embeds.embeds.to(device, dtype), embeds.pooled.to(device, dtype)
-    if cfg:
-        neg = negative if negative is not None else encode_prompts(model, [""])
-        if len(neg) == 1:
-            neg = neg.take([0] * n)
-        if len(neg) != n:
-            raise ValueError(f"negative embeddings have {len(neg)} rows; give 1 or {n}")
-        # Unconditional first, as diffusers' pipelines batch it.
-        cond = torch.cat([neg.embeds.to(device, dtype), cond])
-        pooled = torch.cat([neg.pooled.to(device, dtype), pooled])
+    cond, added = _conditioning(model, embeds, negative if cfg else None, cfg, height, width)
     batch = cond.shape[0]
-    added = None
-    if model.family.dual_encoder:
-        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=dtype, device=device).repeat(batch, 1)
-        added = {"text_embeds": pooled, "time_ids": time_ids}
 
     abar = model.alphas_cumprod
     capture = _Capture(model.unet, site_names, residual, spatial, latent_hw) if site_names else None
