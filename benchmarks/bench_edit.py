@@ -42,7 +42,7 @@ def build_lake(path: Path, preset: str, device: str, real: int, generated: int) 
     from ingest.activations import probe_activations
     from ingest.generate import generate
     from ingest.pipeline import SampleBatch, SampleSink
-    from ingest.probe import ModelSpec
+    from ingest.core.models import ModelSpec
     from lake import LakeWriter, Provenance
     from tests.conftest import photo_like_images
 
@@ -61,8 +61,9 @@ def bare_passes(preset: str, device_name: str, n: int, seed: int, class_id: int)
     import torch
 
     import models
-    from ingest.edit import edit_noise, one_hot
-    from ingest.probe import compute_block
+    from ingest.core.forward import one_hot
+    from ingest.edit.parents import edit_noise
+    from ingest.core.models import compute_block
 
     device = models.pick_device(None if device_name == "auto" else device_name)
     module = models.load_generator(preset, device=str(device)).module

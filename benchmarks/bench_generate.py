@@ -159,7 +159,7 @@ def main() -> None:
     import models
     from ingest.generate import parse_schedule
     from ingest.options import parse_sigmas
-    from ingest.probe import ModelSpec, compute_block, load_model, resolve_layer_flag
+    from ingest.core.models import ModelSpec, compute_block, load_model, resolve_layer_flag
 
     model = ModelSpec(preset=args.preset, checkpoint=None, device=args.device, dtype=args.dtype)
     began = time.perf_counter()

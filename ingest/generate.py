@@ -3,7 +3,7 @@
 Sample i of a run is a pure function of (seed, i, model, schedule): its noise comes from an
 RNG keyed by (seed, i) (each later step's from (seed, i, step), `models.step_noise`), its
 class from (seed, i) or from i alone with --samples-per-class.
-The network runs on fixed blocks of indices (see ingest.probe), so the images and
+The network runs on fixed blocks of indices (see ingest.core.models), so the images and
 activations are bit-identical whatever --batch-size, however often the job was
 interrupted or extended, and however many processes made them (same device type and
 threads per process). Rows are appended in index order, samples and
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,22 +33,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .core.generation import ONE_STEP, SIGMA_LIMIT, ClassPlan
 from .errors import InputError
 from .options import add_lake_flag, add_run_flags, parse_class_list, parse_sigmas, positive
-from .ranks import Failure, split_steps  # Failure, parse_class_list: TEMP: until ingest/t2i moves (t2i/prompts import them from here)
+from .ranks import Failure, split_steps
 
 if TYPE_CHECKING:
-    from .probe import ModelSpec
-
-NUM_CLASSES = 1000
-ONE_STEP = (80.0,)  # the default schedule: DMD2's one-step generator, today's samples and ids
-SIGMA_LIMIT = 80.0  # the generator is conditioned on sigma <= 80 (EDM's sigma_max for ImageNet-64)
+    from .core.models import ModelSpec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from lake.cli import command
 
-    from .probe import add_model_flags
+    from .core.models import add_model_flags
 
     parser = command(
         subparsers,
@@ -131,54 +127,23 @@ def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float]
     return canonical
 
 
-@dataclass(frozen=True)
-class ClassPlan:
-    """Which class sample `index` gets: a pure function of (seed, index) and the flags."""
+def generated_indices(ids: Any, model_id: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, indices) of the ids that are generated samples of (`model_id`, `seed`)."""
+    from lake.layout import parse_generated_id
 
-    seed: int
-    samples_per_class: int | None = None
-    classes: tuple[int, ...] | None = None  # in the order given; None: all 1000 in standard order
-
-    def class_of(self, index: int) -> int:
-        import models
-
-        pool = self.classes or tuple(range(NUM_CLASSES))
-        if self.samples_per_class is not None:
-            return pool[(index // self.samples_per_class) % len(pool)]
-        return pool[models.sample_class(self.seed, index, num_classes=len(pool))]
-
-    def classes_of(self, indices: np.ndarray) -> np.ndarray:
-        return np.array([self.class_of(int(i)) for i in indices], dtype=np.int64)
-
-
-def sample_id_prefix(model_id: str, seed: int) -> str:
-    return f"gen/{model_id}/s{seed}/"
-
-
-def schedule_model_id(model_id: str, sigmas: Sequence[float]) -> str:
-    """The model identity of samples made with `sigmas`: `model_id` itself for one step at 80, else
-    ``<model_id>~<schedule id>`` (so one-step and K-step samples of a seed are different samples)."""
-    from lake.layout import schedule_id
-
-    return model_id if tuple(sigmas) == ONE_STEP else f"{model_id}~{schedule_id(sigmas)}"
-
-
-def generated_indices(ids: Any, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, indices) of the ids that are generated samples under `prefix`."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
     rows, indices = [], []
     for row, sample_id in enumerate(ids):
-        match = pattern.match(sample_id)
-        if match:
+        parsed = parse_generated_id(sample_id)
+        if parsed is not None and parsed[0] == model_id and parsed[1] == seed:
             rows.append(row)
-            indices.append(int(match.group(1)))
+            indices.append(parsed[2])
     return np.asarray(rows, dtype=np.int64), np.asarray(indices, dtype=np.int64)
 
 
-def present_mask(ids: Any, prefix: str, n: int) -> np.ndarray:
-    """Which of the indices 0..n-1 already have a row among `ids`."""
+def present_mask(ids: Any, model_id: str, seed: int, n: int) -> np.ndarray:
+    """Which of the indices 0..n-1 of (`model_id`, `seed`) already have a row among `ids`."""
     mask = np.zeros(n, dtype=bool)
-    _, indices = generated_indices(ids, prefix)
+    _, indices = generated_indices(ids, model_id, seed)
     mask[indices[indices < n]] = True
     return mask
 
@@ -211,7 +176,9 @@ class GenerationJob:
 
     @property
     def sample_model_id(self) -> str:
-        """The model identity of the samples (ids, origins, samples/model_id): `schedule_model_id`."""
+        """The model identity of the samples (ids, origins, samples/model_id): `lake.layout.schedule_model_id`."""
+        from lake.layout import schedule_model_id
+
         return schedule_model_id(self.model_id, self.sigmas)
 
 
@@ -232,10 +199,9 @@ def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterato
     Every rank runs this loop in the same order (the gathers are collective). A rank
     with no block left in the last step sends padding marked with index -1.
     """
-    import models
     import torch
 
-    from .probe import generate_block, generate_steps_block
+    from .core.generation import generate_indices
 
     wanted = set(needed.tolist())
     size = job.blocks_per_rank * job.block
@@ -245,12 +211,8 @@ def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterato
         for block in mine:
             indices = np.arange(block * job.block, (block + 1) * job.block, dtype=np.int64)
             class_ids = torch.from_numpy(job.classes.classes_of(indices))
-            if job.multi_step:
-                noises = models.step_noise_batch(job.seed, indices.tolist(), len(job.sigmas), job.noise_shape)
-                out = generate_steps_block(job.module, noises.to(job.device), class_ids, job.sigmas, job.layers)
-            else:
-                noise = torch.stack([models.sample_noise(job.seed, int(i), job.noise_shape) for i in indices]).to(job.device)
-                out = generate_block(job.module, noise, class_ids, job.layers)
+            out = generate_indices(job.module, job.device, job.seed, indices, class_ids, job.sigmas, job.layers,
+                                   job.noise_shape)
             outputs.append((indices, out))
         arrays = _pack(job, outputs, size)
         gathered = ranks.gather(arrays)
@@ -305,7 +267,7 @@ class GenerateRequest:
 
 def run(args: argparse.Namespace) -> None:
     """`python -m ingest generate`: the flags as `generate`'s typed arguments."""
-    from .probe import ModelSpec
+    from .core.models import ModelSpec
 
     generate(args.lake, ModelSpec.from_args(args), args.num_samples, seed=args.seed,
              samples_per_class=args.samples_per_class, classes=args.classes, layers=args.layers,
@@ -327,7 +289,7 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
     ``trajectories/<schedule>[/<layer>]``. Under `accelerate launch`/torchrun every
     process calls this; rank 0 alone writes. Bad input raises InputError (one line).
     """
-    from .probe import compute_block, layer_shapes, load_model, resolve_layer_flag
+    from .core.models import compute_block, layer_shapes, load_model, resolve_layer_flag
     from .ranks import detect_ranks
 
     positive(batch_size, "--batch-size")
@@ -370,31 +332,16 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
 def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shapes: dict[str, tuple[int, int, int]],
                ranks: Any) -> None:
     """Rank 0: plan what is missing, tell the other ranks, then append and commit batch after batch."""
-    from lake import InputFile, LakeWriter, Provenance
-
-    from lake.layout import schedule_id
+    from lake import LakeWriter
+    from lake.layout import generated_sample_id, schedule_id
 
     from .activation_store import LayerShape, open_generation_table, open_trajectory_layer_table, open_trajectory_table
+    from .core.models import random_weights_note
     from .overlap import write_behind
     from .pipeline import SampleBatch, SampleSink, progress_bar
-    from .probe import random_weights_note
 
-    inputs = []
-    if request.model.checkpoint:
-        from models.checkpoint import resolve_checkpoint
-
-        path = resolve_checkpoint(request.model.checkpoint)
-        inputs.append(InputFile(path=str(path), size=path.stat().st_size, sha256=identity.checkpoint_sha256 or ""))
-    provenance = Provenance(
-        job="ingest generate",
-        inputs=inputs,
-        parameters={"num_samples": request.num_samples, "seed": request.seed, "samples_per_class": request.samples_per_class,
-                    "classes": list(job.classes.classes) if job.classes.classes else None, "layers": job.layers,
-                    **identity.attrs(), "dtype": identity.dtype, "device": str(job.device),
-                    "compute_block": job.block, "processes": ranks.count,
-                    "sigmas": list(job.sigmas), "steps": len(job.sigmas), "schedule": schedule_id(job.sigmas)},
-    )
-    prefix = sample_id_prefix(job.sample_model_id, request.seed)
+    provenance = generate_provenance(request, job, identity, ranks)
+    sample_model_id = job.sample_model_id
     schedule = schedule_id(job.sigmas)
     planned = False
     try:
@@ -407,12 +354,12 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
                 trajectory = open_trajectory_table(writer, schedule, job.sigmas, attrs)
             else:
                 tables = {layer: open_generation_table(writer, layer, LayerShape(*shapes[layer]), attrs) for layer in job.layers}
-            check_class_plan(sink, prefix, job.classes)
+            check_class_plan(sink, sample_model_id, job.classes)
             layer_ids = {layer: set(table.keys()) for layer, table in tables.items()}
             trajectory_ids = set(trajectory.keys()) if job.multi_step else set()
-            missing = ~present_mask(sink.existing, prefix, request.num_samples)
+            missing = ~present_mask(sink.existing, sample_model_id, request.seed, request.num_samples)
             for ids in [*layer_ids.values(), *([trajectory_ids] if job.multi_step else [])]:
-                missing |= ~present_mask(ids, prefix, request.num_samples)
+                missing |= ~present_mask(ids, sample_model_id, request.seed, request.num_samples)
             needed = np.flatnonzero(missing)
             ranks.broadcast(needed)
             planned = True
@@ -423,7 +370,7 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
             with progress_bar(len(needed), "ingest generate", disable=not request.progress) as bar:
 
                 def write(batch: GeneratedBatch) -> None:
-                    ids = [f"{prefix}{i}" for i in batch.indices.tolist()]
+                    ids = [generated_sample_id(sample_model_id, request.seed, i) for i in batch.indices.tolist()]
                     for layer, table in tables.items():
                         rows = [k for k, sample_id in enumerate(ids) if sample_id not in layer_ids[layer]]
                         if rows:
@@ -455,12 +402,36 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
         raise
 
 
-def check_class_plan(sink: Any, prefix: str, plan: ClassPlan) -> None:
+def generate_provenance(request: GenerateRequest, job: GenerationJob, identity: Any, ranks: Any) -> Any:
+    """The run's provenance record: the checkpoint file as its input, every parameter that shapes the samples."""
+    from lake import InputFile, Provenance
+    from lake.layout import schedule_id
+
+    inputs = []
+    if request.model.checkpoint:
+        from models.checkpoint import resolve_checkpoint
+
+        path = resolve_checkpoint(request.model.checkpoint)
+        inputs.append(InputFile(path=str(path), size=path.stat().st_size, sha256=identity.checkpoint_sha256 or ""))
+    return Provenance(
+        job="ingest generate",
+        inputs=inputs,
+        parameters={"num_samples": request.num_samples, "seed": request.seed, "samples_per_class": request.samples_per_class,
+                    "classes": list(job.classes.classes) if job.classes.classes else None, "layers": job.layers,
+                    **identity.attrs(), "dtype": identity.dtype, "device": str(job.device),
+                    "compute_block": job.block, "processes": ranks.count,
+                    "sigmas": list(job.sigmas), "steps": len(job.sigmas), "schedule": schedule_id(job.sigmas)},
+    )
+
+
+def check_class_plan(sink: Any, model_id: str, plan: ClassPlan) -> None:
     """Refuse to extend a seed's samples with a different class assignment (the ids would lie).
 
     Checks up to 256 evenly spaced existing samples: a changed assignment differs almost everywhere.
     """
-    rows, indices = generated_indices(sink.table.keys(), prefix)
+    from lake.layout import generated_sample_id
+
+    rows, indices = generated_indices(sink.table.keys(), model_id, plan.seed)
     if not len(rows):
         return
     pick = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), 256)).astype(np.int64))
@@ -471,5 +442,5 @@ def check_class_plan(sink: Any, prefix: str, plan: ClassPlan) -> None:
     if len(bad):
         k = int(bad[0])
         raise InputError(
-            f"--seed {plan.seed}: the lake's sample {prefix}{indices[k]} has class {stored[k]}, but this run's "
+            f"--seed {plan.seed}: the lake's sample {generated_sample_id(model_id, plan.seed, int(indices[k]))} has class {stored[k]}, but this run's "
             f"--classes/--samples-per-class give class {expected[k]}; repeat the flags of the first run or use another --seed")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.images import centre_square_thumbnail  # also re-exported: TEMP: until ingest/t2i moves
+from .core.images import centre_square_thumbnail
 from .errors import InputError
 from .options import add_commit_flag, add_lake_flag, add_run_flags, add_selection_flags, non_negative, positive
 from .selection import Selection, parse_selection
@@ -32,7 +32,9 @@ class ImageFile:
 
     @property
     def sample_id(self) -> str:
-        return f"jpeg/{self.relative}"
+        from lake.layout import jpeg_sample_id
+
+        return jpeg_sample_id(self.relative)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

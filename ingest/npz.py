@@ -38,7 +38,9 @@ class NpzInput:
     split: str
 
     def sample_id(self, row: int) -> str:
-        return f"in64/{self.path.stem}/{row}"
+        from lake.layout import npz_sample_id
+
+        return npz_sample_id(self.path.stem, row)
 
     def origin(self, row: int) -> str:
         return f"{self.path.name}#row={row}"

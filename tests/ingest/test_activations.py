@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ingest.activations import plan_steps
+from ingest.probing import plan_steps
 from ingest.options import parse_sigmas
 from ingest.cli import main
 from ingest.errors import InputError
@@ -237,7 +237,7 @@ def test_layer_shapes_match_a_forward_pass():
     import torch
 
     import models
-    from ingest.probe import layer_shapes
+    from ingest.core.models import layer_shapes
 
     module = models.build_generator("tiny")
     names = models.layer_names(module)

@@ -9,8 +9,8 @@ import pytest
 from ingest.activations import probe_activations
 from ingest.cli import main
 from ingest.errors import InputError
-from ingest.probe import ModelSpec
-from ingest.reconstruct import reconstruct_sample
+from ingest.core.models import ModelSpec
+from ingest.core import reconstruct_sample
 from ingest.pipeline import SampleBatch, SampleSink
 from lake import LakeWriter, Provenance, open_lake
 from lake.layout import T2I_SPLIT

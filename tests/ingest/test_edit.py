@@ -27,8 +27,8 @@ from ingest.activations import probe_activations
 from ingest.errors import InputError
 from ingest.generate import generate
 from ingest.pipeline import SampleBatch, SampleSink
-from ingest.probe import ModelSpec
-from ingest.reconstruct import reconstruct_sample
+from ingest.core.models import ModelSpec
+from ingest.core import reconstruct_sample
 from lake import LakeWriter, Provenance, open_lake
 from lake.layout import SAMPLES_GROUP
 from tests.conftest import REPO, photo_like_images, run_cli, tree_digest

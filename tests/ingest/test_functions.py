@@ -12,7 +12,7 @@ import xarray as xr
 
 from ingest.errors import InputError
 from ingest.npz import ingest_npz
-from ingest.probe import ModelSpec, load_model
+from ingest.core.models import ModelSpec, load_model
 from ingest.selection import Selection, parse_selection
 from lake import open_lake
 from tests.conftest import REPO, run_cli
@@ -80,7 +80,7 @@ PYTHON_JOBS = """
 import sys
 from ingest.activations import probe_activations
 from ingest.generate import generate
-from ingest.probe import ModelSpec
+from ingest.core.models import ModelSpec
 model = ModelSpec(preset="tiny", device="cpu")
 generate(sys.argv[1], model, 8, seed=3, layers=["bottleneck"], batch_size=8, progress=False)
 probe_activations(sys.argv[1], model, ["bottleneck"], [2.0, 10.0], source="generated", progress=False)

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from ingest.cli import main
-from ingest.generate import ClassPlan
+from ingest.core.generation import ClassPlan
 from ingest.options import parse_class_list
 from ingest.ranks import split_steps
 from lake import imagenet_classes, open_lake

@@ -17,9 +17,10 @@ import time
 import numpy as np
 import pytest
 
-from ingest.activations import plan_steps
+from ingest.probing import plan_steps
 from ingest.errors import InputError
-from ingest.reconstruct import load_probe_model, probe_setup, reconstruct_sample, stored_reconstruction
+from ingest.core import reconstruct_sample, stored_reconstruction
+from ingest.core.recorded import load_probe_model, probe_setup
 from lake import open_lake
 from tests.conftest import REPO, tree_digest
 from tests.ingest.test_activations import BASE, BOTTLENECK, by_sample, make_lake, probe, read
@@ -137,11 +138,10 @@ def test_on_demand_equals_stored_bit_for_bit(lakes):
 
 def count_passes(monkeypatch) -> dict[str, int]:
     """Count the job's network passes by kind: full (reconstructions) and cut short (probe only)."""
-    import ingest.probe
-    import ingest.reconstruct
+    from ingest.core import forward
 
     calls = {"full": 0, "probe": 0}
-    for module, name, kind in [(ingest.reconstruct, "denoise_block", "full"), (ingest.probe, "probe_block", "probe")]:
+    for module, name, kind in [(forward, "denoise_block", "full"), (forward, "probe_block", "probe")]:
         original = getattr(module, name)
 
         def counted(*args, _original=original, _kind=kind, **kwargs):

@@ -1,22 +1,21 @@
-"""The network side of `ingest generate` and `ingest activations`: load a generator, run it
-in fixed blocks, and reduce captured block outputs to what the lake stores.
+"""Which network an ingest job runs: the model flags as a `ModelSpec`, loading it, and the identity
+(`ModelIdentity`) every row it writes records, so nobody mistakes random weights for DMD2.
 
 Determinism. On CPU (oneDNN) and GPU (cuDNN) a sample's output depends in its low bits
 on the *other* samples in the same forward call. So the network only ever runs on
 fixed *compute blocks*, whose membership is a function of the data alone (generated
 indices k*B .. k*B+B-1; rows k*B .. of the samples table when probing), never of
 --batch-size, resumption or the number of processes. The same block always produces
-the same bits on the same device type and thread count.
+the same bits on the same device type and thread count (`compute_block` gives B).
 """
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 # Samples per network call, by device type. Small on CPU (little to gain from more,
 # and padding a partial block costs whole forwards); larger on accelerators, where
@@ -27,15 +26,6 @@ COMPUTE_BLOCK = {"cpu": 8, "cuda": 32, "mps": 16}
 def compute_block(device: Any) -> int:
     """Samples per network call on `device` (a torch.device or its type name)."""
     return COMPUTE_BLOCK.get(getattr(device, "type", str(device)), 8)
-
-
-def conditioning_classes(class_ids: Any) -> Any:
-    """The classes to condition a compute block's rows on: a row without a class (-1: a
-    text-to-image sample) gets class 0. Such rows are never probed themselves, but they can
-    share a compute block with rows that are, and the block runs whole (bit-exactness)."""
-    import numpy as np
-
-    return np.maximum(np.asarray(class_ids, dtype=np.int64), 0)
 
 
 def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False) -> None:
@@ -124,87 +114,15 @@ def resolve_layer_flag(text: str | None, module: Any, flag: str = "--layers") ->
     """Canonical layer names from a comma-separated flag (aliases allowed), in the order given."""
     import models
 
-    names = [t.strip() for t in (text or "").split(",") if t.strip()]
+    from ..options import comma_list
+
+    names = comma_list(text or "")
     if not names:
         return []
     try:
         return models.resolve_layers(names, module)
     except ValueError as exc:
         raise InputError(f"{flag}: {exc}") from None
-
-
-@dataclass
-class BlockOutput:
-    """One compute block's results, still on the network's device (so blocks queue up without syncing)."""
-
-    means: dict[str, Any]  # layer -> (n, C) float32 tensor; (n, K, C) for K-step generation
-    spatial: dict[str, Any]  # layer -> (n, C, H, W) float16 tensor (only when asked for)
-    images: Any = None  # (n, 64, 64, 3) uint8 tensor, generation only (the last step's x0_hat)
-    steps: Any = None  # (n, K, 64, 64, 3) uint8 tensor: every step's x0_hat, K-step generation only
-
-
-def _reduce(acts: dict[str, Any], layers: Sequence[str], keep_spatial: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    import torch
-
-    means = {name: acts[name].to(torch.float32).mean(dim=(2, 3)) for name in layers}
-    spatial = {name: acts[name].to(torch.float16) for name in layers} if keep_spatial else {}
-    return means, spatial
-
-
-def generate_block(module: Any, noise: Any, class_ids: Any, layers: Sequence[str]) -> BlockOutput:
-    """One-step generation of a block (models.one_step_generate), capturing `layers`."""
-    import models
-    import torch
-
-    captured: AbstractContextManager[dict[str, Any]] = models.capture(module, layers) if layers else nullcontext({})
-    with torch.inference_mode(), captured as acts:
-        images = models.one_step_generate(module, noise, class_ids)
-        means, _ = _reduce(acts, layers, keep_spatial=False)
-    return BlockOutput(means=means, spatial={}, images=images)
-
-
-def generate_steps_block(module: Any, noises: Any, class_ids: Any, sigmas: Sequence[float],
-                         layers: Sequence[str]) -> BlockOutput:
-    """K-step generation of a block (models.denoise_steps over `sigmas`), capturing `layers` at every step.
-
-    `noises` is (K, n, 3, 64, 64), one standard-normal tensor per step. Each step's
-    captured outputs are reduced to channel means right after its pass (the hooks keep
-    only the latest pass), and stacked along a step axis: means (n, K, C).
-    """
-    import models
-    import torch
-
-    captured: AbstractContextManager[dict[str, Any]] = models.capture(module, layers) if layers else nullcontext({})
-    per_step: list[dict[str, Any]] = []
-    images = []
-    with torch.inference_mode(), captured as acts:
-        for x0_hat in models.denoise_steps(module, noises, class_ids, sigmas):
-            images.append(models.to_uint8_nhwc(x0_hat))
-            per_step.append(_reduce(acts, layers, keep_spatial=False)[0])
-    steps = torch.stack(images, dim=1)
-    means = {name: torch.stack([step[name] for step in per_step], dim=1) for name in layers}
-    return BlockOutput(means=means, spatial={}, images=steps[:, -1], steps=steps)
-
-
-def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, layers: Sequence[str],
-                keep_spatial: bool) -> BlockOutput:
-    """Run a block through the network as a denoiser at noise level `sigma`: D(x0 + sigma*eps, sigma, onehot(class)).
-
-    `x0` and `eps` are (n, 3, 64, 64) float32 on the module's device. The pass stops
-    after the deepest of `layers` (models.capture's stop_early).
-    """
-    import models
-    import torch
-    from torch.nn import functional as F
-
-    n = x0.shape[0]
-    labels = F.one_hot(class_ids.to(x0.device), module.label_dim).to(torch.float32)
-    sigmas = torch.full((n,), float(sigma), dtype=torch.float32, device=x0.device)
-    with torch.inference_mode():
-        with models.capture(module, layers, stop_early=True) as acts:
-            module(x0 + float(sigma) * eps, sigmas, labels)
-        means, spatial = _reduce(acts, layers, keep_spatial)
-    return BlockOutput(means=means, spatial=spatial)
 
 
 def layer_shapes(module: Any, layers: Sequence[str]) -> dict[str, tuple[int, int, int]]:
