@@ -15,7 +15,7 @@ from .spec import T2IModelSpec, T2ISettings
 
 
 def prepare_job(model: T2IModelSpec, prompts: PromptList, settings: T2ISettings, layer_names: list[str] | None,
-             ranks: Any) -> T2IJob:
+                ranks: Any) -> T2IJob:
     """Check the base folder, parse the schedule, load the model, resolve the sites, measure shapes (every rank)."""
     from models.device import pick_device
     from models.t2i import FAMILIES, T2ILoadError, detect_family, load_t2i, resolve_sites, timestep_sigmas
