@@ -15,6 +15,7 @@ from typing import Any
 
 from lake.cli import command, run_cli
 from lake.cli import non_negative_float as _non_negative_float
+from lake.cli import int_at_least
 from lake.cli import positive_int as _positive_int
 
 # The flags' defaults come from analysis.params (standard library only, so `--help` stays light).
@@ -43,15 +44,8 @@ LAYER_HELP = ("activation table: a layer with an activations/<layer> group, an a
 
 
 
-def _non_negative_int(text: str) -> int:
-    """argparse type: an integer of at least 0 (a timestep)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
+# argparse type of --timestep: an integer of at least 0.
+_non_negative_int = int_at_least(0)
 
 
 def _sigma_list(text: str) -> tuple[float, ...]:
@@ -120,6 +114,7 @@ def _add_compare(parser: argparse.ArgumentParser, flag: str = "--k", max_classes
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `python -m analysis` parser: one subcommand per analysis, each added by its `_add_<name>_command`."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
         description="PCA, UMAP, k-NN graphs, k-means clusters and real-vs-generated metrics of activation tables in a "
@@ -128,23 +123,47 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_pca_command(sub)
+    _add_umap_command(sub)
+    _add_knn_command(sub)
+    _add_compare_command(sub)
+    _add_run_command(sub)
+    _add_clusters_command(sub)
+    _add_prompts_command(sub)
+    _add_trajectory_command(sub)
+    _add_query_command(sub)
+    _add_place_command(sub)
+    _add_list_command(sub)
+    return parser
 
+
+def _add_pca_command(sub: Any) -> None:
+    """The `pca` subcommand and its flags."""
     p = command(sub, "pca", _pca_command, help="standardise + PCA one (layer, sigma) table out of core (Dask)", description="Standardise and PCA one (layer, sigma) activation table out of core; store scores and the transform in analysis/pca/<key>.")
     _add_common(p)
     _add_pca_dim(p)
     p.add_argument("--block-rows", type=_positive_int, help="rows per Dask block (default: whole storage chunks, about 64 MB)")
 
+
+def _add_umap_command(sub: Any) -> None:
+    """The `umap` subcommand and its flags."""
     p = command(sub, "umap", _umap_command, help="UMAP embedding (2D or 3D) of the PCA scores", description="UMAP of one key's PCA scores into analysis/embeddings/<key>/<name>.")
     _add_common(p)
     _add_umap(p)
     _add_pca_dim(p)
 
+
+def _add_knn_command(sub: Any) -> None:
+    """The `knn` subcommand and its flags."""
     p = command(sub, "knn", _knn_command, help="k-nearest-neighbour graph in PCA space", description="k-NN graph of one key's PCA scores (exact below --exact-below rows, NN-descent above) into analysis/knn/<key>.")
     _add_common(p)
     _add_knn(p)
     p.add_argument("--seed", type=int, default=42, help="NN-descent seed (default 42)")
     _add_pca_dim(p)
 
+
+def _add_compare_command(sub: Any) -> None:
+    """The `compare` subcommand and its flags."""
     p = command(sub, "compare", _compare_command, help="real vs generated: Frechet distance, precision/recall/density/coverage, memorisation", description="Real vs generated in PCA space, overall and per class, into analysis/compare/<key>; prints a table.")
     _add_common(p)
     _add_compare(p)
@@ -152,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact-below", type=_positive_int, default=20000, help="exact neighbour search below this many rows (default 20000)")
     _add_pca_dim(p)
 
+
+def _add_run_command(sub: Any) -> None:
+    """The `run` subcommand and its flags."""
     p = command(sub, "run", _run_command, help="pca + umap 2D + umap 3D + knn [+ clusters] + compare for one (layer, sigma)",
                 description="Everything for one (layer, sigma): pca, umap 2D and 3D, knn, [clusters,] compare. On a text-to-image layer "
                 "also k-means clusters and the model's prompts (clustered and mapped); compare is skipped there (every sample is "
@@ -166,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the rows/prompts). Default: 8 on text-to-image layers, where run always clusters; ImageNet layers are "
                    "clustered only when this is given")
 
+
+def _add_clusters_command(sub: Any) -> None:
+    """The `clusters` subcommand and its flags."""
     p = command(sub, "clusters", _clusters_command, help="k-means clusters of one key's PCA scores (out of core)",
                 description="k-means of one (layer, sigma) key's PCA scores into analysis/clusters/<key> (a cluster per row, rows as "
                 "analysis/pca/<key>): k-means++ on a seeded hash subset for the initial centres, then Lloyd passes over every "
@@ -176,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pca_dim(p)
     p.add_argument("--block-rows", type=_positive_int, help="PCA score rows read at once (default 65536; the clusters do not depend on it)")
 
+
+def _add_prompts_command(sub: Any) -> None:
+    """The `prompts` subcommand and its flags."""
     p = command(sub, "prompts", _prompts_command, help="cluster and map the prompts of text-to-image models",
                 description="k-means of the L2-normalised pooled text embeddings of t2i/<name>/prompts, plus a 2-D map of the "
                 "prompts (UMAP with the cosine metric from 32 prompts, PCA below), into analysis/prompts/<name>, one row per "
@@ -193,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
+
+def _add_trajectory_command(sub: Any) -> None:
+    """The `trajectory` subcommand and its flags."""
     p = command(sub, "trajectory", _trajectory_command, help="one embedding of every sigma of a layer (and multi-step samples' steps)",
                 description="One 2-D embedding of all sigmas of activations/<layer>, comparable across noise levels, into "
                 "analysis/trajectory/<layer>, with per-sigma trustworthiness and jump scores (and those of independent "
@@ -210,11 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_umap(p, components=False)
     _add_pca_dim(p)
 
+
+def _add_query_command(sub: Any) -> None:
+    """The `query` subcommand and its flags."""
     p = command(sub, "query", _query_command, help="print the nearest neighbours of sample ids", description="Nearest neighbours of sample ids in one key's PCA space (stored graph when deep enough, else exact).")
     _add_common(p, compute=False)
     p.add_argument("--sample-id", nargs="+", required=True, help="one or more sample ids")
     p.add_argument("--k", type=_positive_int, default=10, help="neighbours to print (default 10)")
 
+
+def _add_place_command(sub: Any) -> None:
+    """The `place` subcommand and its flags."""
     p = command(sub, "place", _place_command, help="place new samples on a key's stored PCA and embeddings (no refit)",
                 description="Project every sample probed at --key that is not a fitted row of analysis/pca/<key> (or only --ids) "
                 "through the stored PCA and place it in every stored embedding of the key by UMAP's own neighbour weighting "
@@ -227,9 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="place every sample again even if the stored placement is current")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
+
+def _add_list_command(sub: Any) -> None:
+    """The `list` subcommand and its flags."""
     p = command(sub, "list", _list_command, help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
     _add_common(p, table=False, compute=False)
-    return parser
 
 
 def _from_args(step_type: type, args: argparse.Namespace, **given: Any) -> Any:

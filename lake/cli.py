@@ -4,7 +4,7 @@
 - `run_cli()` parses, dispatches, and turns a user-facing error (a `LakeError`, or the
   package's own error type) into one line ``error: ...`` on stderr with exit status 2,
   and Ctrl-C into a one-line note with status 130;
-- validators: argparse types (`positive_int`, `non_negative_float`) and
+- validators: argparse types (`int_at_least(n)`, `positive_int`, `non_negative_float`) and
   `require_positive()` for values checked after parsing (also from Python callers).
 
 Only argparse and the standard library are imported here, so ``--help`` stays instant
@@ -51,15 +51,24 @@ def run_cli(
         return 130
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer of at least `minimum` (0: "must not be negative")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must not be negative" if minimum == 0 else f"{text!r} must be at least {minimum}")
+        return value
+
+    parse.__name__ = "positive_int" if minimum == 1 else f"int_at_least_{minimum}"
+    return parse
+
+
+# argparse type: an integer of at least 1.
+positive_int = int_at_least(1)
 
 
 def non_negative_float(text: str) -> float:

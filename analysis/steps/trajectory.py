@@ -148,6 +148,48 @@ def _place(placer: Any, block: np.ndarray, keep: np.ndarray | None) -> np.ndarra
     return placer(block, keep & ~np.isnan(block).any(axis=2))
 
 
+class Laps:
+    """Wall-clock seconds of each named phase of a run (the result's `timings`)."""
+
+    def __init__(self) -> None:
+        self.started = self._clock = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """Record the time since the previous lap (or the start) as phase `name`."""
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
+
+
+@dataclass
+class Fitted:
+    """The fit phase: the fit cells, the joint PCA, their scores and coordinates, the joint model (method joint)."""
+
+    fit: FitSample
+    full: bool  # every probed cell is fitted: nothing else to place
+    probed: int
+    mask: np.ndarray  # (sample, sigma) bool: the fit cells
+    pca: PCAModel
+    fit_scores: np.ndarray
+    coords: list[np.ndarray]  # per sigma, the fit cells' coordinates
+    model: Any  # the joint UMAP (method joint; its transform places the rest), None for aligned
+    embedding: np.ndarray  # (sample, sigma, 2): the fit cells now, every probed cell once placed
+
+
+@dataclass
+class Scores:
+    """The per-sigma scores of the embedding and of independent per-sigma UMAPs, with their definitions."""
+
+    samples: int  # rows of the score sample
+    per_sigma: dict[str, tuple[np.ndarray, str]]
+
+
+INDEPENDENT = "; independent per-sigma UMAPs on the same fit cells"
+# The per-sigma scores whose medians the result's attributes (and its closing line) carry, in that order.
+MEDIANS = ("jump", "jump_independent", "jump_local", "jump_local_independent", "trustworthiness", "trustworthiness_independent")
+
+
 @dataclass
 class Placed:
     """One schedule's steps placed in the joint embedding."""
@@ -205,97 +247,115 @@ class TrajectoryStep(Step):
         )
 
     def compute(self, ctx: Context) -> Computed:
+        """Fit, place the other cells, score against independent per-sigma UMAPs, place the schedules' steps."""
         lake, layer, p = ctx.lake, ctx.key.layer, self.params
         inputs = self._inputs(ctx)
-        where = f"{lake.path}: {inputs.group}"
-        check_counts(inputs.valid, inputs.sigmas, where)
+        check_counts(inputs.valid, inputs.sigmas, f"{lake.path}: {inputs.group}")
+        laps = Laps()
+        fitted = self._fit(ctx, inputs, laps)
+        if not fitted.full:
+            values = lake.activations(layer)["mean"].data[:, inputs.positions, :]
+            keep = inputs.valid & ~fitted.mask
+            rest = place_blocks(self._placer(fitted, tuple(range(len(inputs.sigmas)))), values, keep, f"place {layer}", ctx.progress)
+            fitted.embedding[~fitted.mask] = rest[~fitted.mask]
+        laps.lap("transform")
+        scores = self._scores(lake, inputs, fitted, laps)
+        placed = {schedule: self._place_schedule(ctx, schedule, lambda targets: self._placer(fitted, targets), inputs.sigmas,
+                                                 len(fitted.pca.mean), fitted.model is None)
+                  for schedule in inputs.schedules}
+        laps.lap("trajectories")
+        seconds = round(time.perf_counter() - laps.started, 2)
+        n, n_sigma = inputs.valid.shape
+        medians = {name: _median(values) for name, (values, _) in scores.per_sigma.items()}
+        return Computed(
+            attrs=self._attrs(ctx, inputs, fitted, scores, medians, sorted(placed), laps.timings, seconds),
+            write=self._writer(layer, inputs, fitted, scores, placed, self._labels(lake, inputs)),
+            message=lambda attrs: (
+                f"wrote {self.group(ctx.key)}: {n} rows x {n_sigma} sigmas ({p.method}), median jump {_fmt(medians['jump'])} "
+                f"(independent per-sigma UMAPs: {_fmt(medians['jump_independent'])}), local jump {_fmt(medians['jump_local'])} "
+                f"({_fmt(medians['jump_local_independent'])}), median trustworthiness {_fmt(medians['trustworthiness'])} "
+                f"({_fmt(medians['trustworthiness_independent'])}); {seconds:.1f} s"
+                + (f"; placed {', '.join(sorted(placed))}" if placed else "")
+            ),
+        )
+
+    def _fit(self, ctx: Context, inputs: TrajectoryInputs, laps: Laps) -> Fitted:
+        """Choose the fit cells, fit the joint PCA on them, then their 2-D coordinates (joint UMAP or AlignedUMAP)."""
+        p = self.params
         n, n_sigma = inputs.valid.shape
         probed = int(inputs.valid.sum())
         full = p.full_fit or probed <= p.fit_size
-        timings: dict[str, float] = {}
-        started = clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = round(now - clock, 3)
-            clock = now
-
         groups = group_labels(inputs.source, inputs.class_id)
         fit = all_cells(inputs.valid) if full else fit_cells(inputs.sample_id, groups, inputs.valid, p.fit_size, p.seed)
         sigma_text = ", ".join(format_sigma(s) for s in inputs.sigmas)
         ctx.log(f"trajectory of {inputs.group} at sigmas {sigma_text}: {probed} probed cells of {n} rows; "
                 f"{'fitting on all of them' if full else f'fitting on a balanced sample of {fit.size}'} ({p.method}), on {ctx.where}")
-        fit_values = read_cells(lake, inputs.group, fit, inputs.positions)
+        fit_values = read_cells(ctx.lake, inputs.group, fit, inputs.positions)
         pca = fit_pca(fit_values, p.pca_dim)
         fit_scores = pca.transform(fit_values)
-        del fit_values
-        lap("read_and_pca")
-
-        umap_params = p.umap()
+        del fit_values  # the fit cells' activations are the largest thing held; only their scores are needed now
+        laps.lap("read_and_pca")
         embedding = np.full((n, n_sigma, 2), np.nan, dtype=np.float32)
         model = None
         if p.method == "joint":
-            model = fit_umap(fit_scores, umap_params, will_transform=not full or bool(inputs.schedules))
+            model = fit_umap(fit_scores, p.umap(), will_transform=not full or bool(inputs.schedules))
             coords = [np.asarray(model.embedding_[fit.slice(j)], dtype=np.float32) for j in range(n_sigma)]
         else:
             coords = aligned_embedding(fit_scores, fit, inputs.sample_id, inputs.sigmas, p)
         for j, rows in enumerate(fit.rows):
             embedding[rows, j] = coords[j]
-        lap("fit")
+        laps.lap("fit")
+        return Fitted(fit, full, probed, fit.mask(n), pca, fit_scores, coords, model, embedding)
 
-        def placer(targets: tuple[int, ...]) -> Any:
-            """How cells are placed: the joint model's transform, or the fitted cells of slice targets[j] (aligned)."""
-            if model is not None:
-                prepare_for_transform(model)
-                return ModelPlacer(model, pca)
-            return SlicePlacer(pca, tuple(np.ascontiguousarray(fit_scores[fit.slice(j)]) for j in range(n_sigma)),
-                               tuple(coords), targets, min(p.n_neighbors, fit.size), p.metric)
+    def _placer(self, fitted: Fitted, targets: tuple[int, ...]) -> Any:
+        """How cells are placed: the joint model's transform, or the fitted cells of slice targets[j] (aligned)."""
+        if fitted.model is not None:
+            prepare_for_transform(fitted.model)
+            return ModelPlacer(fitted.model, fitted.pca)
+        fit = fitted.fit
+        return SlicePlacer(fitted.pca, tuple(np.ascontiguousarray(fitted.fit_scores[fit.slice(j)]) for j in range(len(fit.rows))),
+                           tuple(fitted.coords), targets, min(self.params.n_neighbors, fit.size), self.params.metric)
 
-        fit_mask = fit.mask(n)
-        if not full:
-            values = lake.activations(layer)["mean"].data[:, inputs.positions, :]
-            rest = place_blocks(placer(tuple(range(n_sigma))), values, inputs.valid & ~fit_mask, f"place {layer}", ctx.progress)
-            embedding[~fit_mask] = rest[~fit_mask]
-        lap("transform")
-
-        # Scores on the seeded score sample, for this embedding and for independent per-sigma UMAPs.
+    def _scores(self, lake: Any, inputs: TrajectoryInputs, fitted: Fitted, laps: Laps) -> Scores:
+        """Scores on the seeded score sample, for this embedding and for independent per-sigma UMAPs."""
+        p, sigmas = self.params, inputs.sigmas
         srows = score_rows(inputs.sample_id, inputs.valid, p.score_samples, p.seed)
-        score_pca = self._score_pca(lake, inputs, pca, srows)
-        joint_scores = embedding[srows]
-        trust, jump = trust_scores(score_pca, joint_scores), jump_scores(joint_scores, inputs.sigmas)
-        local = jump_scores(joint_scores, inputs.sigmas, local=True)
-        lap("scores")
-        independent = self._independent(fit, fit_scores, srows, score_pca, umap_params)
-        trust_ind, jump_ind = trust_scores(score_pca, independent), jump_scores(independent, inputs.sigmas)
-        local_ind = jump_scores(independent, inputs.sigmas, local=True)
-        lap("independent")
-
-        placed = {schedule: self._place_schedule(ctx, schedule, placer, inputs.sigmas, len(pca.mean), model is None)
-                  for schedule in inputs.schedules}
-        lap("trajectories")
-        seconds = round(time.perf_counter() - started, 2)
-
-        lookup = SampleLookup.from_lake(lake)
-        sample_rows = lookup.rows(inputs.sample_id)
-        labels = LabelColumns(inputs.sample_id, inputs.source, inputs.class_id, lookup.splits(sample_rows), sample_rows)
+        score_pca = self._score_pca(lake, inputs, fitted.pca, srows)
+        joint = fitted.embedding[srows]
+        trust, jump, local = trust_scores(score_pca, joint), jump_scores(joint, sigmas), jump_scores(joint, sigmas, local=True)
+        laps.lap("scores")
+        independent = self._independent(fitted.fit, fitted.fit_scores, srows, score_pca, p.umap())
+        trust_ind, jump_ind = trust_scores(score_pca, independent), jump_scores(independent, sigmas)
+        local_ind = jump_scores(independent, sigmas, local=True)
+        laps.lap("independent")
         per_sigma = {
             "trustworthiness": (trust, TRUST_DEFINITION),
             "jump": (jump, JUMP_DEFINITION),
-            "trustworthiness_independent": (trust_ind, TRUST_DEFINITION + "; independent per-sigma UMAPs on the same fit cells"),
-            "jump_independent": (jump_ind, JUMP_DEFINITION + "; independent per-sigma UMAPs on the same fit cells"),
+            "trustworthiness_independent": (trust_ind, TRUST_DEFINITION + INDEPENDENT),
+            "jump_independent": (jump_ind, JUMP_DEFINITION + INDEPENDENT),
             "jump_local": (local, LOCAL_JUMP_DEFINITION),
-            "jump_local_independent": (local_ind, LOCAL_JUMP_DEFINITION + "; independent per-sigma UMAPs on the same fit cells"),
+            "jump_local_independent": (local_ind, LOCAL_JUMP_DEFINITION + INDEPENDENT),
         }
+        return Scores(int(len(srows)), per_sigma)
+
+    def _labels(self, lake: Any, inputs: TrajectoryInputs) -> LabelColumns:
+        lookup = SampleLookup.from_lake(lake)
+        sample_rows = lookup.rows(inputs.sample_id)
+        return LabelColumns(inputs.sample_id, inputs.source, inputs.class_id, lookup.splits(sample_rows), sample_rows)
+
+    def _writer(self, layer: str, inputs: TrajectoryInputs, fitted: Fitted, scores: Scores, placed: dict[str, Placed],
+                labels: LabelColumns) -> Any:
+        """The write phase: the embedding table, the per-sigma scores, `fit_cell`, and one child group per schedule."""
+        method = self.params.method
 
         def write(staged: StagedGroup, attrs: dict[str, Any]) -> None:
-            write_rows(staged.table(joint_embedding_spec(layer, inputs.sigmas, 2, attrs)), labels, {"embedding": embedding})
-            for name, (values, definition) in per_sigma.items():
+            write_rows(staged.table(joint_embedding_spec(layer, inputs.sigmas, 2, attrs)), labels, {"embedding": fitted.embedding})
+            for name, (values, definition) in scores.per_sigma.items():
                 staged.write_array(name, np.asarray(values, dtype=np.float32), ("sigma",),
-                                   {"description": definition, "score_samples": int(len(srows))})
-            staged.write_array("fit_cell", fit_mask, ("sample", "sigma"), {"description": "True where the (sample, sigma) cell is in the fit sample"})
+                                   {"description": definition, "score_samples": scores.samples})
+            staged.write_array("fit_cell", fitted.mask, ("sample", "sigma"), {"description": "True where the (sample, sigma) cell is in the fit sample"})
             for schedule, steps in placed.items():
-                child = {"analysis": self.kind, "method": p.method, "parameters": attrs["parameters"], "run_id": attrs["run_id"],
+                child = {"analysis": self.kind, "method": method, "parameters": attrs["parameters"], "run_id": attrs["run_id"],
                          "created": attrs["created"], "source_group": trajectory_layer_group(schedule, layer),
                          "placement": ("the joint UMAP's transform" if steps.targets is None else
                                        "among the fitted cells of the probe sigma nearest in log sigma: " + PLACEMENT_DETAIL),
@@ -304,50 +364,37 @@ class TrajectoryStep(Step):
                 table = staged.writer.table(replace(spec, path=f"{staged.staging_path}/{schedule}"))
                 table.append({"embedding": steps.embedding, "sample_id": steps.sample_id, "class_id": steps.class_id})
 
-        def median(values: np.ndarray) -> float | None:
-            finite = np.asarray(values)[np.isfinite(values)]
-            return float(np.median(finite)) if len(finite) else None
+        return write
 
-        return Computed(
-            attrs=dict(
-                sigma=None,  # every sigma: see `sigmas` (the key attribute names the layer)
-                sigmas=[float(s) for s in inputs.sigmas],
-                method=p.method,
-                method_detail=("one standardise+PCA and one UMAP fitted on a balanced (sample, sigma) fit sample; other cells placed "
-                               "by UMAP.transform" if p.method == "joint" else "one standardise+PCA fitted on a balanced (sample, sigma) "
-                               "fit sample; AlignedUMAP across its sigma slices (increasing sigma, relations = the same sample id); "
-                               "other cells placed within their sigma slice " + PLACEMENT_DETAIL),
-                placement=("UMAP.transform of the joint model" if p.method == "joint" else "within the sigma slice: " + PLACEMENT_DETAIL),
-                fitted_cells=fit.size,
-                placed_cells=probed - fit.size,
-                pca_components_used=int(pca.n_components),
-                pca_explained_variance_ratio_total=float(pca.explained_variance_ratio.sum()),
-                n_rows=n,
-                probed_cells=probed,
-                fit_rows=fit.size,
-                fit_rows_per_sigma=[int(len(r)) for r in fit.rows],
-                fit_mode="all probed cells" if full else "balanced sample + transform",
-                score_samples=int(len(srows)),
-                jump_median=median(jump),
-                jump_independent_median=median(jump_ind),
-                jump_local_median=median(local),
-                jump_local_independent_median=median(local_ind),
-                trustworthiness_median=median(trust),
-                trustworthiness_independent_median=median(trust_ind),
-                schedules=sorted(placed),
-                timings=timings,
-                seconds=seconds,
-                scheduler=ctx.where,
-                **inputs.fingerprint,
-            ),
-            write=write,
-            message=lambda attrs: (
-                f"wrote {self.group(ctx.key)}: {n} rows x {n_sigma} sigmas ({p.method}), median jump {_fmt(median(jump))} "
-                f"(independent per-sigma UMAPs: {_fmt(median(jump_ind))}), local jump {_fmt(median(local))} "
-                f"({_fmt(median(local_ind))}), median trustworthiness {_fmt(median(trust))} "
-                f"({_fmt(median(trust_ind))}); {seconds:.1f} s"
-                + (f"; placed {', '.join(sorted(placed))}" if placed else "")
-            ),
+    def _attrs(self, ctx: Context, inputs: TrajectoryInputs, fitted: Fitted, scores: Scores, medians: dict[str, float | None],
+               schedules: list[str], timings: dict[str, float], seconds: float) -> dict[str, Any]:
+        """The result's own attributes: method, fit and placement counts, median scores, timings."""
+        p, fit, pca = self.params, fitted.fit, fitted.pca
+        return dict(
+            sigma=None,  # every sigma: see `sigmas` (the key attribute names the layer)
+            sigmas=[float(s) for s in inputs.sigmas],
+            method=p.method,
+            method_detail=("one standardise+PCA and one UMAP fitted on a balanced (sample, sigma) fit sample; other cells placed "
+                           "by UMAP.transform" if p.method == "joint" else "one standardise+PCA fitted on a balanced (sample, sigma) "
+                           "fit sample; AlignedUMAP across its sigma slices (increasing sigma, relations = the same sample id); "
+                           "other cells placed within their sigma slice " + PLACEMENT_DETAIL),
+            placement=("UMAP.transform of the joint model" if p.method == "joint" else "within the sigma slice: " + PLACEMENT_DETAIL),
+            fitted_cells=fit.size,
+            placed_cells=fitted.probed - fit.size,
+            pca_components_used=int(pca.n_components),
+            pca_explained_variance_ratio_total=float(pca.explained_variance_ratio.sum()),
+            n_rows=int(inputs.valid.shape[0]),
+            probed_cells=fitted.probed,
+            fit_rows=fit.size,
+            fit_rows_per_sigma=[int(len(r)) for r in fit.rows],
+            fit_mode="all probed cells" if fitted.full else "balanced sample + transform",
+            score_samples=scores.samples,
+            **{f"{name}_median": medians[name] for name in MEDIANS},
+            schedules=schedules,
+            timings=timings,
+            seconds=seconds,
+            scheduler=ctx.where,
+            **inputs.fingerprint,
         )
 
     def _score_pca(self, lake: Any, inputs: TrajectoryInputs, pca: PCAModel, srows: np.ndarray) -> np.ndarray:
@@ -401,6 +448,11 @@ class TrajectoryStep(Step):
 
 PLACEMENT_DETAIL = ("from its n_neighbors nearest fitted cells of that sigma in the joint PCA space (exact), UMAP membership "
                     "weights, weighted mean of their coordinates (analysis.placement.place); no model object, no pickle")
+
+
+def _median(values: np.ndarray) -> float | None:
+    finite = np.asarray(values)[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else None
 
 
 def _fmt(value: float | None) -> str:
