@@ -44,7 +44,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analysis.embedding import UMAPParams, fit_umap  # noqa: E402
+from analysis.embedding import fit_umap  # noqa: E402
+from analysis.params import UMAPParams  # noqa: E402
 from analysis.keys import parse_key  # noqa: E402
 from analysis.placement import (  # noqa: E402
     map_spacing,
