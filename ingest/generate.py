@@ -346,14 +346,17 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
     planned = False
     try:
         with LakeWriter.open(request.lake, provenance) as writer:
+            place = place_generator(request, job, identity)
             sink = SampleSink(writer)
             attrs = {**identity.attrs(), "compute_block": job.block}
+            place.register(writer)
             if job.multi_step:
                 tables = {layer: open_trajectory_layer_table(writer, schedule, layer, LayerShape(*shapes[layer]),
                                                              job.sigmas, attrs) for layer in job.layers}
                 trajectory = open_trajectory_table(writer, schedule, job.sigmas, attrs)
             else:
-                tables = {layer: open_generation_table(writer, layer, LayerShape(*shapes[layer]), attrs) for layer in job.layers}
+                tables = {layer: open_generation_table(writer, place.layer(layer), LayerShape(*shapes[layer]), attrs)
+                          for layer in job.layers}
             check_class_plan(sink, sample_model_id, job.classes)
             layer_ids = {layer: set(table.keys()) for layer, table in tables.items()}
             trajectory_ids = set(trajectory.keys()) if job.multi_step else set()
@@ -400,6 +403,18 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
         if not planned:
             ranks.broadcast(Failure())
         raise
+
+
+def place_generator(request: GenerateRequest, job: GenerationJob, identity: Any) -> Any:
+    """The registered model the samples come from (ingest.core.registry), read from the committed lake under
+    the writer's lock; several steps stay the first model's (trajectories/<schedule> holds one model)."""
+    from .core.registry import place_model_at
+
+    place = place_model_at(request.lake, identity, request.model.name, request.model.checkpoint)
+    if job.multi_step and not place.first:
+        raise InputError(f"--steps: multi-step trajectories (trajectories/<schedule>) hold the lake's first model; "
+                         f"generate --model {place.record.name} in one step")
+    return place
 
 
 def generate_provenance(request: GenerateRequest, job: GenerationJob, identity: Any, ranks: Any) -> Any:

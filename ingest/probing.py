@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from lake import Lake, LakeWriter
 
     from .core.models import ModelIdentity, ModelSpec
+    from .core.registry import ModelPlace
 
 SOURCES = {"real": ("real",), "generated": ("generated",), "all": ("real", "generated")}
 DEFAULT_SIGMAS = (0.5, 2.0, 10.0, 80.0)
@@ -259,18 +260,20 @@ def probe_activations(lake_path: str | os.PathLike[str], model: ModelSpec, layer
     sigmas = _check_inputs(batch_size, source, sigmas, noise_seed)
     lake = open_lake(lake_path)  # a missing lake is an error here, never created
     job, identity = _load_job(model, layers, sigmas, noise_seed, keep_spatial)
+    place = _place(lake, identity, model, reconstructions)
     provenance = Provenance(
         job="ingest activations",
         inputs=checkpoint_inputs(model, identity),  # where the checkpoint was: reconstruct_sample finds it there
         parameters={"layers": job.layers, "sigmas": sigmas, "source": source, "noise_seed": noise_seed,
                     "keep_spatial": keep_spatial, "reconstructions": reconstructions, **identity.attrs(),
                     "dtype": identity.dtype,
-                    "device": str(job.device), "compute_block": job.block},
+                    "device": str(job.device), "compute_block": job.block, "model": place.record.name},
     )
     with LakeWriter.open(lake_path, provenance, create=False) as writer:
         selection = _select(lake, source, only)
         attrs = {**identity.attrs(), "noise_seed": noise_seed, "compute_block": job.block}
-        targets, rebuilt = _open_targets(writer, job, selection, attrs, identity.dtype if reconstructions else None)
+        place.register(writer)
+        targets, rebuilt = _open_targets(writer, job, selection, attrs, identity.dtype if reconstructions else None, place)
         writer.commit()  # new groups and sigma axes are visible from the start
         _probe(writer, lake, job, selection, targets, rebuilt, batch_size, identity, progress)
 
@@ -287,6 +290,18 @@ def _check_inputs(batch_size: int, source: str, sigmas: str | Sequence[float], n
     if noise_seed < 0:
         raise InputError(f"--noise-seed must be >= 0, got {noise_seed}")
     return values
+
+
+def _place(lake: Lake, identity: ModelIdentity, model: ModelSpec, reconstructions: bool) -> ModelPlace:
+    """The registered model the probes belong to (ingest.core.registry); reconstructions are the first model's."""
+    from .core.registry import place_model
+
+    place = place_model(lake, identity, model.name, model.checkpoint)
+    if reconstructions and not place.first:
+        raise InputError(f"--reconstructions: {lake.path}'s reconstructions table holds the first model's "
+                         f"({lake.models()[0].name if lake.models() else 'first'}) one-step outputs; probe "
+                         f"--model {place.record.name} without --reconstructions")
+    return place
 
 
 def _load_job(model: ModelSpec, layers: str | Sequence[str], sigmas: list[float], noise_seed: int,
@@ -343,14 +358,16 @@ def _select(lake: Lake, source: str, only: list[str] | None) -> ProbeRows:
 
 
 def _open_targets(writer: LakeWriter, job: ProbeJob, selection: ProbeRows, attrs: dict[str, Any],
-                  reconstruction_dtype: str | None) -> tuple[dict[str, LayerTarget], LayerTarget | None]:
-    """Open every requested table (and `reconstructions` when its dtype is given) and plan what each lacks."""
+                  reconstruction_dtype: str | None, place: ModelPlace) -> tuple[dict[str, LayerTarget], LayerTarget | None]:
+    """Open every requested table (`place`'s: activations/[<model>.]<layer>, and `reconstructions` when its
+    dtype is given) and plan what each lacks."""
     from .activation_store import LayerShape, open_activation_table
     from .core.reconstruct import open_reconstruction_table
 
     targets = {}
     for layer in job.layers:
-        table = open_activation_table(writer, layer, LayerShape(*job.shapes[layer]), job.sigmas, job.keep_spatial, attrs)
+        table = open_activation_table(writer, place.layer(layer), LayerShape(*job.shapes[layer]), job.sigmas,
+                                      job.keep_spatial, attrs)
         targets[layer] = plan_layer(table, selection.sample_ids, selection.selected, job.sigmas)
     rebuilt = None
     if reconstruction_dtype is not None:

@@ -67,7 +67,7 @@ class LoadedGenerator:
 
         if self.weights == "checkpoint":
             return checkpoint_model_id(self.preset, self.checkpoint_sha256 or "")
-        return random_model_id(self.preset, self.seed)
+        return random_model_id(self.preset, self.seed if self.seed is not None else 0)  # load_generator always sets it
 
     @property
     def config(self) -> GeneratorConfig:

@@ -29,7 +29,12 @@ def compute_block(device: Any) -> int:
 
 
 def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False) -> None:
-    """--preset, --checkpoint, --device, --dtype: which network, with which weights, where."""
+    """--model, --preset, --checkpoint, --device, --dtype: which network, with which weights, where."""
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help="the name this network has in the lake's model registry (lower-case letters, digits, "
+                        "'-', '_'), e.g. teacher. Without it the network must be the lake's first model (a new "
+                        "lake's first model is named after its --preset); another network is added under a new "
+                        "NAME, its tables going to activations/NAME.<layer> and generation/NAME.<layer>")
     parser.add_argument("--preset", default="dmd2-imagenet64",
                         help="network architecture: dmd2-imagenet64 (the released model) or tiny (1/6 width, "
                         "same layer names; for tests and CPU demos). Default dmd2-imagenet64")
@@ -51,11 +56,13 @@ class ModelSpec:
     checkpoint: str | None = None  # None: seeded random weights (recorded as weights=random)
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps
     dtype: str = "fp32"  # fp32 or bf16 (CUDA only)
+    name: str | None = None  # --model: its registry name (None: the lake's first model; see ingest.core.registry)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelSpec:
-        """The spec the parsed --preset/--checkpoint/--device/--dtype flags describe."""
-        return cls(preset=args.preset, checkpoint=args.checkpoint, device=args.device, dtype=args.dtype)
+        """The spec the parsed --model/--preset/--checkpoint/--device/--dtype flags describe."""
+        return cls(preset=args.preset, checkpoint=args.checkpoint, device=args.device, dtype=args.dtype,
+                   name=getattr(args, "model", None))
 
 
 @dataclass(frozen=True)
