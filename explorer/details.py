@@ -10,6 +10,7 @@ from explorer import common, export, prompts, queries
 from explorer.columns import COMPARE_PREFIX
 from explorer.frames import EmbeddingFrame
 from explorer.session import LakeSession
+from explorer.tables import T2ISample
 from explorer.state import ViewState
 
 
@@ -122,7 +123,7 @@ def fit_image(image: np.ndarray) -> np.ndarray:
     return upscale(image, factor) if factor > 1 else image
 
 
-def t2i_facts(sample: prompts.T2ISample) -> list[tuple[str, str]]:
+def t2i_facts(sample: T2ISample) -> list[tuple[str, str]]:
     """(label, Markdown text) pairs of a text-to-image sample: prompt coordinates, then the model identity."""
     timesteps = ", ".join(str(t) for t in sample.timesteps) or common.MISSING
     if sample.sigmas:
@@ -139,7 +140,7 @@ def t2i_facts(sample: prompts.T2ISample) -> list[tuple[str, str]]:
     return facts + [(label, common.markdown_text(text)) for label, text in prompts.identity_facts(sample.identity)]
 
 
-def step_previews(sample: prompts.T2ISample) -> None:
+def step_previews(sample: T2ISample) -> None:
     """The decoded x0 of every step with its timestep (nothing when the lake stores no previews)."""
     if sample.previews is None:
         return

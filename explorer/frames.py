@@ -18,7 +18,7 @@ from lake.layout import SAMPLES_GROUP, analysis_group
 from .columns import or_unknown, take
 from .lake_status import EmbeddingInfo
 from .rows import MAX_SCANNED_IDS, HashIndex, factorize, factorize_both, first_row, hash_ids, row_uniform
-from .tables import read_native
+from .tables import label_column, points, table_ids, table_sample_rows
 
 # Ids -> their rows in `samples` (given the ids' hashes): the session's memoised join.
 SamplesAligner = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -149,7 +149,7 @@ class _Rows:
 
 def load_frame(lake: Any, info: EmbeddingInfo, align_to_samples: SamplesAligner) -> EmbeddingFrame:
     """The frame of embedding `info`: its fitted rows, then the samples placed in it after the fit."""
-    fitted = _load_rows(lake, info.path, "embedding", align_to_samples)
+    fitted = _load_rows(lake, info.path, align_to_samples)
     placed = _placed_rows(lake, info, fitted.sample_row, align_to_samples)
     if placed is None:
         source_codes, sources = factorize(fitted.source)
@@ -178,40 +178,40 @@ def load_frame(lake: Any, info: EmbeddingInfo, align_to_samples: SamplesAligner)
     )
 
 
-def _load_rows(lake: Any, group: str, coords_name: str, align_to_samples: SamplesAligner) -> _Rows:
+def _load_rows(lake: Any, group: str, align_to_samples: SamplesAligner) -> _Rows:
     """The per-sample vectors of one table of points (an embedding, or its placed samples)."""
-    coords = read_native(lake, group, coords_name).astype(np.float32, copy=False)
+    coords = points(lake, group)
     n = len(coords)
 
     def load_ids() -> np.ndarray:
-        return read_native(lake, group, "sample_id")
+        return table_ids(lake, group)
 
     id_hash = None
-    row_info = lake.array_info(group, "sample_row")
-    if row_info is not None and row_info.dtype.kind in "iu":  # written by the analysis package: no id join needed
-        sample_row = read_native(lake, group, "sample_row").astype(np.int64, copy=False)
+    stored_rows = table_sample_rows(lake, group)  # written by the analysis package: no id join needed
+    if stored_rows is not None:
+        sample_row = stored_rows
     else:
         ids = load_ids()
         id_hash = hash_ids(ids)
         sample_row = align_to_samples(ids, id_hash)
         load_ids = lambda: ids  # noqa: E731 - already read
 
-    def label_column(name: str) -> np.ndarray | None:
-        if lake.shape(group, name) is not None:
-            return read_native(lake, group, name)
-        if lake.shape(SAMPLES_GROUP, name) is not None:
-            column = read_native(lake, SAMPLES_GROUP, name)
-            return take(column, sample_row)
-        return None
+    def labels(name: str) -> np.ndarray | None:
+        # The table's own copy of a label, else the samples table's, aligned by samples row.
+        own = label_column(lake, group, name)
+        if own is not None:
+            return own
+        column = label_column(lake, SAMPLES_GROUP, name)
+        return None if column is None else take(column, sample_row)
 
-    class_id = label_column("class_id")
+    class_id = labels("class_id")
     if class_id is None:
         class_id = np.full(n, -1, np.int16)
     elif class_id.dtype.kind == "f":  # some ids were missing from the samples table
         class_id = np.where(np.isnan(class_id), -1, class_id).astype(np.int16)
     else:
         class_id = class_id.astype(np.int16)
-    return _Rows(coords, load_ids, class_id, or_unknown(label_column("source"), n), or_unknown(label_column("split"), n), sample_row, id_hash)
+    return _Rows(coords, load_ids, class_id, or_unknown(labels("source"), n), or_unknown(labels("split"), n), sample_row, id_hash)
 
 
 def _placed_rows(lake: Any, info: EmbeddingInfo, fitted_sample_row: np.ndarray, align_to_samples: SamplesAligner) -> _Rows | None:
@@ -220,7 +220,7 @@ def _placed_rows(lake: Any, info: EmbeddingInfo, fitted_sample_row: np.ndarray, 
     shape = lake.shape(group, "embedding") if lake.has(group) else None
     if shape is None or len(shape) != 2 or shape[1] != info.dims or shape[0] == 0:
         return None
-    placed = _load_rows(lake, group, "embedding", align_to_samples)
+    placed = _load_rows(lake, group, align_to_samples)
     # One bool per samples row marks the fitted samples: O(n), no id join at 1.28M rows.
     fitted = np.zeros(max(lake.num_samples, 1), dtype=bool)
     fitted[fitted_sample_row[(fitted_sample_row >= 0) & (fitted_sample_row < len(fitted))]] = True

@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from explorer import common, jobs
 from explorer.frames import EmbeddingFrame
 from explorer.session import LakeSession
 from explorer.state import ViewState
-from lake.layout import GENERATION_GROUP, SAMPLES_GROUP, activations_group, analysis_group
+from lake.layout import GENERATION_GROUP, activations_group, analysis_group
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 JOBS_SEEN = "jobs_seen"  # job id -> the state this browser session last saw it in
@@ -102,7 +101,7 @@ def lake_facts(session: LakeSession) -> jobs.LakeFacts:
         def sources(ids: Any) -> list[str]:
             rows = session.sample_rows(list(ids))
             found = rows[rows >= 0]
-            values = iter(np.asarray(lake.column(SAMPLES_GROUP, "source", found), dtype=object).tolist() if len(found) else [])
+            values = iter(session.sample_sources(found))
             return [str(next(values)) if r >= 0 else "" for r in rows]
 
         # Absolute: the driver runs from the repository root, whatever directory the explorer was started in.

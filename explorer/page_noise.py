@@ -11,7 +11,6 @@ reconstructions of the probes), the whole cloud played through the noise levels
 """
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,13 +22,14 @@ import streamlit as st
 
 from explorer import animation, charts, common, export, prompts, queries, views
 from explorer.frames import EmbeddingFrame
-from explorer.rows import factorize, row_uniform
+from explorer.rows import row_uniform
 from explorer.session import LakeSession
+from explorer.tables import JointEmbedding, ScheduleSteps, T2ISample
 from explorer.details import upscale
 from explorer.page_cloud import legend_markdown
 from explorer.page_explore import picked_ids
 from explorer.state import ViewState
-from lake.layout import joint_embedding_group, split_t2i_layer
+from lake.layout import split_t2i_layer
 
 NOISE_KEY = "noise-map"  # the map's widget key (one for its life, like the Explore scatter)
 PICK_SEEN = "noise_pick_seen"
@@ -52,31 +52,6 @@ LIGHT_COLOURS = ("#f4a582", "#92c5de", "#b8e186", "#c2a5cf", "#fdb863", "#80cdc1
 
 # --- the data (pure readers and functions) -------------------------------------------------
 @dataclass(frozen=True)
-class JointEmbedding:
-    """``analysis/trajectory/<layer>``: every probed sample at every sigma in one 2-D embedding."""
-
-    layer: str
-    sigmas: np.ndarray  # (s,) float64, the table's sigma order
-    coords: np.ndarray  # (n, s, 2) float32, NaN where (sample, sigma) was not computed
-    sample_id: np.ndarray  # (n,) StringDType
-    class_id: np.ndarray  # (n,) int16
-    source_code: np.ndarray
-    sources: tuple[str, ...]
-    split_code: np.ndarray
-    splits: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ScheduleSteps:
-    """``analysis/trajectory/<layer>/<schedule>``: the steps of one schedule's samples in the same embedding."""
-
-    schedule: str
-    sigmas: np.ndarray  # (k,) the steps' input sigmas, decreasing
-    coords: np.ndarray  # (m, k, 2) float32
-    sample_id: np.ndarray  # (m,)
-
-
-@dataclass(frozen=True)
 class Trajectory:
     """One sample's path across sigma, from high sigma to low."""
 
@@ -85,40 +60,6 @@ class Trajectory:
     xy: np.ndarray  # (vertices, 2)
     kind: str  # "steps" (a multi-step sample's generation) or "probes"
     schedule: str | None = None
-
-
-def load_joint(lake: Any, layer: str) -> JointEmbedding:
-    """The joint embedding of `layer` in memory (2 axes; ids in their stored dtype)."""
-    group = joint_embedding_group(layer)
-    coords = np.asarray(lake.column(group, "embedding"), dtype=np.float32)[..., :2]
-    n = len(coords)
-
-    def text(name: str, fill: str) -> np.ndarray:
-        if lake.shape(group, name) is None:
-            return np.full(n, fill, dtype=object)
-        return lake.column(group, name, native=True)
-
-    class_id = lake.column(group, "class_id").astype(np.int16) if lake.shape(group, "class_id") is not None else np.full(n, -1, np.int16)
-    source_code, sources = factorize(text("source", "unknown"))
-    split_code, splits = factorize(text("split", ""))
-    sigmas = np.asarray(lake.column(group, "sigma"), dtype=np.float64)
-    return JointEmbedding(layer, sigmas, coords, text("sample_id", ""), class_id, source_code, sources, split_code, splits)
-
-
-def load_schedules(lake: Any, layer: str) -> dict[str, ScheduleSteps]:
-    """Every schedule whose steps are placed in `layer`'s joint embedding."""
-    found: dict[str, ScheduleSteps] = {}
-    for schedule in lake.schedules():
-        group = joint_embedding_group(layer, schedule)
-        if lake.shape(group, "embedding") is None:
-            continue
-        found[schedule] = ScheduleSteps(
-            schedule,
-            np.asarray(lake.column(group, "sigma"), dtype=np.float64),
-            np.asarray(lake.column(group, "embedding"), dtype=np.float32)[..., :2],
-            lake.column(group, "sample_id", native=True),
-        )
-    return found
 
 
 def _first_row(ids: np.ndarray, sample_id: str) -> int:
@@ -206,7 +147,7 @@ def step_images(lake: Any, schedule: str, sample_id: str) -> StripImages | None:
     return StripImages((("x0_hat at each step", images, captions),))
 
 
-def t2i_step_strip(sample: prompts.T2ISample) -> StripImages | None:
+def t2i_step_strip(sample: T2ISample) -> StripImages | None:
     """A text-to-image sample's decoded x0 at every step (``t2i/<name>/samples``), captioned by timestep and sigma."""
     if sample.previews is None:
         return None
@@ -381,8 +322,8 @@ def noise_page(session: LakeSession, frame: EmbeddingFrame, view: ViewState) -> 
     if st.session_state.get(LAYER_KEY) not in layers:
         st.session_state[LAYER_KEY] = default_layer(layers, frame.info.layer)
     layer = str(st.selectbox("Layer (one embedding of all its noise levels)", layers, key=LAYER_KEY))
-    joint: JointEmbedding = session.memo(("joint", layer), lambda: load_joint(lake, layer))
-    schedules: dict[str, ScheduleSteps] = session.memo(("joint_schedules", layer), lambda: load_schedules(lake, layer))
+    joint = session.joint(layer)
+    schedules = session.joint_schedules(layer)
     view = _apply_clicks(view)
 
     mask = views.filter_mask(joint.class_id, joint.source_code, joint.sources, joint.split_code, joint.splits, view.classes, view.sources, view.splits)
@@ -530,11 +471,13 @@ def _strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) -> Non
 def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float], layer: str) -> None:
     """Offer to compute the probe inputs and reconstructions of one sample now (none are stored)."""
     try:
-        reconstruct = importlib.import_module("ingest.reconstruct")
+        # Lazy: the ingest package (and torch behind it) loads only when a sample needs it.
+        from ingest.core import reconstruct_sample
+        from ingest.errors import InputError
     except ImportError:
         st.info(
             "No reconstructions are stored for this sample, and this installation cannot compute them on demand "
-            "(`ingest.reconstruct` is missing). Store them with "
+            "(`ingest.core` is missing). Store them with "
             f"`python -m ingest activations --lake {session.path} ... --reconstructions`.",
             icon=":material/info:",
         )
@@ -544,8 +487,8 @@ def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float
         try:
             with st.spinner("Running the denoiser on this sample…"):
                 # The layer's probe network and noise seed: the images the probes saw.
-                done = reconstruct.reconstruct_sample(session.lake, sample_id, sigmas, layer=layer)
-        except reconstruct.InputError as exc:  # no probe set-up in this lake, a missing checkpoint: one line, not a traceback
+                done = reconstruct_sample(session.lake, sample_id, sigmas, layer=layer)
+        except InputError as exc:  # no probe set-up in this lake, a missing checkpoint: one line, not a traceback
             st.warning(f"Could not compute the reconstructions: {exc}")
             return
         strip = reconstruction_strip(np.asarray(done.sigmas, dtype=np.float64), done.noisy, done.x0_hat)

@@ -17,7 +17,6 @@ from explorer import charts, prompts
 from explorer.rows import align_rows, row_uniform
 from explorer.session import LakeSession
 from explorer.state import ViewState
-from lake.layout import analysis_group
 
 MAX_PROMPTS_DRAWN = 20_000  # beyond, a fixed sample of the prompts (the table below lists them all)
 MODEL_KEY = "w_prompt_model"
@@ -34,15 +33,11 @@ class PromptMap:
 
 def load_prompt_map(session: LakeSession, name: str) -> PromptMap | None:
     """The model's prompt map with each prompt's sample count, or None when the lake has no ``analysis/prompts/<name>``."""
-    group = analysis_group("prompts", name)
-    lake = session.lake
-    if lake.shape(group, "embedding") is None or lake.shape(group, "cluster") is None:
-        return None
-
-    def compute() -> PromptMap:
-        coords = np.asarray(lake.column(group, "embedding"), dtype=np.float32)
-        ids = np.asarray(lake.column(group, "prompt_id"), dtype=object)
-        text = np.asarray(lake.column(group, "prompt"), dtype=object) if lake.shape(group, "prompt") is not None else ids
+    def compute() -> PromptMap | None:
+        stored = session.prompt_map(name)  # read once per commit, like the rest of the map
+        if stored is None:
+            return None
+        coords, ids, text = stored.coords, stored.prompt_id, stored.prompt
         index = prompts.prompt_index(session)
         code = index.models.index(name) if name in index.models else -1
         mine = np.flatnonzero(index.prompt_model == code)
@@ -50,10 +45,10 @@ def load_prompt_map(session: LakeSession, name: str) -> PromptMap | None:
         at = align_rows(ids, np.asarray(index.prompt_id[mine], dtype=object))  # this table's prompts among the model's
         samples = np.where(at >= 0, counts[mine][np.clip(at, 0, max(len(mine) - 1, 0))] if len(mine) else 0, 0)
         table = pd.DataFrame({"prompt_id": ids.astype(str), "prompt": text.astype(str),
-                              "cluster": np.asarray(lake.column(group, "cluster"), dtype=np.int64),
+                              "cluster": stored.cluster,
                               "x": coords[:, 0], "y": coords[:, 1] if coords.shape[1] > 1 else 0.0,
                               "samples": samples.astype(np.int64)})  # fmt: skip
-        return PromptMap(name, table, dict(lake.attrs(group)))
+        return PromptMap(name, table, stored.attrs)
 
     return session.memo(("prompt_map", name), compute)
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from lake.layout import LINEAGE_GROUP, analysis_group
+from lake.layout import analysis_group
 
 from .frames import EmbeddingFrame
 from .rows import align_rows
-from .tables import read_native
+from .tables import has_placement_neighbours, lineage_at, lineage_ids, placement_neighbours
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,14 @@ def placed_lineage(lake: Any, frame: EmbeddingFrame) -> PlacedLineage:
     n = frame.n_placed
     operation, parents = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
     empty = np.zeros(0, np.int64)
-    if n == 0 or not lake.has(LINEAGE_GROUP):
+    ids = lineage_ids(lake) if n else None
+    if ids is None:
         return PlacedLineage(operation, parents, empty, empty)
-    lineage_ids = read_native(lake, LINEAGE_GROUP, "sample_id")
-    at = align_rows(frame.sample_id[frame.n_fitted :], lineage_ids)
+    at = align_rows(frame.sample_id[frame.n_fitted :], ids)
     found = at >= 0
     if not found.any():
         return PlacedLineage(operation, parents, empty, empty)
-    operation[found] = np.asarray(lake.column(LINEAGE_GROUP, "operation", at[found]), dtype=object)
-    parents[found] = np.asarray(lake.column(LINEAGE_GROUP, "parent_ids", at[found]), dtype=object)
+    operation[found], parents[found] = lineage_at(lake, at[found])
     children, parent_list = [], []
     for i in np.flatnonzero(found):
         for parent in str(parents[i]).split(","):
@@ -70,19 +69,17 @@ def placed_neighbours(lake: Any, frame: EmbeddingFrame, row: int, placed_table_r
     if index < 0:
         return None
     for group in (analysis_group("placed", info.key, info.name), analysis_group("placed", info.key)):
-        if lake.shape(group, "neighbor_id") is None or lake.shape(group, "distance") is None:
+        if not has_placement_neighbours(lake, group):
             continue
         table_row = int(placed_table_rows(group)[index])
         if table_row < 0:
             continue
-        one = slice(table_row, table_row + 1)
-        ids = lake.column(group, "neighbor_id", one, native=True)[0]
-        distances = np.asarray(lake.column(group, "distance", one)[0], dtype=np.float32)
-        rows = np.full(len(ids), -1, dtype=np.int64)
         pca = analysis_group("pca", info.key)
-        if lake.shape(group, "neighbor_row") is not None and lake.has(pca):
+        stored = placement_neighbours(lake, group, table_row, with_pca_rows=lake.has(pca))
+        ids, distances, table_rows = stored.ids, stored.distances, stored.pca_rows
+        rows = np.full(len(ids), -1, dtype=np.int64)
+        if table_rows is not None:
             # neighbor_row indexes the PCA table: trusted only where the id agrees (as for the k-NN graph).
-            table_rows = np.asarray(lake.column(group, "neighbor_row", one)[0], dtype=np.int64)
             inverse = pca_to_embedding(pca)
             valid = (table_rows >= 0) & (table_rows < len(inverse))
             rows[valid] = inverse[table_rows[valid]]

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from lake.layout import analysis_group, t2i_samples_group
-
 from .columns import NO_CLASS
 from .frames import EmbeddingFrame
 from .rows import align_rows, factorize
 from .session import LakeSession
+from .tables import T2ISample
 
 # Colourings this module adds to "Colour by" (besides class, source, split and the columns).
 PROMPT, PROMPT_CLUSTER, CLUSTER, MODEL = "prompt", "prompt_cluster", "cluster", "model"
@@ -91,8 +90,8 @@ def short_labels(texts: np.ndarray, ids: np.ndarray, chars: int, owners: np.ndar
     return cut.to_numpy(dtype=object)
 
 
-def build_prompt_index(lake: Any, sample_rows: Callable[[np.ndarray], np.ndarray]) -> PromptIndex:
-    """Join every ``t2i/<name>/samples`` with ``samples`` on ``sample_id`` (`sample_rows`: ids -> samples rows).
+def build_prompt_index(session: LakeSession) -> PromptIndex:
+    """Join every ``t2i/<name>/samples`` with ``samples`` on ``sample_id`` (`session.column_rows`: ids -> samples rows).
 
     Per model: its ids and prompt ids are read whole (short strings), prompt ids factorised
     with pandas, and the prompt text read only at each prompt's first row, so memory is
@@ -100,32 +99,31 @@ def build_prompt_index(lake: Any, sample_rows: Callable[[np.ndarray], np.ndarray
     """
     import pandas as pd
 
-    n = int(lake.num_samples)
+    n = int(session.lake.num_samples)
     model_code = np.full(n, -1, np.int16)
     t2i_row = np.full(n, -1, np.int64)
     prompt_code = np.full(n, -1, np.int32)
     models: list[str] = []
     owners, pids, texts, negatives = [], [], [], []
     offset = 0
-    for name in lake.t2i_models():
-        group = t2i_samples_group(name)
-        ids = lake.column(group, "sample_id", native=True)
+    for name in session.lake.t2i_models():
+        ids, prompt_ids = session.t2i_ids(name)
         if len(ids) == 0:
             continue
         code = len(models)
         models.append(name)
-        codes, uniques = pd.factorize(np.asarray(lake.column(group, "prompt_id", native=True), dtype=object))
+        codes, uniques = pd.factorize(np.asarray(prompt_ids, dtype=object))
         _, first = np.unique(codes, return_index=True)  # the first row of each prompt (codes are 0..k-1)
-        rows = np.asarray(sample_rows(ids), dtype=np.int64)
+        rows = np.asarray(session.column_rows(ids), dtype=np.int64)
         found = rows >= 0  # a t2i row whose samples row is missing (never committed together) is left out
         model_code[rows[found]] = code
         t2i_row[rows[found]] = np.flatnonzero(found)
         prompt_code[rows[found]] = codes[found] + offset
         owners.append(np.full(len(uniques), code, np.int16))
         pids.append(np.asarray(uniques, dtype=object))
-        texts.append(_text(lake.column(group, "prompt", first)))
-        has_negative = lake.shape(group, "negative_prompt") is not None
-        negatives.append(_text(lake.column(group, "negative_prompt", first)) if has_negative else np.full(len(first), "", object))
+        text, negative = session.t2i_prompt_text(name, first)
+        texts.append(text)
+        negatives.append(negative)
         offset += len(uniques)
 
     def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
@@ -135,13 +133,9 @@ def build_prompt_index(lake: Any, sample_rows: Callable[[np.ndarray], np.ndarray
                        joined(texts, object), joined(negatives, object))  # fmt: skip
 
 
-def _text(values: np.ndarray) -> np.ndarray:
-    return np.array(["" if v is None else v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
-
-
 def prompt_index(session: LakeSession) -> PromptIndex:
     """The lake's `PromptIndex`, built once per commit (empty when the lake has no text-to-image samples)."""
-    return session.memo("prompt_index", lambda: build_prompt_index(session.lake, session.column_rows))
+    return session.memo("prompt_index", lambda: build_prompt_index(session))
 
 
 def has_t2i(session: LakeSession) -> bool:
@@ -196,13 +190,12 @@ def prompt_clusters(session: LakeSession) -> np.ndarray:
         index = prompt_index(session)
         out = np.full(index.n_prompts, -1, np.int32)
         for code, name in enumerate(index.models):
-            group = analysis_group("prompts", name)
-            if session.lake.shape(group, "cluster") is None or session.lake.shape(group, "prompt_id") is None:
+            table = session.prompt_clusters(name)
+            if table is None:
                 continue
             mine = np.flatnonzero(index.prompt_model == code)
-            table_ids = np.asarray(session.lake.column(group, "prompt_id"), dtype=object)
+            table_ids, cluster = table
             rows = align_rows(np.asarray(index.prompt_id[mine], dtype=object), table_ids)
-            cluster = np.asarray(session.lake.column(group, "cluster"), dtype=np.int64)
             out[mine] = np.where(rows >= 0, cluster[np.clip(rows, 0, max(len(cluster) - 1, 0))], -1) if len(cluster) else -1
         return out
 
@@ -212,13 +205,13 @@ def prompt_clusters(session: LakeSession) -> np.ndarray:
 def activation_clusters(session: LakeSession, ref: str) -> np.ndarray | None:
     """Per embedding row, its k-means cluster in ``analysis/clusters/<key>`` (-1 where absent); None without that table."""
     key = session.embedding(ref).key
-    group = analysis_group("clusters", key)
-    if session.lake.shape(group, "cluster") is None:
+    if not session.has_activation_clusters(key):
         return None
 
     def compute() -> np.ndarray:
-        cluster = np.asarray(session.lake.column(group, "cluster"), dtype=np.int64)
-        return _take(cluster, session.table_rows(group, ref), -1)
+        cluster = session.activation_clusters(key)
+        assert cluster is not None  # checked above; the memo reads it once
+        return _take(cluster, session.table_rows(session.clusters_group(key), ref), -1)
 
     return session.memo(("activation_clusters", ref), compute)
 
@@ -231,7 +224,7 @@ def colour_options(session: LakeSession, ref: str) -> list[str]:
         options.append(PROMPT)
         if (prompt_clusters(session) >= 0).any():
             options.append(PROMPT_CLUSTER)
-    if session.lake.shape(analysis_group("clusters", session.embedding(ref).key), "cluster") is not None:
+    if session.has_activation_clusters(session.embedding(ref).key):
         options.append(CLUSTER)
     if has_t2i(session):  # which generator made each point: meaningful on every key of such a lake
         options.append(MODEL)
@@ -342,24 +335,6 @@ def row_label(session: LakeSession, frame: EmbeddingFrame, ref: str, row: int) -
     return NO_CLASS
 
 
-@dataclass(frozen=True)
-class T2ISample:
-    """One text-to-image sample as the details panel shows it (read for the selected sample only)."""
-
-    model: str
-    identity: dict[str, Any]  # t2i/<model>/samples attributes: family, base, unet, lora, their hashes, size...
-    prompt: str
-    negative_prompt: str
-    prompt_id: str
-    guidance: float
-    seed: int
-    index: int
-    image: np.ndarray  # (H, W, 3) uint8, native size
-    timesteps: tuple[int, ...]
-    sigmas: tuple[float, ...]  # one per timestep where the attributes give them, else empty
-    previews: np.ndarray | None  # (steps, h, w, 3) uint8 decoded x0 at each step; None when not stored
-
-
 def t2i_sample(session: LakeSession, sample_row: int) -> T2ISample | None:
     """The text-to-image record of `samples` row `sample_row`, or None when no prompt made it."""
     if sample_row < 0 or not has_t2i(session):
@@ -368,40 +343,7 @@ def t2i_sample(session: LakeSession, sample_row: int) -> T2ISample | None:
     if sample_row >= len(index.t2i_row) or index.t2i_row[sample_row] < 0:
         return None
     name, row = index.models[int(index.model_code[sample_row])], int(index.t2i_row[sample_row])
-    return read_t2i_sample(session.lake, name, row)
-
-
-def read_t2i_sample(lake: Any, name: str, row: int) -> T2ISample:
-    """Row `row` of ``t2i/<name>/samples``: its prompt coordinates, native image and step previews."""
-    group = t2i_samples_group(name)
-    one = slice(row, row + 1)
-
-    def scalar(column: str, default: Any) -> Any:
-        if lake.shape(group, column) is None:
-            return default
-        value = lake.column(group, column, one)[0]
-        return value.item() if hasattr(value, "item") else value
-
-    attrs = dict(lake.attrs(group))
-    timesteps = tuple(int(t) for t in (attrs.get("timesteps") or []))
-    if not timesteps and lake.shape(group, "timestep") is not None:
-        timesteps = tuple(int(t) for t in lake.column(group, "timestep"))
-    sigmas = tuple(float(s) for s in (attrs.get("sigmas") or []))
-    previews = lake.column(group, "x0", one)[0] if lake.shape(group, "x0") is not None else None
-    return T2ISample(
-        model=name,
-        identity=attrs,
-        prompt=str(scalar("prompt", "")),
-        negative_prompt=str(scalar("negative_prompt", "") or ""),
-        prompt_id=str(scalar("prompt_id", "")),
-        guidance=float(scalar("guidance", float("nan"))),
-        seed=int(scalar("seed", -1)),
-        index=int(scalar("index", 0)),
-        image=np.asarray(lake.column(group, "image", one)[0], dtype=np.uint8),
-        timesteps=timesteps,
-        sigmas=sigmas if len(sigmas) == len(timesteps) else (),
-        previews=None if previews is None or len(previews) == 0 else np.asarray(previews, dtype=np.uint8),
-    )
+    return session.t2i_sample(name, row)
 
 
 IDENTITY_FIELDS = (("family", "family"), ("base", "base"), ("UNet", "unet"), ("LoRA", "lora"))

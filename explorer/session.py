@@ -25,7 +25,28 @@ from .frames import EmbeddingFrame, load_frame
 from .lake_status import EmbeddingInfo, list_embeddings
 from .placed import PlacedLineage, placed_lineage, placed_neighbours
 from .rows import MAX_SCANNED_IDS, HashIndex, align_rows, first_row, hash_ids, same_rows
-from .tables import read_native
+from .tables import (
+    JointEmbedding,
+    PromptMapTable,
+    ScheduleSteps,
+    T2ISample,
+    activation_clusters,
+    has_activation_clusters,
+    has_prompt_map,
+    load_joint,
+    load_schedules,
+    prompt_clusters,
+    prompt_map,
+    read_native,
+    read_t2i_sample,
+    sample_record,
+    sample_sources,
+    t2i_ids,
+    t2i_prompt_text,
+    table_ids,
+    table_length,
+    table_sample_rows,
+)
 
 
 class LakeSession:
@@ -70,7 +91,7 @@ class LakeSession:
         return self.memo(("frame", ref), lambda: load_frame(self.lake, self.embedding(ref), self._align_to_samples))
 
     def _samples_ids(self) -> np.ndarray:
-        return self.memo("samples_ids", lambda: read_native(self.lake, SAMPLES_GROUP, "sample_id"))
+        return self.memo("samples_ids", lambda: table_ids(self.lake, SAMPLES_GROUP))
 
     def _samples_hash(self) -> np.ndarray:
         return self.memo("samples_hash", lambda: hash_ids(self._samples_ids()))
@@ -152,14 +173,14 @@ class LakeSession:
         def compute() -> np.ndarray:
             n = frame.n_fitted
             rows = None
-            if self.lake.shape(group, "sample_row") is not None:  # same samples rows in the same order: no id join
-                table_sample_row = read_native(self.lake, group, "sample_row")
+            table_sample_row = table_sample_rows(self.lake, group)
+            if table_sample_row is not None:  # same samples rows in the same order: no id join
                 if same_rows(frame.sample_row[:n], table_sample_row):
                     rows = np.arange(n, dtype=np.int64)
             if rows is None:
                 # The frame's id hashes are kept: its later lookups by id reuse them.
                 ids = frame.sample_id if n == frame.size else frame.sample_id[:n]
-                rows = align_rows(ids, read_native(self.lake, group, "sample_id"), target_hash=lambda: frame.id_hash[:n])
+                rows = align_rows(ids, table_ids(self.lake, group), target_hash=lambda: frame.id_hash[:n])
             return rows if n == frame.size else np.concatenate([rows, np.full(frame.n_placed, -1, dtype=np.int64)])
 
         return self.memo(("align", group, ref), compute)
@@ -169,7 +190,7 @@ class LakeSession:
 
         def compute() -> np.ndarray:
             rows = self.table_rows(group, ref)
-            n = int((self.lake.shape(group, "sample_id") or (0,))[0])
+            n = table_length(self.lake, group)
             inverse = np.full(n, -1, dtype=np.int64)
             ok = rows >= 0
             inverse[rows[ok]] = np.flatnonzero(ok)
@@ -190,7 +211,7 @@ class LakeSession:
         """Row of each placed sample of the embedding in a placed table (-1 when absent)."""
         frame = self.frame(ref)
         return self.memo(("placed_align", group, ref),
-                         lambda: align_rows(frame.sample_id[frame.n_fitted :], read_native(self.lake, group, "sample_id")))  # fmt: skip
+                         lambda: align_rows(frame.sample_id[frame.n_fitted :], table_ids(self.lake, group)))  # fmt: skip
 
     def sample_rows(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """Rows of the given ids in `samples` (-1 where absent): a scan for a few ids, the hash index for many."""
@@ -222,13 +243,52 @@ class LakeSession:
 
     def sample_record(self, sample_row: int) -> dict[str, Any]:
         """Every scalar column of one sample (provenance: origin, seed, model, split...)."""
-        record: dict[str, Any] = {}
-        row = slice(int(sample_row), int(sample_row) + 1)
-        for array in self.lake.arrays(SAMPLES_GROUP):
-            if array.ndim == 1:
-                value = self.lake.column(SAMPLES_GROUP, array.name, row, native=True)[0]
-                record[array.name] = value.item() if hasattr(value, "item") else str(value)
-        return record
+        return sample_record(self.lake, sample_row)
+
+    def sample_sources(self, sample_rows: np.ndarray) -> list[str]:
+        """The `source` of the given `samples` rows (all present)."""
+        return sample_sources(self.lake, sample_rows)
+
+    # --- typed tables the pages draw -------------------------------------------------
+    def joint(self, layer: str) -> JointEmbedding:
+        """``analysis/trajectory/<layer>``, the layer's joint embedding across noise levels (read once per commit)."""
+        return self.memo(("joint", layer), lambda: load_joint(self.lake, layer))
+
+    def joint_schedules(self, layer: str) -> dict[str, ScheduleSteps]:
+        """The multi-step schedules whose steps are placed in `layer`'s joint embedding, by schedule."""
+        return self.memo(("joint_schedules", layer), lambda: load_schedules(self.lake, layer))
+
+    def prompt_map(self, name: str) -> PromptMapTable | None:
+        """``analysis/prompts/<name>`` (map coordinates and clusters per prompt), or None without it."""
+        return prompt_map(self.lake, name) if has_prompt_map(self.lake, name) else None
+
+    def prompt_clusters(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(prompt_id, cluster) of ``analysis/prompts/<name>``, or None without it."""
+        return prompt_clusters(self.lake, name)
+
+    def activation_clusters(self, key: str) -> np.ndarray | None:
+        """The k-means cluster of each row of ``analysis/clusters/<key>``, or None without that table."""
+        return activation_clusters(self.lake, key)
+
+    def has_activation_clusters(self, key: str) -> bool:
+        """Whether `key` has k-means clusters (metadata only)."""
+        return has_activation_clusters(self.lake, key)
+
+    def clusters_group(self, key: str) -> str:
+        """The group of `key`'s clusters table (to align its rows with `table_rows`)."""
+        return analysis_group("clusters", key)
+
+    def t2i_ids(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(sample_id, prompt_id) of every row of model `name`'s samples table."""
+        return t2i_ids(self.lake, name)
+
+    def t2i_prompt_text(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(prompt, negative prompt) at the given rows of model `name`'s samples table."""
+        return t2i_prompt_text(self.lake, name, rows)
+
+    def t2i_sample(self, name: str, row: int) -> T2ISample:
+        """Row `row` of model `name`'s samples table: prompt, native image, step previews."""
+        return read_t2i_sample(self.lake, name, row)
 
     def compare_summary(self, key: str) -> tuple[dict[str, Any], Any]:
         """Overall metrics (attributes) and the per-class metrics table of `analysis/compare/<key>`."""
