@@ -21,7 +21,8 @@ from apptest import chart_datasets, markdown_text, open_app
 from conftest import CLASSES, KEY, BuiltLake, build_lake, make_images
 
 from explorer import animation, charts
-from explorer.page_noise import LAYER_KEY, NOISE_KEY, PATHS_KEY, SHOW_3D_KEY
+from explorer.noise_map import NOISE_KEY
+from explorer.page_noise import LAYER_KEY, PATHS_KEY, SHOW_3D_KEY
 from lake import SAMPLES, LakeWriter, Provenance, imagenet_classes, parse_key
 from lake.layout import (
     joint_embedding_group,
@@ -188,7 +189,7 @@ def test_a_multi_step_samples_path_is_its_steps_and_the_strip_its_x0_hat(noise_l
 
 
 def test_arrow_heads_point_from_high_sigma_to_low():
-    from explorer.page_noise import Trajectory, arrows_frame
+    from explorer.noise_paths import Trajectory, arrows_frame
 
     path = Trajectory("a", (80.0, 10.0, 2.0), np.array([[0, 0], [1, 0], [1, -1]], dtype=np.float32), "probes")
     arrows = arrows_frame([(path, "selected", "#000")], (-1.0, 2.0, -2.0, 1.0), 300, 300)
