@@ -45,12 +45,12 @@ _PLACED_JS = """
 
 def commands_for(lake: Path, parent: str, key: str, n: int, seed: int) -> list[Any]:
     """The explorer's own argument lists for this job (validated against the lake as the explorer does)."""
-    from explorer import jobs
+    from explorer import job_commands
     from explorer.session import LakeSession
     from explorer.jobs_panel import lake_facts
 
-    request = jobs.JobRequest("variations", (parent,), key, n=n, seed=seed)
-    return jobs.build_commands(request, lake_facts(LakeSession(lake)))
+    request = job_commands.JobRequest("variations", (parent,), key, n=n, seed=seed)
+    return job_commands.build_commands(request, lake_facts(LakeSession(lake)))
 
 
 def bare_job(lake: Path, parent: str, key: str, n: int, seed: int) -> dict[str, float]:

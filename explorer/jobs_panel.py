@@ -1,7 +1,7 @@
 """The edit-job buttons and the jobs area, under the details panel of the Explore page.
 
 The buttons turn the selected sample (and its manual neighbours) plus a few typed
-parameters into a `jobs.JobRequest`; `jobs.build_commands` checks every value against
+parameters into a `job_commands.JobRequest`; `job_commands.build_commands` checks every value against
 the lake and `jobs.start_job` runs it outside this script. Nothing typed in the browser
 becomes a path, a flag or code. Only a browser on the explorer's own machine may start
 jobs (`is_local`, from the request's IP and Host header through `st.context`); the
@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from explorer import common, jobs
+from explorer import common, job_commands, jobs
 from explorer.frames import EmbeddingFrame
 from explorer.session import LakeSession
 from explorer.state import ViewState
@@ -80,10 +80,10 @@ def is_local(ip: str | None, host: str) -> bool:
     return name in LOCAL_HOSTS
 
 
-def lake_facts(session: LakeSession) -> jobs.LakeFacts:
+def lake_facts(session: LakeSession) -> job_commands.LakeFacts:
     """What job requests are checked against, read once per lake commit."""
 
-    def compute() -> jobs.LakeFacts:
+    def compute() -> job_commands.LakeFacts:
         lake = session.lake
         layers = tuple(sorted(set(lake.generation_layers()) | set(lake.activation_layers())))
         channels: dict[str, int] = {}
@@ -105,7 +105,7 @@ def lake_facts(session: LakeSession) -> jobs.LakeFacts:
             return [str(next(values)) if r >= 0 else "" for r in rows]
 
         # Absolute: the driver runs from the repository root, whatever directory the explorer was started in.
-        return jobs.LakeFacts(Path(session.path).resolve(), exists, sources, layers, channels, keys)
+        return job_commands.LakeFacts(Path(session.path).resolve(), exists, sources, layers, channels, keys)
 
     return session.memo("job_facts", compute)
 
@@ -123,7 +123,7 @@ def jobs_section(session: LakeSession, frame: EmbeddingFrame, view: ViewState, r
         )
     elif row < 0 or int(frame.sample_row[row]) < 0:
         st.caption("Select a sample on the map to regenerate it, draw variations, swap its class, or blend it with its manual neighbours.")
-    elif (why := jobs.t2i_refusal(_parents(view), frame.info.key)) is not None:
+    elif (why := job_commands.t2i_refusal(_parents(view), frame.info.key)) is not None:
         st.caption(f"No edit jobs here: {common.markdown_text(why)}.")
     else:
         _job_form(session, frame, view, row)
@@ -161,9 +161,9 @@ def _job_form(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row:
     )
     with st.form("edit_job", border=True):
         c1, c2, c3 = st.columns(3)
-        n = c1.number_input("N", min_value=1, max_value=jobs.MAX_N, value=8, step=1, key="job_n", help="samples (variations) or steps (interpolation), at most 64")
-        seed = c2.number_input("seed", min_value=0, max_value=jobs.MAX_SEED, value=0, step=1, key="job_seed", help="seed of the new noise draws (variations)")
-        sigma = c3.number_input("sigma", min_value=0.01, max_value=jobs.MAX_SIGMA, value=2.0, key="job_sigma", help="noise level of From real (and of real samples in a neighbour blend)")
+        n = c1.number_input("N", min_value=1, max_value=job_commands.MAX_N, value=8, step=1, key="job_n", help="samples (variations) or steps (interpolation), at most 64")
+        seed = c2.number_input("seed", min_value=0, max_value=job_commands.MAX_SEED, value=0, step=1, key="job_seed", help="seed of the new noise draws (variations)")
+        sigma = c3.number_input("sigma", min_value=0.01, max_value=job_commands.MAX_SIGMA, value=2.0, key="job_sigma", help="noise level of From real (and of real samples in a neighbour blend)")
         own_class = int(frame.class_id[row]) if 0 <= int(frame.class_id[row]) < 1000 else 0
         class_id = st.selectbox("class (class swap)", range(1000), index=own_class, format_func=session.classes.label, key="job_class")
         layers = list(facts.layers)
@@ -181,7 +181,7 @@ def _job_form(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row:
                 for x in range(MASK_SIDE):
                     cells[x].checkbox(f"cell {y},{x}", key=f"job_mask_{y}_{x}", label_visibility="collapsed")
         pressed: dict[str, bool] = {}
-        for group in (jobs.OPERATIONS[:3], jobs.OPERATIONS[3:]):
+        for group in (job_commands.OPERATIONS[:3], job_commands.OPERATIONS[3:]):
             for col, op in zip(st.columns(3), group):
                 reason = _unavailable(op, sources)
                 pressed[op] = col.form_submit_button(
@@ -192,7 +192,7 @@ def _job_form(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row:
         return
     mask = "".join("1" if st.session_state.get(f"job_mask_{y}_{x}") else "0" for y in range(MASK_SIDE) for x in range(MASK_SIDE))
     try:
-        request = jobs.JobRequest(
+        request = job_commands.JobRequest(
             operation=chosen,
             parents=parents if chosen in ("interpolate", "neighbours") else parents[:1],
             key=key,
@@ -201,21 +201,21 @@ def _job_form(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row:
             class_id=int(class_id),
             layer=str(layer) if layers else "",
             mask=mask if "1" in mask else "",
-            channels=jobs.parse_channels(channels_text or ""),
+            channels=job_commands.parse_channels(channels_text or ""),
             sigma=float(sigma),
         )
         start(session, request)
-    except jobs.JobRefused as exc:
+    except job_commands.JobRefused as exc:
         st.warning(f"Not started: {exc}", icon=":material/block:")
         return
     st.toast(f"Started {LABELS[chosen]}", icon=":material/play_arrow:")
 
 
-def start(session: LakeSession, request: jobs.JobRequest) -> jobs.JobStatus:
+def start(session: LakeSession, request: job_commands.JobRequest) -> jobs.JobStatus:
     """Check the request (origin, values) and start its job; JobRefused with the reason otherwise."""
     if not is_local(*request_origin()):  # checked again at the moment of starting, not only when drawing the buttons
-        raise jobs.JobRefused("edit jobs can only be started from a browser on the explorer's own machine")
-    commands = jobs.build_commands(request, lake_facts(session))
+        raise job_commands.JobRefused("edit jobs can only be started from a browser on the explorer's own machine")
+    commands = job_commands.build_commands(request, lake_facts(session))
     status = jobs.start_job(session.path, request, commands)
     st.session_state.setdefault(JOBS_SEEN, {})[status.job_id] = status.state
     return status

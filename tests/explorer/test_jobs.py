@@ -18,7 +18,7 @@ import pytest
 
 from apptest import chart_datasets, markdown_text, open_app
 from conftest import KEY, NAME_2D, build_lake, make_images
-from explorer import jobs
+from explorer import job_commands, jobs
 from explorer.jobs_panel import is_local
 from lake import SAMPLES, LakeWriter, Provenance
 from lake.layout import lineage_spec, parse_key, placed_embedding_spec, placed_spec
@@ -35,8 +35,8 @@ def job_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _facts(lake: Path, ids: dict[str, str]) -> jobs.LakeFacts:
-    return jobs.LakeFacts(
+def _facts(lake: Path, ids: dict[str, str]) -> job_commands.LakeFacts:
+    return job_commands.LakeFacts(
         lake=lake,
         sample_exists=lambda q: [i in ids for i in q],
         source_of=lambda q: [ids.get(i, "") for i in q],
@@ -67,57 +67,57 @@ def _stop(lake: Path, status: jobs.JobStatus) -> None:
 
 
 def test_variations_is_an_edit_then_a_placement_as_argument_lists(tmp_path):
-    request = jobs.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=4, seed=5)
-    commands = jobs.build_commands(request, _facts(tmp_path, IDS), python="PY")
+    request = job_commands.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=4, seed=5)
+    commands = job_commands.build_commands(request, _facts(tmp_path, IDS), python="PY")
     assert [c.argv for c in commands] == [
         ("PY", "-m", "ingest", "edit", "variations", "--lake", str(tmp_path), "--from", "gen/a/0", "--n", "4", "--seed", "5",
          "--probe", "enc.8x8_block2@sigma2"),
         ("PY", "-m", "analysis", "place", "--lake", str(tmp_path), "--key", "enc.8x8_block2@sigma2"),
     ]  # fmt: skip
-    neighbours = jobs.JobRequest("neighbours", ("gen/a/0", "in64/x/0"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2",
+    neighbours = job_commands.JobRequest("neighbours", ("gen/a/0", "in64/x/0"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2",
                                  mask="1" * 8 + "0" * 56, channels=(9, 0, 5), sigma=2.0)  # fmt: skip
-    argv = jobs.build_commands(neighbours, _facts(tmp_path, IDS), python="PY")[0].argv
+    argv = job_commands.build_commands(neighbours, _facts(tmp_path, IDS), python="PY")[0].argv
     assert argv[4:] == ("neighbours", "--lake", str(tmp_path), "--from", "gen/a/0,in64/x/0", "--layer", "enc.8x8_block2",
                         "--mask", "1" * 8 + "0" * 56, "--channels", "0,5,9", "--sigma", "2.0",  # a real sample is probed at sigma
                         "--probe", "enc.8x8_block2@sigma2")  # fmt: skip
-    real = jobs.build_commands(jobs.JobRequest("from-real", ("in64/x/0",), "enc.8x8_block2@sigma2", seed=3, sigma=10.0), _facts(tmp_path, IDS), python="PY")
+    real = job_commands.build_commands(job_commands.JobRequest("from-real", ("in64/x/0",), "enc.8x8_block2@sigma2", seed=3, sigma=10.0), _facts(tmp_path, IDS), python="PY")
     assert real[0].argv[4:] == ("from-real", "--lake", str(tmp_path), "--from", "in64/x/0", "--sigma", "10.0", "--probe", "enc.8x8_block2@sigma2")
-    regenerate = jobs.build_commands(jobs.JobRequest("regenerate", ("gen/a/0",), "x@sigma1"), _facts(tmp_path, IDS), python="PY")
+    regenerate = job_commands.build_commands(job_commands.JobRequest("regenerate", ("gen/a/0",), "x@sigma1"), _facts(tmp_path, IDS), python="PY")
     assert [c.name for c in regenerate] == ["regenerate"]  # writes no sample: nothing to place
 
 
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (jobs.JobRequest("variations", ("gen/zzz",), "enc.8x8_block2@sigma2"), "no sample 'gen/zzz'"),
-        (jobs.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=65), "N must be between 1 and 64"),
-        (jobs.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=0), "N must be between 1 and 64"),
-        (jobs.JobRequest("class-swap", ("in64/x/0",), "enc.8x8_block2@sigma2", class_id=3), "needs generated samples"),
-        (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.99"), "unknown layer 'enc.99'"),
-        (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", mask="01"), "the mask must be 64"),
-        (jobs.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", channels=(128,)), "channel 128"),
-        (jobs.JobRequest("interpolate", ("gen/a/0",), "enc.8x8_block2@sigma2"), "exactly two"),
-        (jobs.JobRequest("interpolate", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", n=1), "N must be between 2 and 64"),
-        (jobs.JobRequest("neighbours", ("in64/x/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2"), "must be a generated one"),
-        (jobs.JobRequest("class-swap", ("gen/a/0",), "enc.8x8_block2@sigma2", class_id=1000), "class must be"),
-        (jobs.JobRequest("from-real", ("in64/x/0",), "enc.8x8_block2@sigma2", sigma=float("nan")), "sigma must be"),
-        (jobs.JobRequest("variations", ("gen/a/0",), "other@sigma1"), "no stored PCA"),
-        (jobs.JobRequest("rm -rf", ("gen/a/0",), "enc.8x8_block2@sigma2"), "unknown operation"),
+        (job_commands.JobRequest("variations", ("gen/zzz",), "enc.8x8_block2@sigma2"), "no sample 'gen/zzz'"),
+        (job_commands.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=65), "N must be between 1 and 64"),
+        (job_commands.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2", n=0), "N must be between 1 and 64"),
+        (job_commands.JobRequest("class-swap", ("in64/x/0",), "enc.8x8_block2@sigma2", class_id=3), "needs generated samples"),
+        (job_commands.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.99"), "unknown layer 'enc.99'"),
+        (job_commands.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", mask="01"), "the mask must be 64"),
+        (job_commands.JobRequest("neighbours", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2", channels=(128,)), "channel 128"),
+        (job_commands.JobRequest("interpolate", ("gen/a/0",), "enc.8x8_block2@sigma2"), "exactly two"),
+        (job_commands.JobRequest("interpolate", ("gen/a/0", "gen/a/1"), "enc.8x8_block2@sigma2", n=1), "N must be between 2 and 64"),
+        (job_commands.JobRequest("neighbours", ("in64/x/0", "gen/a/1"), "enc.8x8_block2@sigma2", layer="enc.8x8_block2"), "must be a generated one"),
+        (job_commands.JobRequest("class-swap", ("gen/a/0",), "enc.8x8_block2@sigma2", class_id=1000), "class must be"),
+        (job_commands.JobRequest("from-real", ("in64/x/0",), "enc.8x8_block2@sigma2", sigma=float("nan")), "sigma must be"),
+        (job_commands.JobRequest("variations", ("gen/a/0",), "other@sigma1"), "no stored PCA"),
+        (job_commands.JobRequest("rm -rf", ("gen/a/0",), "enc.8x8_block2@sigma2"), "unknown operation"),
     ],
 )
 def test_refused_requests_name_the_problem_in_one_line(tmp_path, request_, message):
-    with pytest.raises(jobs.JobRefused, match=message) as refused:
-        jobs.build_commands(request_, _facts(tmp_path, IDS))
+    with pytest.raises(job_commands.JobRefused, match=message) as refused:
+        job_commands.build_commands(request_, _facts(tmp_path, IDS))
     assert "\n" not in str(refused.value)
 
 
 def test_channels_parse_lists_and_ranges_and_refuse_anything_else():
-    assert jobs.parse_channels("0, 5,9") == (0, 5, 9)
-    assert jobs.parse_channels("0-3,7,2") == (0, 1, 2, 3, 7)
-    assert jobs.parse_channels("") == ()
+    assert job_commands.parse_channels("0, 5,9") == (0, 5, 9)
+    assert job_commands.parse_channels("0-3,7,2") == (0, 1, 2, 3, 7)
+    assert job_commands.parse_channels("") == ()
     for bad in ("a", "3-1", "--lake", "1;rm"):
-        with pytest.raises(jobs.JobRefused):
-            jobs.parse_channels(bad)
+        with pytest.raises(job_commands.JobRefused):
+            job_commands.parse_channels(bad)
 
 
 def test_only_loopback_connections_are_local():
@@ -130,18 +130,18 @@ def test_only_loopback_connections_are_local():
 # --------------------------------------------------------------------------- the runner (real processes)
 
 
-def _request(lake: Path) -> jobs.JobRequest:
-    return jobs.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2")
+def _request(lake: Path) -> job_commands.JobRequest:
+    return job_commands.JobRequest("variations", ("gen/a/0",), "enc.8x8_block2@sigma2")
 
 
 def test_a_job_runs_its_steps_in_a_background_process_and_a_second_is_refused(tmp_path):
     lake = tmp_path / "lake"
     lake.mkdir()
-    status = jobs.start_job(lake, _request(lake), [jobs.JobCommand("first", SLEEP)])
+    status = jobs.start_job(lake, _request(lake), [job_commands.JobCommand("first", SLEEP)])
     try:
         assert status.state == jobs.RUNNING and status.pid is not None
-        with pytest.raises(jobs.JobRefused, match="a job is already running on this lake: variations of gen/a/0"):
-            jobs.start_job(lake, _request(lake), [jobs.JobCommand("second", SLEEP)])
+        with pytest.raises(job_commands.JobRefused, match="a job is already running on this lake: variations of gen/a/0"):
+            jobs.start_job(lake, _request(lake), [job_commands.JobCommand("second", SLEEP)])
         assert [j.job_id for j in jobs.list_jobs(lake)] == [status.job_id]  # the refused one left nothing behind
         for _ in range(100):
             if "working" in jobs.job_output(lake, status.job_id):
@@ -152,7 +152,7 @@ def test_a_job_runs_its_steps_in_a_background_process_and_a_second_is_refused(tm
         _stop(lake, status)
     # The driver is gone (killed): the job reads as failed, and the lake takes a new job.
     assert jobs.list_jobs(lake)[0].state == jobs.FAILED
-    again = jobs.start_job(lake, _request(lake), [jobs.JobCommand("quick", (sys.executable, "-c", "print('ok')"))])
+    again = jobs.start_job(lake, _request(lake), [job_commands.JobCommand("quick", (sys.executable, "-c", "print('ok')"))])
     _wait(lake, again.job_id)
 
 
@@ -170,15 +170,15 @@ def test_steps_run_in_order_and_a_failure_stops_the_job_with_its_one_line_error(
     lake.mkdir()
     marker = tmp_path / "third-ran"
     commands = [
-        jobs.JobCommand("edit", (sys.executable, "-c", "print('ingest edit variations: 4 new sample(s)'); print('edit/variations/x/0')")),
-        jobs.JobCommand("place", (sys.executable, "-c", "import sys; print('placing'); sys.exit('lake: --key x@sigma3: no PCA stored')")),
-        jobs.JobCommand("never", (sys.executable, "-c", f"open({str(marker)!r}, 'w')")),
+        job_commands.JobCommand("edit", (sys.executable, "-c", "print('ingest edit variations: 4 new sample(s)'); print('edit/variations/x/0')")),
+        job_commands.JobCommand("place", (sys.executable, "-c", "import sys; print('placing'); sys.exit('lake: --key x@sigma3: no PCA stored')")),
+        job_commands.JobCommand("never", (sys.executable, "-c", f"open({str(marker)!r}, 'w')")),
     ]
     job = _wait(lake, jobs.start_job(lake, _request(lake), commands).job_id)
     assert job.state == jobs.FAILED and job.step == 1
     assert job.message == "place failed (exit 1): lake: --key x@sigma3: no PCA stored"
     assert not marker.exists()
-    ok = _wait(lake, jobs.start_job(lake, _request(lake), [commands[0], jobs.JobCommand("place", (sys.executable, "-c", "print('wrote 4'); print('a | table')"))]).job_id)
+    ok = _wait(lake, jobs.start_job(lake, _request(lake), [commands[0], job_commands.JobCommand("place", (sys.executable, "-c", "print('wrote 4'); print('a | table')"))]).job_id)
     # Each step's summary line (not its trailing ids or table) says what the job did.
     assert ok.state == jobs.DONE and ok.message == "ingest edit variations: 4 new sample(s) · wrote 4" and ok.finished is not None
 
@@ -186,8 +186,8 @@ def test_steps_run_in_order_and_a_failure_stops_the_job_with_its_one_line_error(
 def test_a_lake_held_by_another_writer_refuses_the_job_and_says_who(tmp_path):
     lake = build_lake(tmp_path / "lake", per_group=2, with_analysis=False).path
     with writer_lock(lake):
-        with pytest.raises(jobs.JobRefused, match=rf"the lake is being written by pid {os.getpid()}"):
-            jobs.start_job(lake, _request(lake), [jobs.JobCommand("x", SLEEP)])
+        with pytest.raises(job_commands.JobRefused, match=rf"the lake is being written by pid {os.getpid()}"):
+            jobs.start_job(lake, _request(lake), [job_commands.JobCommand("x", SLEEP)])
     assert jobs.list_jobs(lake) == []
     assert jobs.lake_writer(lake) is None
 
@@ -219,7 +219,7 @@ def test_buttons_for_each_operation_follow_the_selection(small_lake, monkeypatch
     assert "Edit jobs" in [h.value for h in at.subheader] and not _buttons(at)  # nothing selected: no buttons yet
     _select(at, _first(small_lake, "generated"))
     buttons = _buttons(at)
-    assert set(buttons) == {f"job_{op}" for op in jobs.OPERATIONS}
+    assert set(buttons) == {f"job_{op}" for op in job_commands.OPERATIONS}
     enabled = {k for k, b in buttons.items() if not b.disabled}
     assert enabled == {"job_regenerate", "job_variations", "job_class-swap"}
     _select(at, _first(small_lake, "generated"), (_first(small_lake, "generated", 1),))
@@ -227,7 +227,7 @@ def test_buttons_for_each_operation_follow_the_selection(small_lake, monkeypatch
     assert {"job_interpolate", "job_neighbours"} <= enabled
     _select(at, _first(small_lake, "real"))
     assert {k for k, b in _buttons(at).items() if not b.disabled} == {"job_variations", "job_from-real"}
-    assert at.number_input(key="job_n").max == jobs.MAX_N
+    assert at.number_input(key="job_n").max == job_commands.MAX_N
 
 
 def test_a_button_validates_its_values_before_anything_starts(small_lake, monkeypatch, job_folder):
@@ -244,7 +244,7 @@ def test_a_button_validates_its_values_before_anything_starts(small_lake, monkey
 
 
 def test_a_second_job_while_one_runs_is_refused_on_the_page(small_lake, monkeypatch):
-    running = jobs.start_job(small_lake.path, _request(small_lake.path), [jobs.JobCommand("stand-in edit", SLEEP)])
+    running = jobs.start_job(small_lake.path, _request(small_lake.path), [job_commands.JobCommand("stand-in edit", SLEEP)])
     try:
         at = open_app(small_lake.path, monkeypatch)
         _select(at, _first(small_lake, "generated"))
@@ -275,8 +275,8 @@ def test_a_session_from_another_machine_cannot_start_jobs(small_lake, monkeypatc
     assert not _buttons(at)
     assert any("only be started from a browser on the explorer's own machine" in i.value for i in at.info)
     # The start itself checks again, whatever the page drew.
-    request = jobs.JobRequest("variations", (_first(small_lake, "generated"),), KEY)
-    with pytest.raises(jobs.JobRefused, match="explorer's own machine"):
+    request = job_commands.JobRequest("variations", (_first(small_lake, "generated"),), KEY)
+    with pytest.raises(job_commands.JobRefused, match="explorer's own machine"):
         panel.start(None, request)  # type: ignore[arg-type]  # refused before the session is used
     assert not job_folder.exists() or not any(job_folder.rglob("status.json"))
 
@@ -360,11 +360,11 @@ def test_a_placed_sample_selects_like_any_point_and_says_it_is_placed(placed_lak
 def test_the_jobs_area_shows_a_finished_job_and_a_failed_one_with_its_one_line_error(small_lake, monkeypatch):
     lake = small_lake.path
     say = (sys.executable, "-c", "print('ingest edit variations: 4 new sample(s) (run r1)')")
-    _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("variations", say)]).job_id)
+    _wait(lake, jobs.start_job(lake, _request(lake), [job_commands.JobCommand("variations", say)]).job_id)
     at = open_app(lake, monkeypatch)
     assert any("done in" in s.value and "4 new sample(s)" in s.value for s in at.success)
     fail = (sys.executable, "-c", "import sys; sys.exit('lake: is being written by pid 42; wait for it to finish, then run again')")
-    _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("variations", fail)]).job_id)
+    _wait(lake, jobs.start_job(lake, _request(lake), [job_commands.JobCommand("variations", fail)]).job_id)
     at = open_app(lake, monkeypatch, checked=False)  # the failed job's error box is the point here
     (error,) = at.error
     assert "failed: variations failed (exit 1): lake: is being written by pid 42" in error.value
@@ -387,7 +387,7 @@ def test_a_running_job_can_be_stopped_and_the_lake_takes_the_next(tmp_path):
     lake.mkdir()
     child_pid = tmp_path / "child.pid"
     record = (sys.executable, "-c", f"import os, time; open({str(child_pid)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
-    status = jobs.start_job(lake, _request(lake), [jobs.JobCommand("edit", record), jobs.JobCommand("place", SLEEP)])
+    status = jobs.start_job(lake, _request(lake), [job_commands.JobCommand("edit", record), job_commands.JobCommand("place", SLEEP)])
     for _ in range(400):
         if child_pid.exists() and child_pid.read_text():
             break
@@ -406,7 +406,7 @@ def test_a_running_job_can_be_stopped_and_the_lake_takes_the_next(tmp_path):
     else:
         raise AssertionError("the job's command is still running")
     assert not jobs.cancel_job(lake, status.job_id)
-    _wait(lake, jobs.start_job(lake, _request(lake), [jobs.JobCommand("quick", (sys.executable, "-c", "print(1)"))]).job_id)
+    _wait(lake, jobs.start_job(lake, _request(lake), [job_commands.JobCommand("quick", (sys.executable, "-c", "print(1)"))]).job_id)
 
 
 def test_a_click_after_the_map_was_rebuilt_counts_whether_the_view_kept_the_old_selection_or_not():

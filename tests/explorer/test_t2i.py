@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from apptest import chart_datasets, markdown_text, open_app, scatter_points
 
-from explorer import charts, export, jobs, prompts
+from explorer import charts, export, job_commands, prompts
 from explorer.columns import NO_CLASS
 from explorer.session import LakeSession
 from explorer.state import ViewState, decode_query_params, encode_query_params
@@ -419,13 +419,13 @@ def test_details_show_the_prompt_model_and_every_step_preview(t2i_lake, monkeypa
 def test_edit_jobs_are_not_offered_for_text_to_image_samples_or_keys(t2i_lake, monkeypatch):
     sdxl_id = str(_sdxl(t2i_lake)["sample_id"].iloc[0])
     imagenet_id = str(t2i_lake.samples.loc[t2i_lake.samples["model"] == "dmd2-test", "sample_id"].iloc[0])
-    facts = jobs.LakeFacts(t2i_lake.path, lambda ids: [True] * len(ids), lambda ids: ["generated"] * len(ids), (IMAGENET_KEY.layer,),
+    facts = job_commands.LakeFacts(t2i_lake.path, lambda ids: [True] * len(ids), lambda ids: ["generated"] * len(ids), (IMAGENET_KEY.layer,),
                            {IMAGENET_KEY.layer: 16}, (IMAGENET_KEY.name, SDXL_KEY.name))  # fmt: skip
-    with pytest.raises(jobs.JobRefused, match="text-to-image sample"):
-        jobs.build_commands(jobs.JobRequest("regenerate", (sdxl_id,), IMAGENET_KEY.name), facts)
-    with pytest.raises(jobs.JobRefused, match="text-to-image model's key"):
-        jobs.build_commands(jobs.JobRequest("regenerate", (imagenet_id,), SDXL_KEY.name), facts)
-    assert jobs.build_commands(jobs.JobRequest("regenerate", (imagenet_id,), IMAGENET_KEY.name), facts)  # the ImageNet sample still can
+    with pytest.raises(job_commands.JobRefused, match="text-to-image sample"):
+        job_commands.build_commands(job_commands.JobRequest("regenerate", (sdxl_id,), IMAGENET_KEY.name), facts)
+    with pytest.raises(job_commands.JobRefused, match="text-to-image model's key"):
+        job_commands.build_commands(job_commands.JobRequest("regenerate", (imagenet_id,), SDXL_KEY.name), facts)
+    assert job_commands.build_commands(job_commands.JobRequest("regenerate", (imagenet_id,), IMAGENET_KEY.name), facts)  # the ImageNet sample still can
     at = open_app(t2i_lake.path, monkeypatch, {"emb": _ref(SDXL_KEY), "sel": sdxl_id})
     assert any("No edit jobs here" in c.value and "text-to-image sample" in c.value for c in at.caption)
     assert not [b for b in at.button if b.label == "Regenerate"]
