@@ -7,6 +7,7 @@ its ingest jobs resume without adding a row, and the explorer shows it without a
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 from tests.conftest import run_cli, tree_digest
@@ -15,11 +16,12 @@ CLASSES = "281,967,657,670"
 
 
 def data_digest(lake: Path) -> str:
-    """Every file's name and bytes except the job records (provenance) and the consolidated root metadata."""
+    """Every file's name and bytes except the job records (provenance), the model registry (which the next
+    writing job fills in for an old lake) and the consolidated root metadata."""
     digest = hashlib.sha256()
     for file in sorted(p for p in lake.rglob("*") if p.is_file()):
         relative = file.relative_to(lake)
-        if relative.parts[0] == "provenance" or str(relative) in ("zarr.json", ".dmd2viz.lock"):
+        if relative.parts[0] in ("provenance", "models") or str(relative) in ("zarr.json", ".dmd2viz.lock"):
             continue
         digest.update(str(relative).encode())
         digest.update(file.read_bytes())
@@ -51,10 +53,15 @@ def test_analyses_of_the_old_lake_are_reused_bit_for_bit(legacy_lake: Path) -> N
     assert tree_digest(legacy_lake) == before
 
 
-def test_ingest_jobs_on_the_old_lake_resume_without_adding_rows(legacy_lake: Path) -> None:
+def test_ingest_jobs_on_the_old_lake_resume_without_adding_rows(legacy_lake: Path, tmp_path: Path) -> None:
+    legacy_lake = Path(shutil.copytree(legacy_lake, tmp_path / "legacy"))  # it gains a registry: the shared copy stays old
     before = data_digest(legacy_lake)
     run_cli("ingest", "generate", "--lake", str(legacy_lake), "--preset", "tiny", "--num-samples", "24", "--seed", "0",
             "--samples-per-class", "6", "--classes", CLASSES, "--layers", "bottleneck", "--no-progress", check=True)
     run_cli("ingest", "activations", "--lake", str(legacy_lake), "--preset", "tiny", "--layers", "bottleneck",
             "--sigmas", "2,10", "--source", "all", "--no-progress", check=True)
     assert data_digest(legacy_lake) == before
+    from lake import open_lake
+
+    # The one model that made its unprefixed tables is now registered as the lake's first, named after its preset.
+    assert [(m.name, m.model_id, m.weights) for m in open_lake(legacy_lake).models()] == [("tiny", "tiny-random-seed0", "random")]

@@ -76,7 +76,7 @@ def test_steps_4_writes_the_documented_schedule_and_trajectories(reference):
 
     [record] = lake.provenance()
     assert record["parameters"]["schedule"] == SCHEDULE and record["parameters"]["steps"] == 4
-    assert record["rows_added"] == {"samples": 16, **{g: 16 for g in trajectory_groups()}}
+    assert record["rows_added"] == {"samples": 16, "models": 1, **{g: 16 for g in trajectory_groups()}}  # + the registry row
 
 
 STEPS_SCRIPT = """
@@ -137,7 +137,7 @@ def test_resume_with_more_samples_and_layers_added_later_gives_the_same_bits(ref
     assert open_lake(resumed).trajectory_layers(SCHEDULE) == []
     assert generate(resumed, "--num-samples", 16, "--batch-size", 16, *STEPS) == 0
     first, second = sorted((r["started"], r["rows_added"]) for r in open_lake(resumed).provenance())
-    assert first[1] == {"samples": 8, f"trajectories/{SCHEDULE}": 8}
+    assert first[1] == {"samples": 8, "models": 1, f"trajectories/{SCHEDULE}": 8}  # the first run registers the model
     assert second[1] == {"samples": 8, f"trajectories/{SCHEDULE}": 8, **{g: 16 for g in trajectory_groups()[1:]}}
     for group in trajectory_groups()[1:]:  # appended in the rerun's order: 0..15
         np.testing.assert_array_equal(read(resumed, group).sample_id.values, read(reference, group).sample_id.values)

@@ -234,11 +234,15 @@ def test_another_model_or_noise_seed_is_refused(lakes, tmp_path, capsys):
     torch.save(models.build_generator("tiny", seed=5).state_dict(), weights)
     before = tree_digest(lake)
     capsys.readouterr()
-    # `mid` has no activation group yet, so it is the reconstructions group that refuses.
-    for extra, needle in [(["--checkpoint", str(weights)], "model_id"), (["--noise-seed", "1"], "noise_seed")]:
+    # Another network is another model of the registry, refused without --model (and with it, since
+    # reconstructions hold the first model's outputs); `mid` has no activation group yet, so for another
+    # noise seed it is the reconstructions group that refuses.
+    for extra, needle in [(["--checkpoint", str(weights)], "error: --model: "),
+                          (["--checkpoint", str(weights), "--model", "other"], "error: --reconstructions: "),
+                          (["--noise-seed", "1"], "reconstructions was computed with")]:
         assert probe(lake, "--layers", "mid", "--sigmas", "0.5", "--reconstructions", *extra) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "reconstructions was computed with" in err and needle in err, err
+        assert len(err.splitlines()) == 1 and needle in err and (extra[0] != "--noise-seed" or "noise_seed" in err), err
         assert tree_digest(lake) == before
 
     with pytest.raises(InputError, match="no probes yet"):
