@@ -210,20 +210,7 @@ def scatter_spec(
         .encode(x=x, y=y, color=fill(color.legend), tooltip=tooltip)
         .add_params(pick)
     )
-    placed_layers = []
-    if placed:
-        lines = (
-            alt.Chart(alt.Data(name="lineage"))
-            .mark_rule(clip=True, color=LINEAGE_COLOUR, strokeWidth=1, opacity=0.8, aria=False)
-            .encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
-        )
-        diamonds = (
-            alt.Chart(alt.Data(name="placed"))
-            .transform_calculate(image=image)
-            .mark_point(clip=True, shape=PLACED_SHAPE, filled=True, size=110, opacity=1, stroke=PLACED_OUTLINE, strokeWidth=1.2)
-            .encode(x=x, y=y, color=fill(False), tooltip=[*tooltip, alt.Tooltip("placement:N", title="placement")])
-        )
-        placed_layers = [lines, diamonds]
+    placed_layers = _placed_layers(x, y, image, fill(False), tooltip) if placed else []
     roles = list(MARK_ROLES)
     marks = (
         alt.Chart(alt.Data(name="marks"))
@@ -243,6 +230,24 @@ def scatter_spec(
     layers = [_density_layer(extent, 0.35, "greys", aria=False), points, *placed_layers, marks] if background else [points, *placed_layers, marks]
     chart = alt.layer(*layers).properties(height=height, usermeta={"embedOptions": {"renderer": renderer}}).configure_view(strokeWidth=0)
     return chart.to_dict(validate=False)
+
+
+def _placed_layers(x: Any, y: Any, image: str, colour: Any, tooltip: list[Any]) -> list[Any]:
+    """The placed samples' layers of `scatter_spec`: a line to each parent (`lineage`), then diamonds (`placed`)."""
+    import altair as alt
+
+    lines = (
+        alt.Chart(alt.Data(name="lineage"))
+        .mark_rule(clip=True, color=LINEAGE_COLOUR, strokeWidth=1, opacity=0.8, aria=False)
+        .encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
+    )
+    diamonds = (
+        alt.Chart(alt.Data(name="placed"))
+        .transform_calculate(image=image)
+        .mark_point(clip=True, shape=PLACED_SHAPE, filled=True, size=110, opacity=1, stroke=PLACED_OUTLINE, strokeWidth=1.2)
+        .encode(x=x, y=y, color=colour, tooltip=[*tooltip, alt.Tooltip("placement:N", title="placement")])
+    )
+    return [lines, diamonds]
 
 
 @dataclass(frozen=True)
