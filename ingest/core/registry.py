@@ -177,3 +177,18 @@ def _place_among(lake: Lake, known: list[ModelRecord], new: list[ModelRecord], i
                          f"{lake.path}; pass --model {same[0].name}")
     record = model_record(identity, name, source)
     return ModelPlace(record, first=False, new_records=(*new, record))
+
+
+def registered_name(lake: Lake, model_id: str) -> str | None:
+    """The registry name of the network `model_id` names (None when the lake registers no such model)."""
+    return next((record.name for record in lake.models() if record.model_id == model_id), None)
+
+
+def model_table_layer(lake: Lake, model_id: str, block: str) -> str:
+    """The table layer of generator block `block` for the network `model_id` names: the block itself for the
+    lake's first model (or in a lake without a registry), ``<name>.<block>`` for another registered model."""
+    known = lake.models()
+    for index, record in enumerate(known):
+        if record.model_id == model_id:
+            return block if index == 0 else model_layer(record.name, block)
+    return block

@@ -108,16 +108,19 @@ def parse_probe(lake: Lake, text: str | None) -> list[ProbeRequest]:
     groups: dict[tuple[Any, ...], list[str]] = {}
     for layer, sigmas in wanted.items():
         attrs = lake.attrs(activations_group(layer))
-        signature = (tuple(float(s) for s in sigmas), int(attrs.get("noise_seed", 0)), bool(attrs.get("keep_spatial")))
+        # One probe run per model too: layers of several registered models are probed each by its own network.
+        signature = (tuple(float(s) for s in sigmas), int(attrs.get("noise_seed", 0)), bool(attrs.get("keep_spatial")),
+                     str(attrs.get("model_id", "")))
         groups.setdefault(signature, []).append(layer)
-    return [ProbeRequest(tuple(layers), sigmas, seed, spatial) for (sigmas, seed, spatial), layers in groups.items()]
+    return [ProbeRequest(tuple(layers), sigmas, seed, spatial) for (sigmas, seed, spatial, _), layers in groups.items()]
 
 
 def generation_layers(lake: Lake, model: RunModel) -> list[str]:
-    """The lake's generation/<layer> groups of this model: an edit records its pass there too."""
-    from lake.layout import generation_group
+    """The generator blocks whose generation/[<model>.]<block> group belongs to this model: an edit records its
+    pass there too (a second registered model's groups carry its name, ingest.core.registry)."""
+    from lake.layout import generation_group, split_model_layer
 
-    return [layer for layer in lake.generation_layers()
+    return [split_model_layer(layer)[1] for layer in lake.generation_layers()
             if lake.attrs(generation_group(layer)).get("model_id") == model.identity.model_id]
 
 

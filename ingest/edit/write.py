@@ -27,10 +27,11 @@ def write_edit(lake_path: str | os.PathLike[str], plan: EditPlan, provenance: An
     samples already present (none, unless written by hand) are filled in too, so a rerun
     always ends complete.
     """
-    from lake import SAMPLES, LakeWriter
+    from lake import SAMPLES, LakeWriter, open_lake
     from lake.layout import LINEAGE_GROUP, LayerShape, generation_group, lineage_spec
 
     from ..activation_store import open_generation_table
+    from ..core.registry import model_table_layer
     from ..pipeline import SampleBatch
 
     with LakeWriter.open(lake_path, provenance, create=False) as writer:
@@ -57,17 +58,19 @@ def write_edit(lake_path: str | os.PathLike[str], plan: EditPlan, provenance: An
                 "edit_seed": np.full(len(rows), plan.seed, dtype=np.int64),
                 "class_id": np.array([s.class_id for s in rows], dtype=np.int16),
                 "run_id": [provenance.run_id] * len(rows)})
-        layers = sorted({layer for s in plan.samples for layer in s.means})
-        for layer in layers:
+        blocks = sorted({block for s in plan.samples for block in s.means})
+        committed = open_lake(lake_path)
+        for block in blocks:
+            layer = model_table_layer(committed, identity["model_id"], block)  # teacher.enc..., or the block itself
             attrs = writer.attrs(generation_group(layer)) or {}
             if attrs.get("model_id") != identity["model_id"]:
                 continue  # a group of another model's generation: these samples are not its to hold
-            channels = int(plan.samples[0].means[layer].shape[0])
-            height, width = _resolution(plan.model.module, layer)
+            channels = int(plan.samples[0].means[block].shape[0])
+            height, width = _resolution(plan.model.module, block)
             table = open_generation_table(writer, layer, LayerShape(channels, height, width), attrs)
             missing = [s for s in plan.samples if s.sample_id not in set(table.keys().tolist())]
             if missing:
-                table.append({"mean": np.stack([s.means[layer] for s in missing]),
+                table.append({"mean": np.stack([s.means[block] for s in missing]),
                               "sample_id": [s.sample_id for s in missing],
                               "class_id": np.array([s.class_id for s in missing], dtype=np.int16)})
     return len(new)
@@ -85,8 +88,11 @@ def probe_new(lake_path: str | os.PathLike[str], sample_ids: Sequence[str], requ
     """Probe only `sample_ids` with the lake's probe model, as `requests` say (`probe_activations`)."""
     from lake import open_lake
 
+    from lake.layout import split_model_layer
+
     from ..core.models import ModelSpec
     from ..core.recorded import find_checkpoint, probe_setup
+    from ..core.registry import registered_name
     from ..probing import probe_activations
 
     lake = open_lake(lake_path)
@@ -99,8 +105,11 @@ def probe_new(lake_path: str | os.PathLike[str], sample_ids: Sequence[str], requ
                 raise InputError(f"{lake.path}: its probes ran a checkpoint no provenance record locates here; "
                                  "pass --checkpoint PATH")
             path = found[0]
-        probe_activations(lake_path, ModelSpec(preset=setup.preset, checkpoint=path, device=device, dtype=setup.dtype),
-                          list(request.layers), list(request.sigmas), source="all", noise_seed=request.noise_seed,
+        # The probes' own model: a second registered model's tables (teacher.<block>) are probed under its name.
+        spec = ModelSpec(preset=setup.preset, checkpoint=path, device=device, dtype=setup.dtype,
+                         name=registered_name(lake, setup.model_id))
+        probe_activations(lake_path, spec, [split_model_layer(layer)[1] for layer in request.layers],
+                          list(request.sigmas), source="all", noise_seed=request.noise_seed,
                           keep_spatial=request.keep_spatial, progress=progress, sample_ids=list(sample_ids))
 
 

@@ -16,7 +16,7 @@ from ingest.generate import generate
 from ingest.npz import ingest_npz
 from ingest.probing import probe_activations
 from lake import open_lake
-from lake.layout import parse_sample_id
+from lake.layout import generation_group, parse_sample_id
 from tests.conftest import photo_like_images, run_cli, tree_digest, write_imagenet64_npz
 
 TEACHER_SEED = 7
@@ -146,3 +146,26 @@ def test_a_lake_made_before_the_registry_registers_its_first_model_when_a_second
     assert (first.name, first.model_id) == ("tiny", "tiny-random-seed0")  # read off its unprefixed tables
     assert teacher.name == "teacher"
     assert "teacher.enc.8x8_block2" in opened.activation_layers()
+
+
+def test_an_edit_of_a_second_models_sample_records_and_probes_it_as_that_model(
+        two_model_lake: Path, inputs: dict[str, Path], tmp_path: Path) -> None:
+    from ingest import edit
+
+    lake = tmp_path / "lake"
+    shutil.copytree(two_model_lake, lake)
+    teacher = ModelSpec(preset="tiny", checkpoint=str(inputs["teacher"]), device="cpu", name="teacher")
+    generate(lake, teacher, 2, seed=0, layers="bottleneck", progress=False)
+    probe_activations(lake, teacher, "bottleneck", "2", source="all", progress=False)
+    teacher_id = open_lake(lake).model("teacher").model_id
+    parent = f"gen/{teacher_id}/s0/0"
+    made = edit.variations(lake, parent, 2, seed=3, probe="all", device="cpu", progress=False)
+    opened = open_lake(lake)
+    ids = set(made.sample_ids)
+    assert len(ids) == 2
+    # Its generation pass is the teacher's: recorded in the teacher's table, never the first model's.
+    assert ids <= set(opened.dataset(generation_group("teacher.enc.8x8_block2"))["sample_id"].values.tolist())
+    assert not ids & set(opened.dataset(generation_group("enc.8x8_block2"))["sample_id"].values.tolist())
+    # Probed by every stored probe model (each under its own name), as `--probe all` promises.
+    for layer in ("teacher.enc.8x8_block2", "enc.8x8_block2"):
+        assert ids <= set(opened.activations(layer)["sample_id"].values.tolist()), layer
