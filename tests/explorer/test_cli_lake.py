@@ -174,3 +174,17 @@ def test_3d_button_opens_the_3d_embedding_of_the_same_layer_and_sigma(cli_demo_l
         assert not any("needs a 3D embedding" in c.value for c in at.caption)
         at.radio(key="w_page").set_value("explore").run()
         assert at.session_state["view"].embedding == two
+
+
+def test_the_demo_holds_two_models_probing_the_same_real_images(cli_demo_lake, demo):
+    lake = open_lake(cli_demo_lake)
+    first, teacher = lake.models()
+    assert (first.name, first.weights) == ("tiny", "random")
+    assert (teacher.name, teacher.weights, teacher.preset) == ("teacher-stand-in", "checkpoint", "tiny")
+    student = lake.activations("enc.8x8_block2", 2.0)
+    stand_in = lake.activations("teacher-stand-in.enc.8x8_block2", 2.0)
+    real = set(_ids(cli_demo_lake, "real"))
+    assert real <= set(stand_in["sample_id"].values.tolist()) and real <= set(student["sample_id"].values.tolist())
+    assert stand_in.attrs["model_id"] == teacher.model_id != student.attrs["model_id"]
+    keys = {info.key for info in demo.embeddings}
+    assert {"enc.8x8_block2@sigma2", "teacher-stand-in.enc.8x8_block2@sigma2"} <= keys  # analysed like the first
