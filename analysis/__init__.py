@@ -1,7 +1,7 @@
 """Analyses of the activation tables: Dask PCA, UMAP, k-NN graphs, real-vs-generated metrics.
 
 Command line: ``python -m analysis {pca,umap,knn,compare,run,clusters,prompts,trajectory,place,query,list} --lake LAKE ...``.
-The same as functions (each reads from and writes to the lake; see README "Analysis commands"):
+The same as functions (each reads from and writes to the lake; see docs/analysis.md):
 
     from analysis import run_all, run_pca, run_umap, run_knn, run_compare, query, list_analyses
     from analysis import run_trajectory, TrajectoryParams, run_place

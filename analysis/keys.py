@@ -5,7 +5,7 @@ belong to the lake's layout (`lake.layout`); they are re-exported here for calle
 import them from analysis. This module adds what the commands need on top: aliases,
 defaults and one-line errors naming what the lake holds.
 
-Text-to-image tables (``activations/<name>.<module>``, README "Text-to-image models") are
+Text-to-image tables (``activations/<name>.<module>``, docs/lake.md "Text-to-image models") are
 keyed the same way; on top of that a layer may name its capture site by the family's alias
 (``dmd2-sdxl-4step.mid`` = ``dmd2-sdxl-4step.mid_block.attentions.0``,
 `lake.schema.T2I_SITE_ALIASES`), and a noise level may be given as the step's *timestep*

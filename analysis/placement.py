@@ -18,7 +18,7 @@ is placed from stored arrays only:
    identical to a fitted row lands on it).
 
 Two choices were made by measurement (``benchmarks/bench_place.py`` on the demo lake,
-README "Placing new samples"). umap's ``transform`` itself weights with local
+docs/analysis.md "Placing new samples"). umap's ``transform`` itself weights with local
 connectivity 0 (rho = 0: nearly flat weights over the k neighbours, which pulls a point
 toward the middle of its neighbourhood); the fit's weights (1) landed closer to where a
 refit puts held-out samples among their neighbours (2.8 vs 3.6 spacings) and closer to

@@ -6,8 +6,8 @@ gives coordinates that mean different things at every sigma, so a sample's path 
 sigma jumps around the map. Here one standardise + PCA and one UMAP are fitted on a
 balanced sample of cells of *all* sigmas, and every other cell is placed with the fitted
 model's `transform`, so the same coordinates mean the same thing at every noise level
-(method ``joint``). Method ``aligned`` (the default, chosen by measurement: README
-"trajectory") fits `umap.AlignedUMAP` across the sigma slices of the same fit sample, which
+(method ``joint``). Method ``aligned`` (the default, chosen by measurement: docs/analysis.md
+"The joint embedding across sigma") fits `umap.AlignedUMAP` across the sigma slices of the same fit sample, which
 keeps each sample's positions at consecutive sigmas close, and places every other cell
 within its own sigma slice from its nearest fitted cells of that slice in the joint PCA
 space (`analysis.placement`: UMAP membership weights, weighted mean of their stored

@@ -46,10 +46,10 @@ T2I_SITE_ALIASES: dict[str, dict[str, str]] = {
 
 # 256 images (3 MiB raw) per chunk: large enough that appends and full scans are
 # dominated by codec throughput, small enough that fetching one thumbnail decodes
-# only 3 MiB. See README "Chunking" for the measurement.
+# only 3 MiB. See docs/lake.md "Chunking" for the measurement.
 IMAGES_PER_CHUNK = 256
 # Blosc-LZ4 without shuffle: photographs compress only 10-25% whatever the codec, and
-# LZ4 encodes 2-3x faster than zstd level 1 (benchmarks/bench_image_codec.py; README
+# LZ4 encodes 2-3x faster than zstd level 1 (benchmarks/bench_image_codec.py; docs/lake.md
 # "Chunking"), which keeps ingest as fast as decompressing its input.
 IMAGE_CODEC: dict[str, Any] = {
     "name": "blosc",

@@ -1,4 +1,4 @@
-"""Place step: new samples on a key's stored map, without refitting anything (README "Placing new samples").
+"""Place step: new samples on a key's stored map, without refitting anything (docs/analysis.md "Placing new samples").
 
 Reads ``activations/<layer>`` at the key's sigma, ``analysis/pca/<key>`` (its transform and
 the fitted rows' scores) and every current ``analysis/embeddings/<key>/<name>`` (their
@@ -47,7 +47,7 @@ from ..runner import execute
 from ..store import as_lake, load_pca_model, load_scores, pca_run_id, require_pca
 
 KIND = "placed"
-# The measured figure each placed embedding carries (README "Placing new samples"): fitted rows placed
+# The measured figure each placed embedding carries (docs/analysis.md "Placing new samples"): fitted rows placed
 # as if new, median displacement from their stored coordinates / median nearest-neighbour distance.
 LEAVE_ONE_OUT_ATTRS = ("leave_one_out_displacement", "leave_one_out_displacement_nearest_neighbour", "leave_one_out_rows")
 

@@ -2,7 +2,7 @@
 
 Nothing outside `lake/` spells a group path or builds a table spec by hand: jobs and
 analyses ask this module where things go and what they look like, and read them back
-through the typed readers of `lake.reader.Lake`. Schema version 1 (README "Lake layout"):
+through the typed readers of `lake.reader.Lake`. Schema version 1 (docs/lake.md):
 
     samples/                          one row per image (SAMPLES): image + labels
     generation/<layer>/               per generated sample: the generation pass's channel means
@@ -20,7 +20,7 @@ A *key* is ``<layer>@sigma<sigma:g>`` (`AnalysisKey`, `parse_key`): one (layer, 
 slice of an activation table, the unit every analysis works on. Every per-sample
 analysis table carries the label columns (`LABEL_COLUMNS`) in the PCA table's row order.
 
-Noise axis (README "Lake layout"):
+Noise axis (docs/lake.md):
 
     trajectories/<schedule>/          per multi-step sample: x0_hat (sample, sigma, y, x, channel), one
                                       entry per step along ``sigma`` (the step's input sigma, decreasing)
@@ -34,7 +34,7 @@ A *schedule* is the strictly decreasing list of input sigmas of a k-step sampler
 by `schedule_id` (``sigmas80-20-5-1.5``). One-step samples (schedule ``[80]``) have no
 trajectory group: ``samples`` and ``generation/<layer>`` already are their single step.
 
-Edits and placement (README "Lake layout"):
+Edits and placement (docs/lake.md):
 
     lineage/                          one row per sample made from other samples (variations, class
                                       swap, interpolation, neighbour blends, ...): operation, parents
@@ -47,7 +47,7 @@ so lakes made before edits existed need no migration. Their parents are
 ``parent_ids`` (comma-separated sample ids). A placed point is never a fitted one: fitted
 rows stay in ``analysis/pca``/``embeddings``, placed rows live under ``analysis/placed``.
 
-Text-to-image models (SDXL, SD v1.5; README "Lake layout"), one folder per model *name*:
+Text-to-image models (SDXL, SD v1.5; docs/lake.md), one folder per model *name*:
 
     t2i/<name>/samples                per sample: the prompt coordinates (prompt_id, prompt,
                                       negative_prompt, guidance, seed, index, class_id), the image
