@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from lake.layout import GENERATION_GROUP, activations_group, analysis_prefix, format_sigma, parse_key
+from lake.layout import GENERATION_GROUP, activations_group, analysis_prefix, format_sigma, parse_key, split_model_layer, split_t2i_layer
 
 
 class LakeState(Enum):
@@ -126,6 +126,48 @@ def list_embeddings(lake: Any) -> list[EmbeddingInfo]:
             EmbeddingInfo(path=group, key=key or rel, name=name, dims=int(shape[1]), rows=int(shape[0]), attrs=lake.attrs(group))
         )
     return sorted(found, key=lambda e: (e.layer, _sigma_sort_key(e.sigma), e.name))
+
+
+FIRST_MODEL = ""  # the group name of the lake's first ImageNet model, whose layers are unqualified
+
+
+def embedding_model(layer: str) -> str:
+    """The model whose layer an embedding projects: a text-to-image model's or a registered
+    ImageNet model's name (``teacher.enc.8x8_block2`` -> ``teacher``), FIRST_MODEL for the
+    lake's first ImageNet model (its layers are unqualified)."""
+    t2i = split_t2i_layer(layer)
+    if t2i is not None:
+        return t2i[0]
+    model, _ = split_model_layer(layer)
+    return model or FIRST_MODEL
+
+
+@dataclass(frozen=True)
+class ModelGroup:
+    """The embeddings of one model, as the sidebar's model picker offers them."""
+
+    name: str  # FIRST_MODEL for the lake's first ImageNet model
+    label: str
+    refs: tuple[str, ...]
+
+
+def group_by_model(embeddings: list[EmbeddingInfo], first_model: str | None, t2i_models: set[str]) -> list[ModelGroup]:
+    """The embeddings grouped by model: the lake's first model first, then the others by name.
+
+    `first_model` is the registered name of the lake's first model (None for a lake made
+    before the registry); `t2i_models` names the text-to-image models, which are labelled so.
+    """
+    refs: dict[str, list[str]] = {}
+    for info in embeddings:
+        refs.setdefault(embedding_model(info.layer), []).append(info.ref)
+
+    def label(name: str) -> str:
+        if name == FIRST_MODEL:
+            return f"{first_model} (the lake's first model)" if first_model else "the ImageNet generator"
+        return f"{name} · text-to-image" if name in t2i_models else f"{name} · ImageNet"
+
+    order = sorted(refs, key=lambda name: (name != FIRST_MODEL, name))
+    return [ModelGroup(name, label(name), tuple(refs[name])) for name in order]
 
 
 def embedding_of_key(embeddings: list[EmbeddingInfo], ref: str, dims: int) -> str | None:

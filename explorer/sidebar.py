@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-
 from typing import Any
 
 import streamlit as st
 
 from explorer import common, prompts
+from explorer.lake_status import ModelGroup, group_by_model
 from explorer.session import LakeSession
 from explorer.state import (
     CATEGORICAL_PALETTES,
@@ -26,10 +26,7 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     sb = st.sidebar
     sb.header("DMD2 Visualizer")
     sb.caption(f"Lake `{session.path}` · {session.lake.num_samples:,} samples")
-    if st.session_state.get("w_embedding") not in refs:
-        st.session_state["w_embedding"] = refs[0]
-    labels = {e.ref: e.label() for e in session.embeddings}
-    ref = str(sb.selectbox("Embedding (layer · sigma · dims)", refs, format_func=lambda r: labels.get(r, r), key="w_embedding"))
+    ref = _embedding(sb, session, refs)
     info = session.embedding(ref)
     frame = common.load_frame(session, ref)
     color_by, palette = _colouring(sb, session, ref)
@@ -58,6 +55,40 @@ def sidebar(session: LakeSession, view: ViewState, refs: list[str]) -> ViewState
     if new.embedding != view.embedding or new.rotation != view.rotation:
         new = replace(new, window=None)  # the old window is in other coordinates
     return new
+
+
+def _embedding(sb: Any, session: LakeSession, refs: list[str]) -> str:
+    """The 'Model' picker (when the lake's embeddings come from several models) and the 'Embedding'
+    picker, which offers the chosen model's embeddings."""
+    if st.session_state.get("w_embedding") not in refs:
+        st.session_state["w_embedding"] = refs[0]
+    groups = model_groups(session)
+    offered = refs
+    if len(groups) > 1:
+        by_name = {group.name: group for group in groups}
+        # The model follows the embedding, which the URL or the 3D page may have set to another model's;
+        # choosing a model moves the embedding to that model's first (`_first_embedding_of`).
+        st.session_state["w_model"] = next(g.name for g in groups if st.session_state["w_embedding"] in g.refs)
+        model = sb.selectbox("Model", list(by_name), format_func=lambda name: by_name[name].label, key="w_model",
+                             on_change=_first_embedding_of, args=(by_name,),
+                             help="The network whose activations the embeddings project; each model's layers are listed below.")
+        offered = [r for r in refs if r in by_name[model].refs]
+    labels = {e.ref: e.label() for e in session.embeddings}
+    return str(sb.selectbox("Embedding (layer · sigma · dims)", offered, format_func=lambda r: labels.get(r, r), key="w_embedding"))
+
+
+def model_groups(session: LakeSession) -> list[ModelGroup]:
+    """The lake's embeddings grouped by the model whose activations they project (first model first)."""
+    def build() -> list[ModelGroup]:
+        registered = session.lake.models()
+        first = registered[0].name if registered else None
+        return group_by_model(session.embeddings, first, set(session.lake.t2i_models()))
+
+    return session.memo("model_groups", build)
+
+
+def _first_embedding_of(by_name: dict[str, ModelGroup]) -> None:
+    st.session_state["w_embedding"] = by_name[st.session_state["w_model"]].refs[0]
 
 
 def _colouring(sb: Any, session: LakeSession, ref: str) -> tuple[str, str]:

@@ -327,24 +327,35 @@ def test_box_zoom_on_the_overview_and_reset(app: Explorer) -> None:
     app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, total))
 
 
-def test_switching_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
+def test_switching_models_and_embeddings(app: Explorer, cli_demo_lake: Path) -> None:
     label = "Embedding (layer · sigma · dims)"
-    options = app.selectbox_options(label)
     keys = imagenet_keys(cli_demo_lake)
-    assert len(options) == 2 * len(keys + t2i_keys(cli_demo_lake)), options  # each key has a 2D and a 3D UMAP
-    options = [o for o in options if split_t2i_layer(o.split(" · ")[0]) is None]  # the text-to-image key: test_browser_t2i
-    seen = set()
-    for option in options:
-        app.choose(label, option)
-        ref = current_ref(app)
-        seen.add(ref)
-        key, name = ref.split("/")
-        assert key.split("@")[0] in option and name in option
-        assert app.in_view() == (len(embedding_table(cli_demo_lake, ref)),) * 2
-        app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, sample_counts(cli_demo_lake)[0]))
-        three_d = name.startswith("umap3d")
-        assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
-    assert {r.split("/")[0] for r in seen} == set(keys) == {"dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2"}
+    models = app.selectbox_options("Model")
+    assert models == ["tiny (the lake's first model)", "dmd2-sdxl-4step · text-to-image", "teacher-stand-in · ImageNet"]
+    offered, seen = 0, set()
+    for model in models:
+        app.choose("Model", model)
+        options = app.selectbox_options(label)
+        offered += len(options)
+        assert all(("teacher-stand-in." in o) == model.startswith("teacher-stand-in") for o in options)
+        if "text-to-image" in model:  # its key: test_browser_t2i
+            assert all(split_t2i_layer(o.split(" · ")[0]) is not None for o in options)
+            continue
+        for option in options:
+            app.choose(label, option)
+            ref = current_ref(app)
+            seen.add(ref)
+            key, name = ref.split("/")
+            assert key.split("@")[0] in option and name in option
+            assert app.in_view() == (len(embedding_table(cli_demo_lake, ref)),) * 2
+            app.eventually(lambda: _assert_len({p.sample_id for p in app.points()}, sample_counts(cli_demo_lake)[0]))
+            three_d = name.startswith("umap3d")
+            assert (app.page.get_by_role("slider", name="Azimuth").count() == 1) == three_d
+    assert offered == 2 * len(keys + t2i_keys(cli_demo_lake))  # each key has a 2D and a 3D UMAP
+    assert {r.split("/")[0] for r in seen} == set(keys) == {
+        "dec.8x8_in0@sigma10", "enc.8x8_block2@sigma2", "teacher-stand-in.enc.8x8_block2@sigma2"}
+    app.choose("Model", models[2])
+    app.screenshot("teacher_model")
 
 
 def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from apptest import markdown_text, open_app, scatter_points, scatter_roles
 from explorer.common import format_value
 from explorer.session import LakeSession
-from explorer.sidebar import colour_columns
+from explorer.sidebar import colour_columns, model_groups
 from lake import open_lake
 from lake.layout import T2I_SPLIT, parse_key, split_t2i_layer
 
@@ -188,3 +188,22 @@ def test_the_demo_holds_two_models_probing_the_same_real_images(cli_demo_lake, d
     assert stand_in.attrs["model_id"] == teacher.model_id != student.attrs["model_id"]
     keys = {info.key for info in demo.embeddings}
     assert {"enc.8x8_block2@sigma2", "teacher-stand-in.enc.8x8_block2@sigma2"} <= keys  # analysed like the first
+
+
+def test_the_model_picker_groups_the_embeddings_by_model(cli_demo_lake, demo, monkeypatch):
+    teacher = [e.ref for e in demo.embeddings if e.layer.startswith("teacher-stand-in.")]
+    at = open_app(cli_demo_lake, monkeypatch)
+    picker = at.selectbox(key="w_model")
+    assert picker.options == ["tiny (the lake's first model)", "dmd2-sdxl-4step · text-to-image", "teacher-stand-in · ImageNet"]
+    assert picker.value == "" and all(not r.startswith("teacher-stand-in.") for r in at.selectbox(key="w_embedding").options)
+
+    picker.set_value("teacher-stand-in").run()  # choosing a model shows its first embedding
+    assert at.session_state["view"].embedding == teacher[0] and at.selectbox(key="w_embedding").value == teacher[0]
+    assert len(at.selectbox(key="w_embedding").options) == len(teacher) == 2  # its 2D and 3D UMAPs
+    assert len(scatter_points(at)) == _key_rows(cli_demo_lake, teacher[0].split("/")[0])  # every probed sample drawn
+
+    opened = open_app(cli_demo_lake, monkeypatch, {"emb": teacher[1]})  # a link to a teacher embedding selects its model
+    assert opened.selectbox(key="w_model").value == "teacher-stand-in" and opened.session_state["view"].embedding == teacher[1]
+    opened.selectbox(key="w_model").set_value("").run()
+    first = next(g for g in model_groups(LakeSession(cli_demo_lake)) if g.name == "")
+    assert opened.session_state["view"].embedding == first.refs[0]

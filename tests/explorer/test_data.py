@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import KEY, NAME_2D, NAME_3D
-from explorer.lake_status import LakeState, diagnose_lake
+from explorer.lake_status import EmbeddingInfo, LakeState, diagnose_lake, embedding_model, group_by_model
 from explorer.rows import HashIndex, align_rows, factorize, hash_ids, row_uniform, same_rows
 from explorer.session import LakeSession
 from lake import LakeWriter, Provenance
@@ -151,3 +151,19 @@ def test_hash_index_verifies_ids_and_align_rows_hashes_only_when_it_must():
     # Same order (a prefix): no hash is computed; otherwise the given hashes are used.
     assert align_rows(ids[:2], ids, source_hash).tolist() == [0, 1] and calls == []
     assert align_rows(ids[::-1], ids, source_hash).tolist() == [3, 2, 1, 0] and calls == ["source"]
+
+
+def test_embeddings_group_by_the_model_whose_layer_they_project():
+    def info(key: str, name: str = "umap2d") -> EmbeddingInfo:
+        return EmbeddingInfo(path=f"analysis/embeddings/{key}/{name}", key=key, name=name, dims=2, rows=1)
+
+    embeddings = [info("dec.8x8_in0@sigma10"), info("dmd2-sdxl-4step.mid@t499"), info("enc.8x8_block2@sigma2"),
+                  info("teacher.enc.8x8_block2@sigma2"), info("teacher.out_conv@sigma2", "umap3d")]
+    assert [embedding_model(e.layer) for e in embeddings] == ["", "dmd2-sdxl-4step", "", "teacher", "teacher"]
+    groups = group_by_model(embeddings, "tiny", {"dmd2-sdxl-4step"})
+    assert [(g.name, g.label) for g in groups] == [
+        ("", "tiny (the lake's first model)"), ("dmd2-sdxl-4step", "dmd2-sdxl-4step · text-to-image"), ("teacher", "teacher · ImageNet")]
+    assert groups[0].refs == ("dec.8x8_in0@sigma10/umap2d", "enc.8x8_block2@sigma2/umap2d")
+    assert groups[2].refs == ("teacher.enc.8x8_block2@sigma2/umap2d", "teacher.out_conv@sigma2/umap3d")
+    # A lake made before the registry names no first model; a one-model lake is one group.
+    assert [g.label for g in group_by_model(embeddings[:1], None, set())] == ["the ImageNet generator"]
