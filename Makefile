@@ -105,3 +105,21 @@ test: setup browser lint
 
 clean-demo:
 	rm -rf $(LAKE) $(DEMO_DATA)
+
+# --- documentation (docs/; Sphinx + PyData theme) ------------------------------------------
+# `make docs`: the demo lake as the CLI builds it (resumed and reused in .data/docs/demo_lake), the
+# explorer screenshots in headless Chromium (docs/images/, committed), then the site with
+# warnings as errors; the notebook runs against that lake. `make docs-serve` serves the result.
+DOCS_LAKE ?= .data/docs/demo_lake
+DOCS_OUT := docs/_build/html
+
+.PHONY: docs docs-serve
+docs: setup browser
+	$(MAKE) --no-print-directory demo-lake-steps LAKE=$(DOCS_LAKE)
+	$(PY) docs/_tools/screenshots.py --lake $(DOCS_LAKE) --out docs/images
+	DMD2VIZ_LAKE=$(abspath $(DOCS_LAKE)) $(PY) -m sphinx -W --keep-going -n -b html -d docs/_build/doctrees docs $(DOCS_OUT)
+	@echo "docs: open $(DOCS_OUT)/index.html, or run make docs-serve"
+
+docs-serve:
+	test -f $(DOCS_OUT)/index.html || $(MAKE) --no-print-directory docs
+	$(PY) -m http.server --bind 127.0.0.1 --directory $(DOCS_OUT) 8000
