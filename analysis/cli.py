@@ -237,7 +237,7 @@ def _add_trajectory_command(sub: Any) -> None:
                    "samples at every sigma), every other cell placed within its sigma slice from its nearest fitted cells, "
                    "multi-step steps within the slice of the nearest probe sigma: short, readable paths; joint: one UMAP "
                    "fitted on cells of all sigmas, the rest placed by transform (keeps samples still where sigma clouds "
-                   "overlap, but separates the sigmas into regions). See README 'trajectory' for the measurements")
+                   "overlap, but separates the sigmas into regions). See docs/analysis.md, 'The joint embedding across sigma', for the measurements")
     _add_umap(p, components=False)
     _add_pca_dim(p)
 

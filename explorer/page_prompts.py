@@ -78,7 +78,7 @@ def prompts_page(session: LakeSession, view: ViewState) -> None:
     """The page: pick a model (when there are several), its prompt map, and its prompts by cluster."""
     index = prompts.prompt_index(session) if prompts.has_t2i(session) else None
     if index is None or not index.models:
-        st.info("This lake holds no text-to-image samples. `python -m ingest generate-t2i --lake LAKE ...` makes some (README, Text-to-image models).")
+        st.info("This lake holds no text-to-image samples. `python -m ingest generate-t2i --lake LAKE ...` makes some (docs/text-to-image.md).")
         return
     models = list(index.models)
     if st.session_state.get(MODEL_KEY) not in models:
