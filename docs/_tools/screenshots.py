@@ -17,7 +17,7 @@ Playwright (never `playwright install`) and saves, under --out:
 
 Each view is opened from a URL (the explorer keeps its whole view state in the query) and
 waited for by condition: the script run finished (a page-side counter of Streamlit's
-script-state changes, as tests/explorer/browser.py does), the chart's marks drawn, the images
+script-state changes: tests/explorer/browser.py's Explorer, shared with the browser tests), the chart's marks drawn, the images
 loaded. Any error box, exception element or uncaught JavaScript error aborts with the
 server's log, so a broken page never becomes a picture.
 """
@@ -25,124 +25,41 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+# The suite's browser driver: the same server start, run counter, waits and error checks as the browser tests.
+from tests.explorer.browser import CHROMIUM, POINT_PATHS, Explorer, chromium, read_png, start_explorer  # noqa: E402
+
 TIMEOUT_MS = 120_000
-ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-SCATTER = '[class*="st-key-scatter-"] g.mark-symbol.role-mark path'
+SCATTER = f'[class*="st-key-scatter-"] {POINT_PATHS}'
 NOISE_MAP = '[class*="st-key-noise-map"]'
 PROMPT_MAP = '[class*="st-key-prompt-map"] g.role-mark path'
-RUN_COUNTER = """
-window.__dmd2runs = 0;
-new MutationObserver((mutations) => {
-  for (const m of mutations) {
-    if (m.target.getAttribute('data-test-script-state') === 'running') window.__dmd2runs += 1;
-  }
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
-"""
-IDLE = """(floor) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
-    && app.getAttribute('data-test-script-state') === 'notRunning' && (window.__dmd2runs || 0) > floor;
-}"""
 IMAGES_LOADED = """(selector) => {
   const imgs = [...document.querySelectorAll(selector)];
   return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def explorer_server(lake: Path, log_path: Path) -> Iterator[str]:
-    """`streamlit run explorer/app.py` on `lake`; yields its URL once the health check answers.
-
-    It runs in the lake's folder with the lake named by its folder name, so the pages say
-    `demo_lake` as they do after `make demo`, not a path of the machine that took them.
-    """
-    port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer" / "app.py"), "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", "--lake", lake.name]
-    env = {**os.environ, "DMD2VIZ_DEBUG": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=lake.parent, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"streamlit exited with {process.returncode}:\n{log_path.read_text(errors='replace')[-5000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer within 120 s")
-            time.sleep(0.2)  # polling a health check
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 class Shooter:
-    """One browser page on the explorer: open a view by URL, wait for it, check it, save pictures."""
+    """The pictures taken from one browser page on the explorer (an `Explorer`: every action waits and checks for errors)."""
 
-    def __init__(self, page: Any, url: str, out: Path, log_path: Path) -> None:
-        self.page, self.url, self.out, self.log_path = page, url, out, log_path
-        self.js_errors: list[str] = []
-        page.set_default_timeout(TIMEOUT_MS)
-        page.add_init_script(RUN_COUNTER)
-        page.on("pageerror", lambda exc: self.js_errors.append(str(exc)))
-
-    def check(self) -> None:
-        boxes = self.page.locator(ERRORS)
-        problems = [t.strip()[:2000] for t in boxes.all_inner_texts()] if boxes.count() else []
-        problems += [f"JavaScript error: {e}" for e in self.js_errors]
-        if problems:
-            log = self.log_path.read_text(errors="replace")[-8000:]
-            raise SystemExit("the explorer shows an error:\n" + "\n".join(problems) + f"\n--- server log ---\n{log}")
-
-    def settle(self, floor: int = 0) -> None:
-        self.page.wait_for_function(IDLE, arg=floor)
-        self.check()
+    def __init__(self, explorer: Explorer, out: Path) -> None:
+        self.explorer, self.page, self.out = explorer, explorer.page, out
+        self.page.set_default_timeout(TIMEOUT_MS)
 
     def open(self, **query: str) -> None:
-        self.page.goto(self.url + ("?" + urllib.parse.urlencode(query) if query else ""))
-        self.settle()
+        self.explorer.goto(self.explorer.server.url + ("?" + urllib.parse.urlencode(query) if query else ""))
 
     def act(self, action: Any) -> None:
-        before = int(self.page.evaluate("() => window.__dmd2runs || 0"))
-        action()
-        self.settle(before)
+        self.explorer.act(action)
 
     def images_loaded(self, selector: str = '[data-testid="stImage"] img') -> None:
         self.page.wait_for_function(IMAGES_LOADED, arg=selector)
@@ -151,7 +68,7 @@ class Shooter:
         """No tooltip, no hover state, and two animation frames for Vega to finish drawing."""
         self.page.mouse.move(1, 1)
         self.page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        self.check()
+        self.explorer.assert_no_errors()
 
     def save(self, name: str, element: str | None = None) -> Path:
         self.calm()
@@ -220,11 +137,10 @@ def explore_pages(shot: Shooter, v: dict[str, str]) -> None:
 def _wait_for_colours(shot: Shooter, canvas: Any, least: int = 8) -> None:
     """deck.gl draws after the script has finished: poll its canvas until it holds points."""
     import numpy as np
-    from PIL import Image
 
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     while True:
-        pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+        pixels = read_png(canvas.screenshot())
         if len(np.unique(pixels.reshape(-1, 3), axis=0)) > least:
             return
         if time.monotonic() > deadline:
@@ -292,22 +208,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1440, help="browser viewport width (CSS pixels)")
     parser.add_argument("--height", type=int, default=1250, help="browser viewport height (CSS pixels)")
     args = parser.parse_args(argv)
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
     args.out.mkdir(parents=True, exist_ok=True)
     v = views(args.lake)
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory() as tmp, explorer_server(args.lake.resolve(), Path(tmp) / "server.log") as url:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            try:
-                for step in (explore_pages, noise_pages, t2i_pages):
-                    context = browser.new_context(viewport={"width": args.width, "height": args.height})
-                    step(Shooter(context.new_page(), url, args.out, Path(tmp) / "server.log"), v)
-                    context.close()
-            finally:
-                browser.close()
+    lake = args.lake.resolve()
+    with tempfile.TemporaryDirectory() as tmp, chromium(extra_args=("--hide-scrollbars",)) as browser:
+        # In the lake's folder, the lake named by its folder name: the pages say `demo_lake` as after `make demo`.
+        server = start_explorer(Path(lake.name), Path(tmp) / "server.log", timeout=120, cwd=lake.parent,
+                                options=("--client.toolbarMode", "minimal"))
+        try:
+            for step in (explore_pages, noise_pages, t2i_pages):
+                context = browser.new_context(viewport={"width": args.width, "height": args.height})
+                step(Shooter(Explorer(context.new_page(), server, None), args.out), v)
+                context.close()
+        except AssertionError as exc:  # an error box, an exception or a JavaScript error on a page
+            raise SystemExit(f"the explorer shows an error:\n{exc}") from None
+        finally:
+            server.stop()
     return 0
 
 

@@ -112,18 +112,24 @@ class StreamlitServer:
             self.process.wait()
 
 
-def start_explorer(lake: Path, log_path: Path, timeout: float = 90.0) -> StreamlitServer:
-    """Start the explorer on `lake` (debug switch on) and wait until Streamlit answers its health check."""
+def start_explorer(lake: Path, log_path: Path, timeout: float = 90.0, cwd: Path = ROOT, options: tuple[str, ...] = ()) -> StreamlitServer:
+    """Start the explorer on `lake` (debug switch on) and wait until Streamlit answers its health check.
+
+    `cwd` is where it runs (`lake` may be relative to it: docs/_tools/screenshots.py runs it in
+    the lake's folder so the pages name the lake as after `make demo`); `options` are more
+    `streamlit run` options.
+    """
     port = _free_port()
     command = [
-        sys.executable, "-m", "streamlit", "run", "explorer/app.py",
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer" / "app.py"),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *options,
         "--", "--lake", str(lake),
     ]  # fmt: skip
-    env = {**os.environ, "DMD2VIZ_DEBUG": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DMD2VIZ_DEBUG": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = StreamlitServer(f"http://127.0.0.1:{port}/", lake, log_path, process)
     deadline = time.monotonic() + timeout
     while True:
@@ -438,12 +444,12 @@ def read_png(data: bytes) -> Any:
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless Debian Chromium driven by Playwright (never `playwright install`)."""
+def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """A headless Debian Chromium driven by Playwright (never `playwright install`), with more command-line `extra_args`."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args])
         try:
             yield browser
         finally:
