@@ -41,24 +41,26 @@ def _walk(parser: argparse.ArgumentParser, program: str, path: tuple[str, ...]) 
     yield (program, path), flags
 
 
-def parsers() -> dict[tuple[str, tuple[str, ...]], set[str]]:
-    """(program, subcommand path) -> its flags, for every parser and subparser of our three CLIs."""
+def _programs() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Our three CLIs and their real parsers, as their command lines build them."""
     from analysis.cli import build_parser as analysis_parser
     from explorer.config import build_parser as explorer_parser
     from ingest.cli import build_parser as ingest_parser
 
-    found: dict[tuple[str, tuple[str, ...]], set[str]] = {}
     for program, build in ((INGEST, ingest_parser), (ANALYSIS, analysis_parser), (EXPLORER, explorer_parser)):
-        found.update(_walk(build(), program, ()))
+        yield program, build()
+
+
+def parsers() -> dict[tuple[str, tuple[str, ...]], set[str]]:
+    """(program, subcommand path) -> its flags, for every parser and subparser of our three CLIs."""
+    found: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for program, parser in _programs():
+        found.update(_walk(parser, program, ()))
     return found
 
 
 def undocumented() -> list[str]:
     """Flags, positionals and subcommands of our parsers without a help text (the reference would list them bare)."""
-    from analysis.cli import build_parser as analysis_parser
-    from explorer.config import build_parser as explorer_parser
-    from ingest.cli import build_parser as ingest_parser
-
     found: list[str] = []
 
     def walk(parser: argparse.ArgumentParser, where: str) -> None:
@@ -70,8 +72,8 @@ def undocumented() -> list[str]:
             elif not (action.help or "").strip():
                 found.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
 
-    for program, build in ((INGEST, ingest_parser), (ANALYSIS, analysis_parser), (EXPLORER, explorer_parser)):
-        walk(build(), program)
+    for program, parser in _programs():
+        walk(parser, program)
     return found
 
 
