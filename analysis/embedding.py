@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AnalysisError
+from .jit import cache_compiled_kernels
 from .params import UMAPParams
 
 # UMAPParams is declared in analysis.params (stdlib only, so the CLI reads its defaults); it
@@ -30,6 +31,8 @@ MIN_ROWS = 10
 
 def make_umap(params: UMAPParams, n_rows: int, will_transform: bool = False) -> Any:
     import umap
+
+    cache_compiled_kernels()
 
     if n_rows < MIN_ROWS:
         raise AnalysisError(f"UMAP needs at least {MIN_ROWS} rows; the table has {n_rows}")

@@ -25,6 +25,7 @@ import numpy as np
 from lake.layout import AnalysisKey, analysis_group
 
 from .errors import AnalysisError
+from .jit import cache_compiled_kernels
 
 EXACT_BELOW = 20000
 # NN-descent keeps this many candidates per point (its default): building with more
@@ -70,6 +71,7 @@ def nndescent_index(data: np.ndarray, seed: int, metric: str = "euclidean", n_ne
     """A seeded pynndescent index over `data` (its graph is built on construction)."""
     from pynndescent import NNDescent
 
+    cache_compiled_kernels()
     return NNDescent(
         data,
         metric=metric,

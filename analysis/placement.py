@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AnalysisError
+from .jit import cache_compiled_kernels
 from .neighbors import brute_force_query, drop_self, exact_neighbors
 
 # What placed groups record as their method (attrs `method`).
@@ -165,6 +166,8 @@ def refine_placement(initial: np.ndarray, coords: np.ndarray, neighbourhood: Nei
     """
     from umap.layouts import optimize_layout_euclidean
     from umap.umap_ import find_ab_params, make_epochs_per_sample
+
+    cache_compiled_kernels()
 
     m, k = neighbourhood.rows.shape
     n_epochs = n_epochs or (100 if m <= 10000 else 30)

@@ -49,6 +49,7 @@ import numpy as np
 
 from .embedding import MIN_ROWS, trustworthiness
 from .errors import AnalysisError
+from .jit import cache_compiled_kernels
 from .keys import format_sigma
 from .params import DEFAULT_TRAJECTORY_METHOD, TRAJECTORY_METHODS, UMAP_DEFAULTS, UMAPParams
 from .pca import PCAModel, compute_moments, fit_from_moments
@@ -333,6 +334,7 @@ def aligned_embedding(fit_scores: np.ndarray, fit: FitSample, sample_ids: np.nda
 
     import umap
 
+    cache_compiled_kernels()
     order = [int(j) for j in np.argsort(np.asarray(sigmas, dtype=np.float64), kind="stable")]
     slices = [np.ascontiguousarray(fit_scores[fit.slice(j)], dtype=np.float32) for j in order]
     relations = []
