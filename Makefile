@@ -73,13 +73,13 @@ demo-lake-steps:
 	test -f $(DEMO_DATA)/imagenet64/val_data.npz -a -f $(DEMO_DATA)/t2i/dmd2_unet.safetensors -a -f $(DEMO_DATA)/teacher_stand_in.pt || $(PY) -m ingest demo-data --out $(DEMO_DATA)
 	$(PY) -m ingest npz $(DEMO_DATA)/imagenet64/*.npz --lake $(LAKE)
 	$(PY) -m ingest jpeg $(DEMO_DATA)/jpeg --lake $(LAKE)
-	$(PY) -m ingest generate --lake $(LAKE) --preset tiny --num-samples 256 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck,mid
-	$(PY) -m ingest generate --lake $(LAKE) --preset tiny --num-samples 64 --seed 1 --samples-per-class 8 --classes $(DEMO_CLASSES) --steps 4 --layers bottleneck,mid
-	$(PY) -m ingest activations --lake $(LAKE) --preset tiny --layers bottleneck,mid --sigmas 0.5,2,10,80 --source all
+	$(PY) -m ingest generate --lake $(LAKE) --preset micro --num-samples 256 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck,mid
+	$(PY) -m ingest generate --lake $(LAKE) --preset micro --num-samples 64 --seed 1 --samples-per-class 8 --classes $(DEMO_CLASSES) --steps 4 --layers bottleneck,mid
+	$(PY) -m ingest activations --lake $(LAKE) --preset micro --layers bottleneck,mid --sigmas 0.5,2,10,80 --source all
 	$(PY) -m analysis run --lake $(LAKE) --layer bottleneck --sigma 2
 	$(PY) -m analysis run --lake $(LAKE) --layer mid --sigma 10
 	$(PY) -m analysis trajectory --lake $(LAKE) --layer bottleneck
-	$(PY) -m ingest activations --lake $(LAKE) --model teacher-stand-in --preset tiny --checkpoint $(DEMO_DATA)/teacher_stand_in.pt --layers bottleneck --sigmas 2 --source all
+	$(PY) -m ingest activations --lake $(LAKE) --model teacher-stand-in --preset micro --checkpoint $(DEMO_DATA)/teacher_stand_in.pt --layers bottleneck --sigmas 2 --source all
 	$(PY) -m analysis run --lake $(LAKE) --layer teacher-stand-in.bottleneck --sigma 2
 	$(PY) -m ingest generate-t2i --lake $(LAKE) --base $(DEMO_DATA)/t2i/base --checkpoint $(DEMO_DATA)/t2i/dmd2_unet.safetensors --steps 4 --prompts examples/prompts.txt --prompts-from-classes $(DEMO_CLASSES) --samples-per-prompt 4 --seed 0
 	$(PY) -m analysis run --lake $(LAKE) --layer dmd2-sdxl-4step.mid --timestep 499

@@ -11,7 +11,7 @@ For the text-to-image demo it also writes `t2i/base/` (a tiny SDXL-topology base
 diffusers format with seeded random weights and the real CLIP tokenizer) and
 `t2i/dmd2_unet.safetensors` (a tiny "DMD2 UNet" for it), which `ingest generate-t2i`
 loads exactly as it loads the real SDXL base and DMD2 checkpoint, and `teacher_stand_in.pt`,
-the tiny ImageNet generator with other seeded weights as a checkpoint: the demo's second
+the micro ImageNet generator with other seeded weights as a checkpoint: the demo's second
 model (registered as `teacher-stand-in`), probing the same images as the first.
 """
 from __future__ import annotations
@@ -147,7 +147,7 @@ def build_demo_t2i(out: Path, size: int = T2I_DEMO_SIZE) -> None:
     save_tiny_dmd2_unet(base, out / "t2i" / "dmd2_unet.safetensors", seed=1, format="safetensors")
 
 
-# The demo's second ImageNet model: the tiny preset with other seeded weights, saved as a
+# The demo's second ImageNet model: the micro preset (the demo's) with other seeded weights, saved as a
 # checkpoint in the public DMD2 state-dict layout, so the demo lake holds two models'
 # probes of the same images (`ingest activations --model teacher-stand-in --checkpoint ...`).
 TEACHER_STAND_IN = "teacher_stand_in.pt"
@@ -155,14 +155,14 @@ TEACHER_STAND_IN_SEED = 7
 
 
 def build_demo_teacher(out: Path) -> Path:
-    """Write ``out/teacher_stand_in.pt``: the tiny generator with seeded weights (seed 7), a stand-in for EDM's teacher."""
+    """Write ``out/teacher_stand_in.pt``: the micro generator with seeded weights (seed 7), a stand-in for EDM's teacher."""
     import torch
 
     from models import build_generator
 
     path = out / TEACHER_STAND_IN
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(build_generator("tiny", seed=TEACHER_STAND_IN_SEED).state_dict(), path)
+    torch.save(build_generator("micro", seed=TEACHER_STAND_IN_SEED).state_dict(), path)
     return path
 
 

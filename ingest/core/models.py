@@ -36,8 +36,9 @@ def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False
                         "lake's first model is named after its --preset); another network is added under a new "
                         "NAME, its tables going to activations/NAME.<layer> and generation/NAME.<layer>")
     parser.add_argument("--preset", default="dmd2-imagenet64",
-                        help="network architecture: dmd2-imagenet64 (the released model) or tiny (1/6 width, "
-                        "same layer names; for tests and CPU demos). Default dmd2-imagenet64")
+                        help="network architecture: dmd2-imagenet64 (the released model), tiny (1/6 width, same layer "
+                        "names and attention) or micro (1/12 width, same layer names, attention only at 8x8; what the "
+                        "demo and the tests run). Default dmd2-imagenet64")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
                         help="generator weights (.bin/.pt/.pth/.safetensors, or the DMD2 release directory). "
                         "Without it the network has seeded random weights, recorded as weights=random everywhere")

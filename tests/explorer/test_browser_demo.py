@@ -331,7 +331,7 @@ def test_switching_models_and_embeddings(app: Explorer, cli_demo_lake: Path) -> 
     label = "Embedding (layer · sigma · dims)"
     keys = imagenet_keys(cli_demo_lake)
     models = app.selectbox_options("Model")
-    assert models == ["tiny (the lake's first model)", "dmd2-sdxl-4step · text-to-image", "teacher-stand-in · ImageNet"]
+    assert models == ["micro (the lake's first model)", "dmd2-sdxl-4step · text-to-image", "teacher-stand-in · ImageNet"]
     offered, seen = 0, set()
     for model in models:
         app.choose("Model", model)

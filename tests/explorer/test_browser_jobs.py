@@ -22,7 +22,7 @@ require_chromium()
 pytestmark = pytest.mark.timeout(1800)
 
 N = 4
-JOB_TIMEOUT_MS = 600_000  # tiny preset on a shared 2-core machine: edit, probe and place take well under this
+JOB_TIMEOUT_MS = 600_000  # micro preset on a shared 2-core machine: edit, probe and place take well under this
 
 # The placed samples as drawn: diamonds whose datum carries `placement` (the fitted points' datums do not).
 _PLACED_JS = """

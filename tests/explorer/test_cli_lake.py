@@ -1,5 +1,5 @@
 """The explorer on the lake `make demo` builds (the `cli_demo_lake` session fixture runs the
-Makefile's own steps: ingest npz/jpeg, generate and probe with the tiny random-weight
+Makefile's own steps: ingest npz/jpeg, generate and probe with the micro random-weight
 model, `analysis run` for two layer/sigma keys, then text-to-image samples of the tiny SDXL
 components and `analysis run` on one of their keys), clicked through as a new user would.
 
@@ -62,7 +62,7 @@ def test_first_page_says_the_demo_uses_random_weights(cli_demo_lake, monkeypatch
     at = open_app(cli_demo_lake, monkeypatch)
     notes = [i.value for i in at.info if "random weights" in i.value]
     assert len(notes) == 1
-    assert "tiny-random-seed0" in notes[0] and "--checkpoint pytorch_model.bin --preset dmd2-imagenet64" in notes[0]
+    assert "micro-random-seed0" in notes[0] and "--checkpoint pytorch_model.bin --preset dmd2-imagenet64" in notes[0]
     assert "generated samples" in notes[0]
     key = next(e.key for e in LakeSession(cli_demo_lake).embeddings if e.ref == at.session_state["view"].embedding)
     assert not _is_t2i(key)  # the first page shows an ImageNet key: every real and ImageNet-generated sample
@@ -179,8 +179,8 @@ def test_3d_button_opens_the_3d_embedding_of_the_same_layer_and_sigma(cli_demo_l
 def test_the_demo_holds_two_models_probing_the_same_real_images(cli_demo_lake, demo):
     lake = open_lake(cli_demo_lake)
     first, teacher = lake.models()
-    assert (first.name, first.weights) == ("tiny", "random")
-    assert (teacher.name, teacher.weights, teacher.preset) == ("teacher-stand-in", "checkpoint", "tiny")
+    assert (first.name, first.weights) == ("micro", "random")
+    assert (teacher.name, teacher.weights, teacher.preset) == ("teacher-stand-in", "checkpoint", "micro")
     student = lake.activations("enc.8x8_block2", 2.0)
     stand_in = lake.activations("teacher-stand-in.enc.8x8_block2", 2.0)
     real = set(_ids(cli_demo_lake, "real"))
@@ -194,7 +194,7 @@ def test_the_model_picker_groups_the_embeddings_by_model(cli_demo_lake, demo, mo
     teacher = [e.ref for e in demo.embeddings if e.layer.startswith("teacher-stand-in.")]
     at = open_app(cli_demo_lake, monkeypatch)
     picker = at.selectbox(key="w_model")
-    assert picker.options == ["tiny (the lake's first model)", "dmd2-sdxl-4step · text-to-image", "teacher-stand-in · ImageNet"]
+    assert picker.options == ["micro (the lake's first model)", "dmd2-sdxl-4step · text-to-image", "teacher-stand-in · ImageNet"]
     assert picker.value == "" and all(not r.startswith("teacher-stand-in.") for r in at.selectbox(key="w_embedding").options)
 
     picker.set_value("teacher-stand-in").run()  # choosing a model shows its first embedding

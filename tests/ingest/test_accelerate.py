@@ -14,7 +14,7 @@ import xarray as xr
 from lake import open_lake
 from tests.conftest import REPO
 
-ARGS = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
+ARGS = ["--preset", "micro", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
         "--layers", "bottleneck", "--samples-per-class", "3"]
 
 

@@ -21,7 +21,7 @@ from ingest.pipeline import SampleBatch, SampleSink
 from lake import LakeWriter, Provenance, open_lake
 from tests.conftest import REPO, photo_like_images, tree_digest
 
-BASE = ["--preset", "tiny", "--device", "cpu", "--no-progress"]
+BASE = ["--preset", "micro", "--device", "cpu", "--no-progress"]
 BOTTLENECK, MID = "enc.8x8_block2", "dec.8x8_in0"
 
 
@@ -80,12 +80,12 @@ def test_probe_layout_labels_and_values(small):
         assert ds.class_id.values.tolist() == samples.class_id.values.tolist()
         assert ds["probed"].values.all() and np.isfinite(ds["mean"].values).all()
         assert {k: ds.attrs[k] for k in ("layer", "model_id", "weights", "noise_seed")} == {
-            "layer": layer, "model_id": "tiny-random-seed0", "weights": "random", "noise_seed": 0}
+            "layer": layer, "model_id": "micro-random-seed0", "weights": "random", "noise_seed": 0}
         assert "x0 + sigma * eps" in ds.attrs["probe"]
         assert not np.allclose(ds["mean"].values[:, 0], ds["mean"].values[:, 1])  # sigma matters
 
     # The probe, computed by hand for the generated samples (rows 8..11) at sigma 80.
-    generator = models.load_generator("tiny", device="cpu")
+    generator = models.load_generator("micro", device="cpu")
     images = torch.from_numpy(samples.image.values[8:12]).permute(0, 3, 1, 2).float()
     x0 = images / 127.5 - 1
     eps = torch.stack([models.probe_noise(0, s) for s in samples.sample_id.values[8:12]])
@@ -205,7 +205,7 @@ def test_another_model_or_a_missing_lake_is_refused(small, tmp_path, capsys):
     lake = tmp_path / "lake"
     shutil.copytree(probed, lake)
     weights = tmp_path / "other.pt"
-    torch.save(models.build_generator("tiny", seed=5).state_dict(), weights)
+    torch.save(models.build_generator("micro", seed=5).state_dict(), weights)
     before = tree_digest(lake)
     capsys.readouterr()
     assert probe(lake, "--layers", "mid", "--checkpoint", weights) == 2
@@ -240,7 +240,7 @@ def test_layer_shapes_match_a_forward_pass():
     import models
     from ingest.core.models import layer_shapes
 
-    module = models.build_generator("tiny")
+    module = models.build_generator("micro")
     names = models.layer_names(module)
     with models.capture(module, names) as acts:
         module(torch.zeros(1, 3, 64, 64), torch.ones(1), torch.zeros(1, 1000))

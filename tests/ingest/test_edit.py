@@ -1,4 +1,4 @@
-"""Edit jobs (`python -m ingest edit ...`, ingest/edit.py) on a small real lake of the tiny preset.
+"""Edit jobs (`python -m ingest edit ...`, ingest/edit.py) on a small real lake of the micro preset.
 
 Regenerate reproduces stored images bit for bit (one step and --steps 4) and reports a
 tampered one; a neighbour blend of a sample with itself is that sample; variations and class
@@ -33,9 +33,9 @@ from lake import LakeWriter, Provenance, open_lake
 from lake.layout import SAMPLES_GROUP
 from tests.conftest import REPO, photo_like_images, run_cli, tree_digest
 
-SPEC = ModelSpec(preset="tiny", device="cpu")
-ONE = [f"gen/tiny-random-seed0/s0/{i}" for i in range(8)]  # classes 1,1,1,1,2,2,2,2
-MULTI = "gen/tiny-random-seed0~sigmas80-21.3641-4.19162-0.5/s1/1"
+SPEC = ModelSpec(preset="micro", device="cpu")
+ONE = [f"gen/micro-random-seed0/s0/{i}" for i in range(8)]  # classes 1,1,1,1,2,2,2,2
+MULTI = "gen/micro-random-seed0~sigmas80-21.3641-4.19162-0.5/s1/1"
 REAL = [f"real/{i}" for i in range(4)]
 BOTTLENECK = "enc.8x8_block2"
 
@@ -64,7 +64,7 @@ def lake(base_lake, tmp_path):
 
 @pytest.fixture(scope="module")
 def generator():
-    return models.build_generator("tiny", seed=0)
+    return models.build_generator("micro", seed=0)
 
 
 def stored_image(lake, sample_id: str) -> np.ndarray:
@@ -184,7 +184,7 @@ def test_variations_of_a_multi_step_sample_use_its_schedule(lake):
     outcome = edit.variations(lake, MULTI, 2, seed=1, probe="none", device="cpu", progress=False)
     handle = open_lake(lake)
     rows = np.flatnonzero(np.isin(handle.sample_ids(), outcome.sample_ids))
-    assert set(handle.column(SAMPLES_GROUP, "model_id", rows).tolist()) == {"tiny-random-seed0~sigmas80-21.3641-4.19162-0.5"}
+    assert set(handle.column(SAMPLES_GROUP, "model_id", rows).tolist()) == {"micro-random-seed0~sigmas80-21.3641-4.19162-0.5"}
 
 
 def test_variations_of_a_real_sample_are_its_class_by_the_probe_model(lake):
@@ -192,7 +192,7 @@ def test_variations_of_a_real_sample_are_its_class_by_the_probe_model(lake):
     handle = open_lake(lake)
     rows = np.flatnonzero(np.isin(handle.sample_ids(), outcome.sample_ids))
     assert handle.column(SAMPLES_GROUP, "class_id", rows).tolist() == [3, 3]
-    assert set(handle.column(SAMPLES_GROUP, "model_id", rows).tolist()) == {"tiny-random-seed0"}
+    assert set(handle.column(SAMPLES_GROUP, "model_id", rows).tolist()) == {"micro-random-seed0"}
 
 
 def test_class_swap_is_the_parent_noise_with_each_class_alone(base_lake, tmp_path, generator):
@@ -254,7 +254,7 @@ def test_lineage_samples_probes_and_provenance_are_complete(lake):
     row = int(np.flatnonzero(handle.sample_ids() == sample_id)[0])
     column = lambda name: handle.column(SAMPLES_GROUP, name, [row])[0]  # noqa: E731
     assert (column("source"), column("split"), column("origin"), int(column("seed")), column("model_id"),
-            int(column("class_id"))) == ("generated", "edited", "edit:neighbours", -1, "tiny-random-seed0", 1)
+            int(column("class_id"))) == ("generated", "edited", "edit:neighbours", -1, "micro-random-seed0", 1)
     lineage = handle.lineage()
     got = {name: np.asarray(lineage[name].values[0]).item() for name in
            ("sample_id", "operation", "parent_ids", "layer", "mask", "channels", "sigma", "weight", "edit_seed",
@@ -268,7 +268,7 @@ def test_lineage_samples_probes_and_provenance_are_complete(lake):
     params = record["parameters"]
     assert params["parents"] == [ONE[2], ONE[5], REAL[1]] and params["sample_ids"] == [sample_id]
     assert (params["layer"], params["mask"], params["channels"], params["sigma"]) == (BOTTLENECK, mask, "1,4", 2.0)
-    assert params["model_id"] == "tiny-random-seed0" and params["noise_seed"] == 0
+    assert params["model_id"] == "micro-random-seed0" and params["noise_seed"] == 0
     gen = handle.dataset(f"generation/{BOTTLENECK}")
     assert sample_id in gen.sample_id.values.tolist()
     # Probed at every sigma of the lake, and only the new sample: the multi-step ones stay unprobed.

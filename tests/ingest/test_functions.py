@@ -81,7 +81,7 @@ import sys
 from ingest.activations import probe_activations
 from ingest.generate import generate
 from ingest.core.models import ModelSpec
-model = ModelSpec(preset="tiny", device="cpu")
+model = ModelSpec(preset="micro", device="cpu")
 generate(sys.argv[1], model, 8, seed=3, layers=["bottleneck"], batch_size=8, progress=False)
 probe_activations(sys.argv[1], model, ["bottleneck"], [2.0, 10.0], source="generated", progress=False)
 """
@@ -92,7 +92,7 @@ def test_generate_and_probe_from_python_match_the_cli(tmp_path):
     py = subprocess.run([sys.executable, "-c", textwrap.dedent(PYTHON_JOBS), str(tmp_path / "py")], cwd=REPO,
                         capture_output=True, text=True)
     assert py.returncode == 0, py.stderr
-    common = ["--preset", "tiny", "--device", "cpu", "--no-progress"]
+    common = ["--preset", "micro", "--device", "cpu", "--no-progress"]
     gen = run_cli("ingest", "generate", "--lake", str(tmp_path / "cli"), "--num-samples", "8", "--seed", "3",
                   "--layers", "bottleneck", "--batch-size", "8", *common)
     assert gen.returncode == 0, gen.stderr
@@ -104,4 +104,4 @@ def test_generate_and_probe_from_python_match_the_cli(tmp_path):
     assert lake.activation_sigmas("enc.8x8_block2") == [2.0, 10.0]
     assert lake.activations("enc.8x8_block2", 10)["probed"].values.all()
     jobs = [(r["job"], r["parameters"].get("preset")) for r in lake.provenance()]
-    assert jobs == [("ingest generate", "tiny"), ("ingest activations", "tiny")]
+    assert jobs == [("ingest generate", "micro"), ("ingest activations", "micro")]

@@ -20,8 +20,8 @@ from lake import imagenet_classes, open_lake
 from lake.errors import LakeError
 from tests.conftest import REPO, tree_digest
 
-MODEL = "tiny-random-seed0"
-BASE = ["--preset", "tiny", "--device", "cpu", "--no-progress"]
+MODEL = "micro-random-seed0"
+BASE = ["--preset", "micro", "--device", "cpu", "--no-progress"]
 LAYERS = ["enc.8x8_block2", "dec.8x8_in0"]
 
 
@@ -66,7 +66,7 @@ def reference(tmp_path_factory):
 
 ONE_STEP_SCRIPT = """
 import sys, numpy as np, torch, models
-generator = models.load_generator("tiny", device="cpu")
+generator = models.load_generator("micro", device="cpu")
 noise, classes = models.sample_batch(0, range(8, 16))
 with models.capture(generator.module, sys.argv[2].split(",")) as acts:
     images = models.one_step_generate(generator.module, noise, classes)
@@ -106,7 +106,7 @@ def test_samples_are_labelled_and_match_the_one_step_generator(reference, tmp_pa
     assert record["parameters"]["weights"] == "random" and record["status"] == "complete"
     # The lake's first model is registered by the job that first uses it (ingest.core.registry).
     assert record["rows_added"] == {"samples": 16, "models": 1, **{f"generation/{layer}": 16 for layer in LAYERS}}
-    assert [(m.name, m.model_id) for m in open_lake(reference).models()] == [("tiny", MODEL)]
+    assert [(m.name, m.model_id) for m in open_lake(reference).models()] == [("micro", MODEL)]
 
 
 def test_resuming_with_more_samples_and_another_batch_size_is_bit_identical(reference, tmp_path):
@@ -202,7 +202,7 @@ def test_class_plan_is_a_pure_function_of_seed_and_index():
 def test_bad_flags_fail_in_one_line_before_touching_the_lake(tmp_path, capsys, args, flag):
     lake = tmp_path / "lake"
     assert main(["generate", "--lake", str(lake), "--device", "cpu", "--no-progress",
-                 *(["--preset", "tiny"] if "--preset" not in args else []), *args]) == 2
+                 *(["--preset", "micro"] if "--preset" not in args else []), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag in err, err
     assert not lake.exists()
@@ -213,12 +213,12 @@ def test_generation_group_of_another_model_is_refused(tmp_path):
 
     import models
 
-    weights = tmp_path / "tiny-seed1.pt"
-    torch.save(models.build_generator("tiny", seed=1).state_dict(), weights)
+    weights = tmp_path / "micro-seed1.pt"
+    torch.save(models.build_generator("micro", seed=1).state_dict(), weights)
     lake = tmp_path / "lake"
     assert generate(lake, "--num-samples", 1, "--checkpoint", weights, "--layers", "bottleneck") == 0
     g = read(lake, "generation/enc.8x8_block2")
-    assert g.attrs["weights"] == "checkpoint" and g.attrs["checkpoint"] == "tiny-seed1.pt"
+    assert g.attrs["weights"] == "checkpoint" and g.attrs["checkpoint"] == "micro-seed1.pt"
     assert g.sample_id.values[0].startswith(f"gen/{g.attrs['model_id']}/s0/")
 
     before = tree_digest(lake)

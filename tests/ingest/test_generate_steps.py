@@ -22,7 +22,7 @@ from tests.ingest.test_generate import assert_same as assert_same_groups
 from tests.ingest.test_generate import generate, read
 from tests.ingest.test_kill import check_no_partial_rows, committed_rows
 
-MODEL = "tiny-random-seed0"
+MODEL = "micro-random-seed0"
 LAYERS = ["enc.8x8_block2", "dec.8x8_in0"]  # bottleneck, mid
 FOUR = [80.0, 21.3641, 4.19162, 0.5]  # what --steps 4 is documented to give
 SCHEDULE = "sigmas80-21.3641-4.19162-0.5"
@@ -82,7 +82,7 @@ def test_steps_4_writes_the_documented_schedule_and_trajectories(reference):
 STEPS_SCRIPT = """
 import sys, numpy as np, torch, models
 from torch.nn import functional as F
-G = models.load_generator("tiny", device="cpu").module
+G = models.load_generator("micro", device="cpu").module
 layers, sigmas, classes = sys.argv[2].split(","), [float(s) for s in sys.argv[3].split(",")], sys.argv[4].split(",")
 indices = range(8, 16)
 noises = models.step_noise_batch(0, indices, len(sigmas))
@@ -152,7 +152,7 @@ def test_kill_minus_9_then_rerun_is_identical(reference, tmp_path):
     --batch-size 8 run, one job process less).
     """
     lake = tmp_path / "lake"
-    args = [sys.executable, "-m", "ingest", "generate", "--lake", str(lake), "--preset", "tiny", "--device", "cpu",
+    args = [sys.executable, "-m", "ingest", "generate", "--lake", str(lake), "--preset", "micro", "--device", "cpu",
             "--no-progress", "--num-samples", "16", "--batch-size", "8", *STEPS]
     process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -212,7 +212,7 @@ def test_one_step_and_four_step_samples_of_a_seed_are_different_samples(referenc
 )
 def test_bad_schedules_fail_in_one_line_before_touching_the_lake(tmp_path, capsys, args, flag, says):
     lake = tmp_path / "lake"
-    assert main(["generate", "--lake", str(lake), "--preset", "tiny", "--device", "cpu", "--no-progress",
+    assert main(["generate", "--lake", str(lake), "--preset", "micro", "--device", "cpu", "--no-progress",
                  "--num-samples", "4", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag in err and says in err, err
@@ -224,7 +224,7 @@ def test_a_bad_schedule_leaves_an_existing_lake_unchanged(reference, tmp_path, c
     shutil.copytree(reference, lake)
     before = tree_digest(lake)
     for bad in (["--sigmas", "80,80"], ["--steps", "0"], ["--sigmas", "90,20"]):
-        assert main(["generate", "--lake", str(lake), "--preset", "tiny", "--device", "cpu", "--no-progress",
+        assert main(["generate", "--lake", str(lake), "--preset", "micro", "--device", "cpu", "--no-progress",
                      "--num-samples", "24", "--layers", "bottleneck,mid", *bad]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and bad[0] in err, err
@@ -272,7 +272,7 @@ def test_trajectory_group_of_another_model_or_schedule_is_refused(tmp_path):
 def test_two_processes_write_the_same_trajectories_as_one(tmp_path):
     """accelerate launch with two CPU processes gathers the per-step arrays like the one-step ones."""
     # 20 samples: three blocks over two ranks, so the second write pads rank 1 (index -1).
-    args = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
+    args = ["--preset", "micro", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
             "--layers", "bottleneck", "--steps", "2"]
     single, multi = generate_single_and_launched(tmp_path, args)
     [record] = open_lake(multi).provenance()

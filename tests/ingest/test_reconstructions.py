@@ -72,7 +72,7 @@ def test_stored_layout_noisy_formula_and_network_output(lakes):
     assert ds.sample_id.values.tolist() == samples.sample_id.values.tolist()
     assert ds.class_id.values.tolist() == samples.class_id.values.tolist()
     assert {k: ds.attrs[k] for k in ("model_id", "weights", "noise_seed", "compute_block")} == {
-        "model_id": "tiny-random-seed0", "weights": "random", "noise_seed": 0, "compute_block": 8}
+        "model_id": "micro-random-seed0", "weights": "random", "noise_seed": 0, "compute_block": 8}
     assert "x0 + sigma * eps" in ds.attrs["probe"]
 
     # The noisy image is the documented formula, recomputed here from scratch.
@@ -84,7 +84,7 @@ def test_stored_layout_noisy_formula_and_network_output(lakes):
 
     # x0_hat is the network's full output on that input: the generated rows 8..11 are one
     # compute block, run by hand here in one call.
-    generator = models.load_generator("tiny", device="cpu")
+    generator = models.load_generator("micro", device="cpu")
     images = torch.from_numpy(samples.image.values[8:12]).permute(0, 3, 1, 2).float()
     eps = torch.stack([torch.from_numpy(documented_noise(0, s)) for s in samples.sample_id.values[8:12]])
     labels = F.one_hot(torch.as_tensor(samples.class_id.values[8:12], dtype=torch.int64), 1000).float()
@@ -231,7 +231,7 @@ def test_another_model_or_noise_seed_is_refused(lakes, tmp_path, capsys):
     lake = tmp_path / "lake"
     shutil.copytree(rebuilt, lake)
     weights = tmp_path / "other.pt"
-    torch.save(models.build_generator("tiny", seed=5).state_dict(), weights)
+    torch.save(models.build_generator("micro", seed=5).state_dict(), weights)
     before = tree_digest(lake)
     capsys.readouterr()
     # Another network is another model of the registry, refused without --model (and with it, since
@@ -256,8 +256,8 @@ def test_a_checkpoint_is_found_through_provenance_and_checked(tmp_path):
 
     lake = make_lake(tmp_path / "lake", real=2, generated=0)
     weights, other = tmp_path / "weights.pt", tmp_path / "other.pt"
-    torch.save(models.build_generator("tiny", seed=3).state_dict(), weights)
-    torch.save(models.build_generator("tiny", seed=4).state_dict(), other)
+    torch.save(models.build_generator("micro", seed=3).state_dict(), weights)
+    torch.save(models.build_generator("micro", seed=4).state_dict(), other)
     assert probe(lake, "--layers", "bottleneck", "--sigmas", "2", "--reconstructions", "--checkpoint", weights) == 0
     stored = stored_reconstruction(lake, "real/1")
     assert stored is not None
@@ -269,7 +269,7 @@ def test_a_checkpoint_is_found_through_provenance_and_checked(tmp_path):
     weights.rename(moved)
     with pytest.raises(InputError, match=r"^[^\n]*pass checkpoint=PATH[^\n]*$"):
         reconstruct_sample(lake, "real/1", device="cpu")
-    with pytest.raises(InputError, match=r"^checkpoint .*other\.pt: this is model tiny-\w+, but .* ran tiny-"):
+    with pytest.raises(InputError, match=r"^checkpoint .*other\.pt: this is model micro-\w+, but .* ran micro-"):
         reconstruct_sample(lake, "real/1", device="cpu", checkpoint=str(other))
     np.testing.assert_array_equal(reconstruct_sample(lake, "real/1", device="cpu", checkpoint=str(moved)).x0_hat,
                                   stored.x0_hat)

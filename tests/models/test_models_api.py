@@ -13,19 +13,20 @@ from models.networks import EDMPrecond
 
 
 def test_presets():
-    full, tiny = get_preset("dmd2-imagenet64"), get_preset("tiny")
+    full, tiny, micro = get_preset("dmd2-imagenet64"), get_preset("tiny"), get_preset("micro")
     assert isinstance(full, GeneratorConfig)
     assert (full.model_channels, full.channel_mult, full.channel_mult_emb, full.num_blocks,
             full.attn_resolutions, full.channels_per_head, full.label_dim, full.sigma_data) == (
         192, (1, 2, 3, 4), 4, 3, (32, 16, 8), 64, 1000, 0.5)
     assert dataclasses.replace(full, model_channels=32) == tiny
+    assert dataclasses.replace(full, model_channels=16, attn_resolutions=(8,)) == micro
     with pytest.raises(dataclasses.FrozenInstanceError):
         full.model_channels = 1
-    with pytest.raises(ValueError, match="unknown preset 'huge'; valid presets: dmd2-imagenet64, tiny"):
+    with pytest.raises(ValueError, match="unknown preset 'huge'; valid presets: dmd2-imagenet64, tiny, micro"):
         get_preset("huge")
     with pytest.raises(ValueError, match="valid presets"):
         build_generator("huge")
-    assert set(PRESETS) == {"dmd2-imagenet64", "tiny"}
+    assert set(PRESETS) == {"dmd2-imagenet64", "tiny", "micro"}
 
 
 def test_tiny_has_the_full_layout_at_smaller_width(tiny_generator):
