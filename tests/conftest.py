@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.demo_build import DemoLakeBuild, shared_root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,77 +70,12 @@ def npz_factory(tmp_path: Path):
 
 
 DEMO_LAKE_FIXTURE = "cli_demo_lake"
-DEMO_LAKE_TIMEOUT = 2400  # seconds for the whole build, from its start
 
 
-@dataclass
-class DemoLakeBuild:
-    """`make demo-lake-steps` running in the background: the lake `make demo` builds, made by our own CLI.
-
-    Started as soon as collection shows that some test needs it, so its few minutes overlap
-    the tests that run before those (which the session runs last, see
-    `pytest_collection_modifyitems`). Its output goes to a file, not a pipe: nobody reads a
-    pipe while tests run, and a full one would stall make.
-    """
-
-    lake: Path
-    log: Path
-    process: subprocess.Popen[bytes]
-    started: float
-
-    @classmethod
-    def start(cls, root: Path) -> DemoLakeBuild:
-        """Start the Makefile's `demo-lake-steps` target with this interpreter, building under `root`."""
-        lake, data, log = root / "demo_lake", root / "demo_data", root / "build.log"
-        # At a lower priority (nice 10): the tests running meanwhile keep the CPU they had, timing-sensitive
-        # ones (kill -9 at a given row count, browsers) included; the build takes the cycles they leave idle.
-        command = ["nice", "-n", "10", "make", "--no-print-directory", "-C", str(REPO), "demo-lake-steps",
-                   f"PY={sys.executable}", f"LAKE={lake}", f"DEMO_DATA={data}"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with log.open("wb") as out:
-            # Its own process group, so a timeout (or the session ending first) ends the job make started, not only make.
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                       start_new_session=True)
-        return cls(lake, log, process, time.monotonic())
-
-    def output(self, tail: int) -> str:
-        return self.log.read_text(errors="replace")[-tail:]
-
-    def stop(self) -> None:
-        """Kill the build's whole process group if it still runs (a session that ends before needing it)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def wait(self) -> Path:
-        """The built lake, once make has finished; an AssertionError with make's output if it failed or ran too long."""
-        if self.process.poll() is None:
-            # The session now waits for it: back to normal priority where this user may raise it (root, or a
-            # raised RLIMIT_NICE), so on a machine shared with other work it no longer yields to that work too.
-            try:
-                os.setpriority(os.PRIO_PGRP, self.process.pid, 0)
-            except OSError:
-                pass
-        try:
-            self.process.wait(timeout=max(0.0, self.started + DEMO_LAKE_TIMEOUT - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(f"building the demo lake took over {DEMO_LAKE_TIMEOUT} s:\n{self.output(4000)}") from None
-        if self.process.returncode != 0:
-            raise AssertionError(f"building the demo lake failed ({self.process.returncode}):\n{self.output(6000)}")
-        return self.lake
-
-
-DEMO_LAKE_BUILD = pytest.StashKey[DemoLakeBuild]()
-
-
-def _start_demo_lake_build(config: pytest.Config) -> DemoLakeBuild:
-    if DEMO_LAKE_BUILD not in config.stash:
-        # The session's own temporary-directory factory (what the tmp_path_factory fixture returns),
-        # so the lake lives under the session's basetemp as it did when the fixture built it.
-        factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
-        config.stash[DEMO_LAKE_BUILD] = DemoLakeBuild.start(factory.mktemp("cli_demo"))
-    return config.stash[DEMO_LAKE_BUILD]
+def _demo_lake_build(config: pytest.Config) -> DemoLakeBuild:
+    """The run's one demo build (tests/demo_build.py), shared by pytest-xdist's workers."""
+    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
+    return DemoLakeBuild(shared_root(factory.getbasetemp(), hasattr(config, "workerinput")))
 
 
 @pytest.hookimpl(trylast=True)  # after -k, -m and --deselect: no build for a session that deselected its users
@@ -160,13 +94,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     items[:] = [item for item in items if module(item) not in modules] + [item for item in items if module(item) in modules]
     if not config.option.collectonly:
-        _start_demo_lake_build(config)
+        _demo_lake_build(config).start_unless_started()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    build = session.config.stash.get(DEMO_LAKE_BUILD, None)
-    if build is not None:
-        build.stop()
+    """The run is over (under xdist: its controller's session, after every worker's): end a build still running."""
+    if not hasattr(session.config, "workerinput"):
+        _demo_lake_build(session.config).stop()
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +112,7 @@ def cli_demo_lake(pytestconfig: pytest.Config) -> Path:
     user sees after `make demo` is what the tests click on. The build started at collection
     (`pytest_collection_modifyitems`); this waits for it.
     """
-    return _start_demo_lake_build(pytestconfig).wait()
+    return _demo_lake_build(pytestconfig).wait()
 
 
 LEGACY_LAKE = REPO / "tests" / "fixtures" / "legacy_lake_8dd3ecd.tar.gz"
