@@ -2,8 +2,10 @@
 
 Supported: ``.bin``/``.pt``/``.pth`` (torch.save of a plain state dict, read with
 ``weights_only=True`` so that no arbitrary object is ever unpickled),
-``.safetensors``, and a directory holding ``model.safetensors`` or
-``pytorch_model.bin`` (the layout of the public DMD2 release).
+``.safetensors``, a directory holding ``model.safetensors`` or
+``pytorch_model.bin`` (the layout of the public DMD2 release), and EDM's network
+pickles (``.pkl``, e.g. DMD2's teacher ``edm-imagenet-64x64-cond-adm.pkl``), whose EMA
+network `models.edm_pickle` reads without running any of the file's code.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from torch import nn
 
 TORCH_SUFFIXES = (".bin", ".pt", ".pth")
 SAFETENSORS_SUFFIX = ".safetensors"
+EDM_PICKLE_SUFFIX = ".pkl"
+SUFFIXES = (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX, EDM_PICKLE_SUFFIX)
 # Safetensors first: when both exist it is the one that cannot carry code.
 DIRECTORY_FILES = ("model.safetensors", "pytorch_model.bin")
 MODEL_PREFIX = "model."
@@ -54,10 +58,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 return p / name
         raise FileNotFoundError(
             f"checkpoint directory {p} contains none of: {', '.join(DIRECTORY_FILES)}")
-    if p.suffix.lower() not in (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX):
-        raise CheckpointError(
-            f"unsupported checkpoint format {p}: expected one of "
-            f"{', '.join((*TORCH_SUFFIXES, SAFETENSORS_SUFFIX))} or a directory")
+    if p.suffix.lower() not in SUFFIXES:
+        raise CheckpointError(f"unsupported checkpoint format {p}: expected one of {', '.join(SUFFIXES)} or a directory")
     return p
 
 
@@ -89,11 +91,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             state = load_file(str(file), device="cpu")
+        elif file.suffix.lower() == EDM_PICKLE_SUFFIX:
+            from models.edm_pickle import EDMPickleError, read_edm_pickle
+
+            try:
+                state = read_edm_pickle(file)
+            except EDMPickleError as e:
+                raise CheckpointError(f"refusing to load {e}") from e
         else:
             # mmap avoids holding a second copy of a 1.2 GB file while it is copied
             # into the parameters; only the zip format (torch >= 1.6 default) supports it.
             state = torch.load(file, map_location="cpu", weights_only=True,
                                mmap=zipfile.is_zipfile(file))
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refusing to load {file}: not a plain tensor state dict, or corrupt "

@@ -40,7 +40,8 @@ def add_model_flags(parser: argparse.ArgumentParser, multi_process: bool = False
                         "names and attention) or micro (1/12 width, same layer names, attention only at 8x8; what the "
                         "demo and the tests run). Default dmd2-imagenet64")
     parser.add_argument("--checkpoint", default=None, metavar="PATH",
-                        help="generator weights (.bin/.pt/.pth/.safetensors, or the DMD2 release directory). "
+                        help="generator weights (.bin/.pt/.pth/.safetensors, the DMD2 release directory, or an EDM network "
+                        "pickle .pkl such as the teacher edm-imagenet-64x64-cond-adm.pkl, read without running its code). "
                         "Without it the network has seeded random weights, recorded as weights=random everywhere")
     launched = "; under `accelerate launch` each process uses its own GPU (cpu: gloo processes)" if multi_process else ""
     parser.add_argument("--device", default="auto",
