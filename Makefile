@@ -64,8 +64,11 @@ lock-check: $(STAMP)
 
 demo: demo-lake explore
 
+# A step that fails says why in one line; a lake left by an older checkout's demo (another
+# preset: the demo ran `tiny` before `micro`) is refused, so say how to start afresh.
 demo-lake: setup
-	$(MAKE) --no-print-directory demo-lake-steps
+	@$(MAKE) --no-print-directory demo-lake-steps || { \
+		echo "make demo-lake: a step failed (its error is above); if $(LAKE) was made by an older demo, run 'make clean-demo' and then 'make demo'" >&2; exit 2; }
 
 # The demo lake's build, step by step, without the set-up prerequisite: the test suite
 # builds its CLI-made lake with exactly these steps (tests/conftest.py, `cli_demo_lake`).
