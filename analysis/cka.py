@@ -8,7 +8,7 @@ HSIC of Song et al. (2012), as Kornblith et al.'s code does with ``debiased=True
 
 where ``K~`` is K with its diagonal set to 0. Every term is a function of a few per-pair
 sums over rows (the feature-space form), so the n x n Gram matrices are never formed and
-one pass over row chunks (numpy, or Dask arrays with the same row chunks) is enough:
+one pass over the rows is enough:
 ``G = X'Y``, the row sums ``s_x, s_y``, the squared row norms ``a, b``, and ``X'b, Y'a, a'b``:
 
     tr(K~ L~)   = |G|_F^2 - a'b
@@ -17,8 +17,12 @@ one pass over row chunks (numpy, or Dask arrays with the same row chunks) is eno
 
 HSIC_u is unchanged when a constant is added to every row (the kernel changes by terms of
 one sample each, which the estimator cancels), so the features need no centring pass; the
-sums are taken after subtracting the mean of the first rows anyway, which keeps float64
-from cancelling when the features sit far from 0 (activations with large means).
+sums are taken after subtracting the mean of the first block of rows anyway, which keeps
+float64 from cancelling when the features sit far from 0 (activations with large means).
+
+The rows are read a block at a time (`block_rows`; numpy, Zarr or Dask arrays alike), each
+layer's block once for all the pairs it is in, and only the per-pair sums are kept: memory
+is one block of every layer plus a p x q matrix per pair, whatever the number of rows.
 """
 from __future__ import annotations
 
@@ -28,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PairSums", "cka_matrix", "hsic_unbiased", "linear_cka", "pair_sums"]
+__all__ = ["PairSums", "cka_matrix", "hsic_unbiased", "linear_cka"]
 
 MIN_ROWS = 4  # the unbiased estimator divides by n - 3
-SHIFT_ROWS = 1024  # rows whose mean is subtracted first (any constant shift leaves HSIC_u as it is)
+BLOCK_ROWS = 10_000  # rows read at a time: 10,000 x 768 float64 is 61 MB per layer
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,28 @@ class PairSums:
     b_sum: float
 
 
-def pair_sums(x: Any, y: Any) -> Any:
-    """The sums of `PairSums` as a tuple of (lazy, for Dask arrays) scalars, accumulated in float64."""
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    x, y = x - x[:SHIFT_ROWS].mean(axis=0), y - y[:SHIFT_ROWS].mean(axis=0)
-    a, b = (x * x).sum(axis=1), (y * y).sum(axis=1)
-    s_x, s_y = x.sum(axis=0), y.sum(axis=0)
-    g = x.T @ y
-    return (x.shape[0], (g * g).sum(), s_x @ g @ s_y, s_x @ (x.T @ b), s_y @ (y.T @ a), a @ b,
-            s_x @ s_x, s_y @ s_y, a.sum(), b.sum())
+class _PairAccumulator:
+    """The running sums of one layer pair over row blocks (float64)."""
+
+    def __init__(self, p: int, q: int) -> None:
+        self.n, self.ab, self.a_sum, self.b_sum = 0, 0.0, 0.0, 0.0
+        self.g, self.s_x, self.s_y = np.zeros((p, q)), np.zeros(p), np.zeros(q)
+        self.xb, self.ya = np.zeros(p), np.zeros(q)
+
+    def add(self, x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        self.n += len(x)
+        self.g += x.T @ y
+        self.s_x += x.sum(axis=0)
+        self.s_y += y.sum(axis=0)
+        self.xb += x.T @ b
+        self.ya += y.T @ a
+        self.ab += float(a @ b)
+        self.a_sum += float(a.sum())
+        self.b_sum += float(b.sum())
+
+    def sums(self) -> PairSums:
+        return PairSums(self.n, float((self.g * self.g).sum()), float(self.s_x @ self.g @ self.s_y), float(self.s_x @ self.xb),
+                        float(self.s_y @ self.ya), self.ab, float(self.s_x @ self.s_x), float(self.s_y @ self.s_y), self.a_sum, self.b_sum)
 
 
 def hsic_unbiased(s: PairSums) -> float:
@@ -77,29 +94,32 @@ def _cka(xy: PairSums, xx: PairSums, yy: PairSums) -> float:
     return float(hsic_unbiased(xy) / denominator) if denominator > 0 else float("nan")
 
 
-def _compute(*lazy: Any) -> list[PairSums]:
-    """Evaluate `pair_sums` tuples: one Dask graph (each chunk read once for all of them) when any is lazy."""
-    import dask
-
-    return [PairSums(int(n), *(float(v) for v in rest)) for n, *rest in dask.compute(*lazy)]
+def linear_cka(x: Any, y: Any, block_rows: int = BLOCK_ROWS) -> float:
+    """Debiased linear CKA between the rows of `x` (n x p) and `y` (n x q): numpy, Zarr or Dask arrays, same rows."""
+    return float(cka_matrix([x], [y], block_rows)[0, 0])
 
 
-def linear_cka(x: Any, y: Any) -> float:
-    """Debiased linear CKA between the rows of `x` (n x p) and `y` (n x q): numpy or Dask arrays, same rows."""
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"CKA compares the same samples: got {x.shape[0]} and {y.shape[0]} rows")
-    xy, xx, yy = _compute(pair_sums(x, y), pair_sums(x, x), pair_sums(y, y))
-    return _cka(xy, xx, yy)
-
-
-def cka_matrix(first: Sequence[Any], second: Sequence[Any]) -> np.ndarray:
-    """CKA of every layer in `first` against every layer in `second` (same samples, same row chunks), in one pass."""
+def cka_matrix(first: Sequence[Any], second: Sequence[Any], block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """CKA of every layer in `first` against every layer in `second` (the same samples), in one pass over the rows."""
     rows = {int(a.shape[0]) for a in (*first, *second)}
     if len(rows) != 1:
         raise ValueError(f"CKA compares the same samples: the layers have {sorted(rows)} rows")
-    lazy = [pair_sums(a, b) for a in first for b in second]
-    lazy += [pair_sums(a, a) for a in first] + [pair_sums(b, b) for b in second]
-    sums = _compute(*lazy)
-    m, k = len(first), len(second)
-    own_first, own_second = sums[m * k : m * k + m], sums[m * k + m :]
-    return np.array([[_cka(sums[i * k + j], own_first[i], own_second[j]) for j in range(k)] for i in range(m)])
+    [n] = rows
+    layers = [*first, *second]
+    m = len(first)
+    # Every pair of the table, then each layer with itself (the denominators).
+    pairs = [(i, m + j) for i in range(m) for j in range(len(second))] + [(i, i) for i in range(len(layers))]
+    accumulators = {pair: _PairAccumulator(layers[pair[0]].shape[1], layers[pair[1]].shape[1]) for pair in pairs}
+    shifts = [_block(layer, 0, min(n, block_rows)).mean(axis=0) for layer in layers]
+    for start in range(0, n, block_rows):
+        blocks = [_block(layer, start, min(n, start + block_rows)) - shift for layer, shift in zip(layers, shifts)]
+        norms = [(block * block).sum(axis=1) for block in blocks]
+        for (i, j), accumulator in accumulators.items():
+            accumulator.add(blocks[i], blocks[j], norms[i], norms[j])
+    sums = {pair: accumulator.sums() for pair, accumulator in accumulators.items()}
+    return np.array([[_cka(sums[(i, m + j)], sums[(i, i)], sums[(m + j, m + j)]) for j in range(len(second))] for i in range(m)])
+
+
+def _block(layer: Any, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop of a numpy, Zarr or Dask array, as float64 in memory."""
+    return np.asarray(layer[start:stop], dtype=np.float64)

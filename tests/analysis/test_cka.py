@@ -1,4 +1,4 @@
-"""Debiased linear CKA: known answers, the Gram-matrix definition, and the same numbers out of core with Dask."""
+"""Debiased linear CKA: known answers, the Gram-matrix definition, and the same numbers read a block of rows at a time."""
 from __future__ import annotations
 
 import dask.array as da
@@ -59,12 +59,14 @@ def test_independent_random_features_are_near_zero_where_the_biased_estimator_is
     assert biased > 0.15  # what the debiasing removes at n = 200, p = 50
 
 
-def test_dask_row_chunks_give_the_numpy_numbers_and_the_matrix_its_pairs(related):
+def test_any_row_blocks_and_dask_arrays_give_the_in_memory_numbers_and_the_matrix_its_pairs(related):
     x, y = related
+    whole = linear_cka(x, y, block_rows=len(x))
+    assert linear_cka(x, y, block_rows=7) == pytest.approx(whole, rel=1e-12)  # uneven blocks, another shift
     lazy_x, lazy_y = da.from_array(x, chunks=(16, -1)), da.from_array(y, chunks=(16, -1))
-    assert linear_cka(lazy_x, lazy_y) == pytest.approx(linear_cka(x, y), rel=1e-12)
+    assert linear_cka(lazy_x, lazy_y, block_rows=16) == pytest.approx(whole, rel=1e-12)
     first, second = [lazy_x, lazy_x[:, :5]], [lazy_y, lazy_x, lazy_y[:, 2:]]
-    table = cka_matrix(first, second)
+    table = cka_matrix(first, second, block_rows=16)
     assert table.shape == (2, 3)
     for i, a in enumerate(first):
         for j, b in enumerate(second):
