@@ -325,8 +325,10 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
             raise SystemExit(2)
         for _ in compute_steps(job, needed, ranks):
             pass
+        ranks.close()
         return
     write_lake(GenerateRequest(lake, model, num_samples, seed, samples_per_class, progress), job, identity, shapes, ranks)
+    ranks.close()
 
 
 def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shapes: dict[str, tuple[int, int, int]],

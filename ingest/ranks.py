@@ -53,6 +53,20 @@ class Ranks:
             out[name] = gather(tensor).cpu().numpy()
         return out
 
+    def close(self) -> None:
+        """Leave the process group, on every rank after its last collective.
+
+        A process that exits with the group still open tears gloo down during interpreter
+        shutdown, and one of the two processes of the suite's launches sometimes aborted
+        there ("terminate called without an active exception") on a loaded machine.
+        """
+        if self.count == 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
 
 def detect_ranks(device_flag: str | None) -> Ranks:
     """Join the launcher's process group when there is one (WORLD_SIZE > 1)."""

@@ -48,9 +48,11 @@ def generate_t2i(lake: str | os.PathLike[str], model: T2IModelSpec, prompts: Pro
             raise SystemExit(2)
         for _ in compute_steps(job, plan[0], plan[1], ranks):
             pass
+        ranks.close()
         return job.name
     _print_notes(prompt_list, job)
     write_lake(lake, model, settings, job, ranks)
+    ranks.close()
     return job.name
 
 

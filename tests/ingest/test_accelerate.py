@@ -14,7 +14,9 @@ import xarray as xr
 from lake import open_lake
 from tests.conftest import REPO
 
-ARGS = ["--preset", "micro", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
+# tiny, not micro: micro's shorter passes went with two aborted launches in five suite runs on a loaded
+# machine (ranks now leave the process group before exiting; the config that never failed stays).
+ARGS = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
         "--layers", "bottleneck", "--samples-per-class", "3"]
 
 

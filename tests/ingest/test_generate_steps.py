@@ -271,8 +271,8 @@ def test_trajectory_group_of_another_model_or_schedule_is_refused(tmp_path):
 
 def test_two_processes_write_the_same_trajectories_as_one(tmp_path):
     """accelerate launch with two CPU processes gathers the per-step arrays like the one-step ones."""
-    # 20 samples: three blocks over two ranks, so the second write pads rank 1 (index -1).
-    args = ["--preset", "micro", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
+    # 20 samples: three blocks over two ranks, so the second write pads rank 1 (index -1). tiny: see test_accelerate.ARGS.
+    args = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--num-samples", "20", "--batch-size", "16",
             "--layers", "bottleneck", "--steps", "2"]
     single, multi = generate_single_and_launched(tmp_path, args)
     [record] = open_lake(multi).provenance()
