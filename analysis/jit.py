@@ -12,6 +12,7 @@ types and stores it where numba's rules say (the package's ``__pycache__``, or
 """
 from __future__ import annotations
 
+import functools
 import sys
 
 __all__ = ["cache_compiled_kernels"]
@@ -22,10 +23,11 @@ PACKAGES = ("umap", "pynndescent")
 UNCACHEABLE = frozenset({"pynndescent.pynndescent_.nn_descent", "pynndescent.pynndescent_.nn_descent_internal"})
 
 
+@functools.cache  # once per process: importing umap loads every module with kernels, so later calls find nothing new
 def cache_compiled_kernels() -> None:
     """Import umap-learn (which imports pynndescent) and turn numba's disk cache on for their kernels.
 
-    Idempotent; call it before the first use of either library in a process.
+    Call it before the first use of either library in a process; later calls return at once.
     """
     import umap  # noqa: F401  (imports every umap and pynndescent module that holds kernels)
     from numba.core.caching import NullCache
