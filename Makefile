@@ -126,3 +126,14 @@ docs: setup browser
 docs-serve:
 	test -f $(DOCS_OUT)/index.html || $(MAKE) --no-print-directory docs
 	$(PY) -m http.server --bind 127.0.0.1 --directory $(DOCS_OUT) 8000
+
+# --- the Explore page's WebGL scatter (explorer/frontend/ -> explorer/static/scatter_gl.js) ------
+# Only after changing explorer/frontend/ (never at run time, never in CI): installs the pinned npm
+# packages (package-lock.json), bundles them with esbuild and pins the new file's sha256 in
+# explorer/scatter_gl.py (tests/explorer/test_scatter_gl.py checks the shipped file against it).
+.PHONY: scatter-js
+scatter-js:
+	cd explorer/frontend && npm ci --no-audit --no-fund && npm run build
+	digest=$$(sha256sum explorer/static/scatter_gl.js | cut -d' ' -f1); \
+	sed -i "s/^SCRIPT_SHA256 = \"[0-9a-f]*\"/SCRIPT_SHA256 = \"$$digest\"/" explorer/scatter_gl.py; \
+	echo "explorer/static/scatter_gl.js sha256 $$digest"

@@ -61,8 +61,8 @@ def _session(path: str, version: str) -> LakeSession | LakeDiagnosis:
 
 
 @st.cache_resource(show_spinner=False)
-def _thumbs(path: str, host: str, port: int, public_host: str | None) -> ThumbnailServer:
-    return start_thumbnail_server(path, host=host, port=port, public_host=public_host)
+def _thumbs(path: str, host: str, port: int, public_host: str | None, app_port: int) -> ThumbnailServer:
+    return start_thumbnail_server(path, host=host, port=port, public_host=public_host, app_port=app_port)
 
 
 # --- pages -------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def run(config: ExplorerConfig) -> None:
     view: ViewState = st.session_state[VIEW]
     view = sidebar(session, view, refs)
     frame = common.load_frame(session, view.embedding)
-    view = apply_chart_events(view)
+    view = apply_chart_events(view, session, frame)
     st.session_state[VIEW] = view
 
     pages = [p for p in PAGES if p != "prompts" or prompts.has_t2i(session)]  # the Prompts page needs text-to-image samples
@@ -133,8 +133,8 @@ def run(config: ExplorerConfig) -> None:
     if view.prompt:  # the prompt search narrows the same selection as the other filters
         mask &= prompts.search_mask(session, frame, view.embedding, view.prompt)
     if page == "explore":
-        thumbs = _thumbs(str(config.lake), config.thumb_host, config.thumb_port, config.thumb_public_host)
-        explore_page(session, thumbs, frame, view, xy, mask, jobs=not config.read_only)
+        thumbs = _thumbs(str(config.lake), config.thumb_host, config.thumb_port, config.thumb_public_host, int(st.get_option("server.port")))
+        explore_page(session, thumbs, frame, view, xy, mask, jobs=not config.read_only, renderer=config.scatter)
     elif page == "compare":
         # Real vs generated compares the fit's samples: placed edits (rows after n_fitted) are experiments, not the generator's distribution.
         compare_page(session, frame, view, xy, mask & (np.arange(frame.size) < frame.n_fitted) if frame.n_placed else mask)

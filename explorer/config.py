@@ -11,6 +11,8 @@ LAKE_ENV = "DMD2VIZ_LAKE"
 THUMB_HOST_ENV = "DMD2VIZ_THUMB_HOST"
 THUMB_PORT_ENV = "DMD2VIZ_THUMB_PORT"
 DEBUG_ENV = "DMD2VIZ_DEBUG"
+SCATTER_ENV = "DMD2VIZ_SCATTER"
+SCATTERS = ("webgl", "vega")
 DEFAULT_LAKE = "demo_lake"
 
 
@@ -24,6 +26,7 @@ class ExplorerConfig:
     thumb_public_host: str | None = None
     debug: bool = False  # re-raise errors (Streamlit shows the traceback) instead of a one-line message
     read_only: bool = False  # no edit jobs: the explorer never starts a writer on the lake
+    scatter: str = "webgl"  # the Explore page's scatter: "webgl" (every point, on the GPU) or "vega" (a sample)
 
 
 def debug_from_env(environ: Mapping[str, str] | None = None) -> bool:
@@ -77,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn the edit jobs off: no job buttons, no jobs area, nothing is ever written to the lake "
         "(without it, only a browser on this machine, localhost, may start jobs)",
     )
+    parser.add_argument(
+        "--scatter",
+        choices=SCATTERS,
+        default=os.environ.get(SCATTER_ENV, "webgl") if os.environ.get(SCATTER_ENV, "webgl") in SCATTERS else "webgl",
+        help=f"the Explore page's scatter (default: ${SCATTER_ENV}, else webgl): webgl draws every point on the GPU "
+        "(a browser without WebGL gets vega); vega draws a stratified sample with Vega-Lite",
+    )
     return parser
 
 
@@ -98,5 +108,6 @@ def parse_args(argv: list[str]) -> tuple[ExplorerConfig, list[str]]:
         thumb_public_host=args.thumb_public_host,
         debug=bool(args.debug) or debug_from_env(),
         read_only=bool(args.read_only),
+        scatter=args.scatter,
     )
     return config, problems

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, common, export, prompts, queries, views
+from explorer import charts, common, explore_gl, export, prompts, queries, scatter_gl, views
 from explorer.common import ZOOM_NONCE
-from explorer.columns import NO_CLASS
+from explorer.colouring import point_colours
 from explorer.frames import EmbeddingFrame
 from explorer.session import LakeSession
 from explorer.details import details_panel
@@ -23,12 +23,16 @@ PICK_SEEN = "scatter_pick_seen"  # charts.PickSeen: what the last rerun saw of t
 SPEC_SEEN = "scatter_spec_seen"  # the spec the browser's view was built from
 
 
-def apply_chart_events(view: ViewState) -> ViewState:
+def apply_chart_events(view: ViewState, session: LakeSession, frame: EmbeddingFrame) -> ViewState:
     """Clicks on the scatter and brushes on the overview arrive as widget state at the start of a rerun.
 
-    The scatter's selection toggles, so a click is the one id by which it changed since the
-    last rerun; reruns for other reasons leave it unchanged and click nothing.
+    The WebGL scatter sends a click as a one-run trigger naming the point. The Vega scatter's
+    selection toggles, so a click is the one id by which it changed since the last rerun;
+    reruns for other reasons leave it unchanged and click nothing.
     """
+    clicked_gl = explore_gl.gl_click(frame, session, view, st.session_state)
+    if clicked_gl is not None:
+        view = view.with_click(clicked_gl, st.session_state.get("w_click_mode", "neighbours"))
     if SCATTER_KEY not in st.session_state:
         # No scatter last run (first run, another page): the next one is a new view in the
         # browser with an empty selection, whatever the old one held.
@@ -75,72 +79,6 @@ def _reset_zoom() -> None:
 
 
 HIGHLIGHT_KEY = "w_highlight"  # classes the user picked to colour (others grey)
-
-
-def _colour(session: LakeSession, frame: EmbeddingFrame, view: ViewState, rows: np.ndarray) -> tuple[charts.ColorSpec, Any]:
-    """The colour spec and a function giving the colour column for any embedding rows.
-
-    Categorical colourings with more categories than the palette has colours (1000
-    classes) colour the most frequent categories among the drawn points, or the ones
-    picked in the highlight box, and draw the rest in grey as "other".
-    """
-    limit = charts.palette_size(view.palette)
-    if view.color_by in ("class", "source", "split", *prompts.COLOUR_OPTIONS):
-        if view.color_by == "class":
-            codes = frame.class_id.astype(np.int64) + 1  # -1 (no class) -> 0
-            labels = np.array([NO_CLASS] + [session.classes.label(c) for c in range(1000)], dtype=object)
-            chosen = tuple(session.classes.label(c) for c in st.session_state.get(HIGHLIGHT_KEY, []))
-        elif view.color_by in prompts.COLOUR_OPTIONS:
-            # Prompts, clusters and models: codes with a 'none' entry at 0, exactly like classes.
-            codes, labels = prompts.colour_codes(session, frame, view.embedding, view.color_by)
-            chosen = ()
-        else:
-            codes = frame.source_code if view.color_by == "source" else frame.split_code
-            labels, chosen = np.array(frame.sources if view.color_by == "source" else frame.splits, dtype=object), ()
-        present, counts = np.unique(codes[rows], return_counts=True)
-        everywhere = _present_codes(session, frame, view, codes)
-        if len(everywhere) <= limit and not chosen:
-            # Every category of the embedding gets a colour, in code order: no colour shifts with filters or zoom.
-            top, has_other = tuple(str(labels[c]) for c in everywhere), False
-        else:
-            top = charts.top_categories({str(labels[c]): int(n) for c, n in zip(present, counts)}, limit, chosen)
-            has_other = len(present) > len(top)
-        name = prompts.OPTION_LABELS.get(view.color_by, view.color_by)
-        title = name if not has_other else f"{name} ({'chosen' if chosen else f'top {len(top)} in view'})"
-        return charts.legend_colour_spec(title, view.palette, top, has_other), lambda rs: _categorical(labels, codes[rs], top)
-    values = session.column_values(view.embedding, view.color_by)
-    title = view.color_by.partition(".")[2]
-    if values.dtype.kind in "iufb":
-        return charts.ColorSpec("value", title, False, view.palette), lambda rs: values[rs].astype(np.float32)
-    drawn = _text_labels(values[rows])
-    uniques, counts = np.unique(drawn, return_counts=True)
-    top = charts.top_categories(dict(zip(uniques.tolist(), counts.tolist())), limit)
-    spec = charts.legend_colour_spec(title, view.palette, top, len(uniques) > len(top))
-    spec = replace(spec, field="value")
-
-    def column(rs: np.ndarray) -> Any:
-        text = _text_labels(values[rs])
-        return pd.Categorical(np.where(np.isin(text, top), text, charts.OTHER), categories=list(spec.domain or ()))
-
-    return spec, column
-
-
-def _text_labels(values: np.ndarray) -> np.ndarray:
-    """Text category labels; an empty value (a real image's `model_id`) reads as "(none)" in the legend."""
-    text = np.asarray(values, dtype=object).astype(str)
-    return np.where(text == "", charts.NO_VALUE, text)
-
-
-def _present_codes(session: LakeSession, frame: EmbeddingFrame, view: ViewState, codes: np.ndarray) -> np.ndarray:
-    """The category codes that occur anywhere in the embedding (memoised per embedding and colouring)."""
-    return session.memo(("present_codes", view.embedding, view.color_by), lambda: np.flatnonzero(np.bincount(codes, minlength=1)))
-
-
-def _categorical(labels: np.ndarray, codes: np.ndarray, top: tuple[str, ...]) -> Any:
-    """Per-row colour category (a top label or "other") as a pandas Categorical (Arrow dictionary)."""
-    lookup = {name: i for i, name in enumerate(top)}
-    index = np.array([lookup.get(str(name), len(top)) for name in labels], dtype=np.int32)
-    return pd.Categorical.from_codes(index[codes], categories=[*top, charts.OTHER])
 
 
 def _table(session: LakeSession, frame: EmbeddingFrame, xy: np.ndarray, rows: np.ndarray, colour_column: tuple[str, Any]) -> pd.DataFrame:
@@ -222,7 +160,7 @@ def _drawn_view(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy
         fitted_in_window = in_window.copy()
         fitted_in_window[frame.n_fitted :] = False
     rows = common.stratified_rows(session, frame, view.embedding, fitted_in_window, view.max_points)
-    colour, colour_column = _colour(session, frame, view, rows)
+    colour, colour_column = point_colours(session, frame, view, rows, tuple(st.session_state.get(HIGHLIGHT_KEY, ())))
     column = (colour.field, colour_column)
     sampled = len(rows) < int(fitted_in_window.sum())
     cells = charts.cells_frame(views.density_grid(xy, in_window, view.window or extent, bins=90).cells()) if sampled else None
@@ -266,8 +204,12 @@ def explore_page(
     xy: np.ndarray,
     mask: np.ndarray,
     jobs: bool = False,
+    renderer: str = "webgl",
 ) -> None:
-    """The scatter, the overview and the details panel; with `jobs`, the edit-job buttons and jobs area under the details."""
+    """The scatter, the overview and the details panel; with `jobs`, the edit-job buttons and jobs area under the details.
+
+    `renderer`: "webgl" draws every point on the GPU (Vega when the browser cannot), "vega" a sample with Vega-Lite.
+    """
     selected_row = int(frame.rows_of([view.selected])[0]) if view.selected else -1
     neighbours = _neighbours(session, frame, view, selected_row)
     roles = _roles(frame, view, neighbours.rows if neighbours is not None else np.zeros(0, np.int64))
@@ -287,44 +229,100 @@ def explore_page(
                 max_selections=charts.palette_size(view.palette),
                 placeholder="type to find a class",
             )
-        drawn = _drawn_view(session, frame, view, xy, mask)
-        visible, rows = int(drawn.in_window.sum()), drawn.rows
-        status = f"{visible:,} of {drawn.total:,} filtered points in view"
-        status += f" · drawing a stratified sample of {len(rows):,} over a density map" if drawn.sampled else f" · drawing all {len(rows):,}"
-        if drawn.placed is not None:
-            status += f" · {len(drawn.placed):,} placed samples (diamonds, lines to their parents)"
-        caption.caption(status)
-        # The drawn points depend on the view, never on the selection: a click leaves this
-        # dataset byte-identical and the browser keeps it (Streamlit compares dataset bytes).
-        datasets = {"points": drawn.points, "marks": marks_frame(session, frame, xy, roles, drawn.column)}
-        if drawn.cells is not None:
-            datasets["cells"] = drawn.cells
-        if drawn.placed is not None and drawn.lineage is not None:
-            datasets["placed"], datasets["lineage"] = drawn.placed, drawn.lineage
-        spec_args = (drawn.colour, view.window or drawn.extent, thumbs.base_url, drawn.sampled, charts.renderer_for(len(rows)))
-        has_placed, has_prompt = drawn.placed is not None, "prompt" in drawn.points
-        _spec_shown(hash((*spec_args, has_placed, has_prompt)))
-        st.vega_lite_chart(
-            spec=charts.with_datasets(charts.scatter_spec(*spec_args, placed=has_placed, prompt=has_prompt), **datasets),
-            on_select="rerun",
-            selection_mode=[charts.PICK],
-            key=SCATTER_KEY,
-            width="stretch",
-        )
-        with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None or drawn.sampled):
+        gl_problem = scatter_gl.webgl_missing(st.session_state) if renderer == "webgl" else None
+        if renderer == "webgl" and gl_problem is None:
+            extent, in_window, overview = _gl_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
+        else:
+            if gl_problem:
+                st.caption(f"Drawing with Vega instead of WebGL ({gl_problem}): a sample of the points.")
+            extent, in_window, overview = _vega_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
+        with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None):
             st.vega_lite_chart(
-                spec=charts.with_datasets(charts.overview_spec(drawn.extent, view.window, charts.renderer_for(len(drawn.overview))), cells=drawn.overview),
+                spec=charts.with_datasets(charts.overview_spec(extent, view.window, charts.renderer_for(len(overview))), cells=overview),
                 on_select="rerun",
                 selection_mode=[charts.ZOOM],
                 key=f"overview-{st.session_state[ZOOM_NONCE]}",
                 width="stretch",
             )
             st.button("Reset zoom", on_click=_reset_zoom, disabled=view.window is None)
-        _view_downloads(session, frame, drawn.in_window)
+        _view_downloads(session, frame, in_window)
     with right:
         details_panel(session, frame, view, selected_row, neighbours)
         if jobs:
             jobs_section(session, frame, view, selected_row)
+
+
+def _vega_scatter(
+    session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray,
+    roles: dict[int, str], caption: Any,
+) -> tuple[Window, np.ndarray, pd.DataFrame]:
+    """The Vega-Lite scatter (a stratified sample over a density map when there are many points); (extent, in view, overview)."""
+    drawn = _drawn_view(session, frame, view, xy, mask)
+    visible, rows = int(drawn.in_window.sum()), drawn.rows
+    status = f"{visible:,} of {drawn.total:,} filtered points in view"
+    status += f" · drawing a stratified sample of {len(rows):,} over a density map" if drawn.sampled else f" · drawing all {len(rows):,}"
+    if drawn.placed is not None:
+        status += f" · {len(drawn.placed):,} placed samples (diamonds, lines to their parents)"
+    caption.caption(status)
+    # The drawn points depend on the view, never on the selection: a click leaves this
+    # dataset byte-identical and the browser keeps it (Streamlit compares dataset bytes).
+    datasets = {"points": drawn.points, "marks": marks_frame(session, frame, xy, roles, drawn.column)}
+    if drawn.cells is not None:
+        datasets["cells"] = drawn.cells
+    if drawn.placed is not None and drawn.lineage is not None:
+        datasets["placed"], datasets["lineage"] = drawn.placed, drawn.lineage
+    spec_args = (drawn.colour, view.window or drawn.extent, thumbs.base_url, drawn.sampled, charts.renderer_for(len(rows)))
+    has_placed, has_prompt = drawn.placed is not None, "prompt" in drawn.points
+    _spec_shown(hash((*spec_args, has_placed, has_prompt)))
+    st.vega_lite_chart(
+        spec=charts.with_datasets(charts.scatter_spec(*spec_args, placed=has_placed, prompt=has_prompt), **datasets),
+        on_select="rerun",
+        selection_mode=[charts.PICK],
+        key=SCATTER_KEY,
+        width="stretch",
+    )
+    return drawn.extent, drawn.in_window, drawn.overview
+
+
+GL_VIEW_CACHE = "explore_gl_drawn"  # (key, GLView) of the last view this browser session drew on the GPU
+
+
+@dataclass(frozen=True)
+class GLView:
+    """What the WebGL scatter's message holds that depends on the view but not on the selection."""
+
+    extent: Window
+    in_window: np.ndarray
+    total: int
+    colour: dict[str, Any]
+    overview: pd.DataFrame
+
+
+def _gl_scatter(
+    session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray,
+    roles: dict[int, str], caption: Any,
+) -> tuple[Window, np.ndarray, pd.DataFrame]:
+    """Every filtered point on the GPU (`explorer.scatter_gl`); (extent, in view, overview)."""
+    key = (id(session), view.embedding, view.rotation, view.window, view.classes, view.sources, view.splits, view.prompt,
+           view.color_by, view.palette, tuple(st.session_state.get(HIGHLIGHT_KEY, ())))  # fmt: skip
+    cached = st.session_state.get(GL_VIEW_CACHE)
+    if cached is not None and cached[0] == key:
+        drawn: GLView = cached[1]
+    else:
+        extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
+        in_window = mask & views.window_mask(xy, view.window)
+        colour, column = point_colours(session, frame, view, np.flatnonzero(in_window), tuple(st.session_state.get(HIGHLIGHT_KEY, ())))
+        message = explore_gl.gl_colour_message(thumbs, colour, column, frame.size, session.memo, key[1:])
+        overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
+        drawn = GLView(extent, in_window, int(mask.sum()), message, overview)
+        st.session_state[GL_VIEW_CACHE] = (key, drawn)
+    visible = int(drawn.in_window.sum())
+    status = f"{visible:,} of {drawn.total:,} filtered points in view · drawing all {drawn.total:,} on the GPU (WebGL)"
+    if frame.n_placed:
+        status += f" · {int(mask[frame.n_fitted:].sum()):,} placed samples (diamonds, lines to their parents)"
+    caption.caption(status + " · Shift+drag or 'Lasso a set' to make a set")
+    scatter_gl.draw(explore_gl.gl_message(session, thumbs, frame, view, xy, mask, drawn.colour, roles))
+    return drawn.extent, drawn.in_window, drawn.overview
 
 
 def _neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row: int) -> queries.Neighbours | None:

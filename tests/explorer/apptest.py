@@ -38,12 +38,19 @@ class CheckedAppTest(AppTest):
         return at
 
 
-def open_app(lake: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str] | None = None, checked: bool = True, argv: tuple[str, ...] = ()) -> AppTest:
+def open_app(
+    lake: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str] | None = None, checked: bool = True, argv: tuple[str, ...] = (),
+    scatter: str = "vega",
+) -> AppTest:
     """The explorer on `lake` (optionally with URL query parameters), run once.
 
     `checked=False` gives a plain AppTest, for tests that expect an error on the page.
+    `scatter`: AppTest has no browser, so by default the Explore page draws its Vega
+    scatter, whose datasets a test can read (`chart_datasets`); "webgl" draws the GPU
+    scatter, whose message a test reads with `gl_message`.
     """
     monkeypatch.setenv("DMD2VIZ_LAKE", str(lake))
+    monkeypatch.setenv("DMD2VIZ_SCATTER", scatter)
     monkeypatch.setattr("sys.argv", [str(APP), *argv])
     at = (CheckedAppTest if checked else AppTest)(APP, default_timeout=120)
     for name, value in (query or {}).items():
@@ -80,3 +87,9 @@ def scatter_roles(at: AppTest) -> dict[str, str]:
 def markdown_text(at: AppTest) -> str:
     """All Markdown on the page, joined."""
     return "\n".join(m.value for m in at.markdown)
+
+
+def gl_message(at: AppTest) -> dict[str, Any]:
+    """The data the WebGL scatter component received in the last run."""
+    (component,) = [e for e in at.get("bidi_component")]
+    return dict(json.loads(component.proto.json))

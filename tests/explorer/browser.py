@@ -112,19 +112,23 @@ class StreamlitServer:
             self.process.wait()
 
 
-def start_explorer(lake: Path, log_path: Path, timeout: float = 90.0, cwd: Path = ROOT, options: tuple[str, ...] = ()) -> StreamlitServer:
+def start_explorer(
+    lake: Path, log_path: Path, timeout: float = 90.0, cwd: Path = ROOT, options: tuple[str, ...] = (), scatter: str = "vega"
+) -> StreamlitServer:
     """Start the explorer on `lake` (debug switch on) and wait until Streamlit answers its health check.
 
     `cwd` is where it runs (`lake` may be relative to it: docs/_tools/screenshots.py runs it in
     the lake's folder so the pages name the lake as after `make demo`); `options` are more
-    `streamlit run` options.
+    `streamlit run` options. `scatter` is the Explore page's scatter: these helpers read
+    points from Vega's scenegraph ("vega", the fallback); `test_browser_gl.py` drives the
+    default WebGL scatter ("webgl") through its own page hook.
     """
     port = _free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer" / "app.py"),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *options,
-        "--", "--lake", str(lake),
+        "--", "--lake", str(lake), "--scatter", scatter,
     ]  # fmt: skip
     env = {**os.environ, "DMD2VIZ_DEBUG": "1", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
