@@ -8,6 +8,7 @@ fetches them by URL. `gl_click` turns a click event back into a sample id.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -110,3 +111,9 @@ def gl_lasso_rows(frame: EmbeddingFrame, session: LakeSession, view: ViewState, 
         return None
     xy = views.plotted_xy(frame.coords, view.rotation)
     return scatter_gl.points_in_polygon(xy, polygon, mask)
+
+
+def gl_zoom(session: LakeSession, view: ViewState, session_state: Any) -> ViewState:
+    """The view after a box zoom (or its reset) on the WebGL scatter this run."""
+    zoomed, window = scatter_gl.pending_zoom(session_state, points_token(session, view))
+    return replace(view, window=window) if zoomed else view

@@ -30,6 +30,7 @@ def apply_chart_events(view: ViewState, session: LakeSession, frame: EmbeddingFr
     selection toggles, so a click is the one id by which it changed since the last rerun;
     reruns for other reasons leave it unchanged and click nothing.
     """
+    view = explore_gl.gl_zoom(session, view, st.session_state)
     clicked_gl = explore_gl.gl_click(frame, session, view, st.session_state)
     if clicked_gl is not None:
         view = view.with_click(clicked_gl, st.session_state.get("w_click_mode", "neighbours"))
@@ -231,20 +232,12 @@ def explore_page(
             )
         gl_problem = scatter_gl.webgl_missing(st.session_state) if renderer == "webgl" else None
         if renderer == "webgl" and gl_problem is None:
-            extent, in_window, overview = _gl_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
+            # Box zoom and its reset are the scatter's own buttons; no overview chart rides every rerun.
+            in_window = _gl_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
         else:
             if gl_problem:
                 st.caption(f"Drawing with Vega instead of WebGL ({gl_problem}): a sample of the points.")
-            extent, in_window, overview = _vega_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
-        with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None):
-            st.vega_lite_chart(
-                spec=charts.with_datasets(charts.overview_spec(extent, view.window, charts.renderer_for(len(overview))), cells=overview),
-                on_select="rerun",
-                selection_mode=[charts.ZOOM],
-                key=f"overview-{st.session_state[ZOOM_NONCE]}",
-                width="stretch",
-            )
-            st.button("Reset zoom", on_click=_reset_zoom, disabled=view.window is None)
+            in_window = _vega_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
         _view_downloads(session, frame, in_window)
     with right:
         details_panel(session, frame, view, selected_row, neighbours)
@@ -255,8 +248,8 @@ def explore_page(
 def _vega_scatter(
     session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray,
     roles: dict[int, str], caption: Any,
-) -> tuple[Window, np.ndarray, pd.DataFrame]:
-    """The Vega-Lite scatter (a stratified sample over a density map when there are many points); (extent, in view, overview)."""
+) -> np.ndarray:
+    """The Vega-Lite scatter (a stratified sample over a density map when there are many points), its overview; the points in view."""
     drawn = _drawn_view(session, frame, view, xy, mask)
     visible, rows = int(drawn.in_window.sum()), drawn.rows
     status = f"{visible:,} of {drawn.total:,} filtered points in view"
@@ -281,7 +274,16 @@ def _vega_scatter(
         key=SCATTER_KEY,
         width="stretch",
     )
-    return drawn.extent, drawn.in_window, drawn.overview
+    with st.expander("Overview and zoom: drag a box on the density map", expanded=view.window is not None or drawn.sampled):
+        st.vega_lite_chart(
+            spec=charts.with_datasets(charts.overview_spec(drawn.extent, view.window, charts.renderer_for(len(drawn.overview))), cells=drawn.overview),
+            on_select="rerun",
+            selection_mode=[charts.ZOOM],
+            key=f"overview-{st.session_state[ZOOM_NONCE]}",
+            width="stretch",
+        )
+        st.button("Reset zoom", on_click=_reset_zoom, disabled=view.window is None)
+    return drawn.in_window
 
 
 GL_VIEW_CACHE = "explore_gl_drawn"  # (key, GLView) of the last view this browser session drew on the GPU
@@ -291,38 +293,34 @@ GL_VIEW_CACHE = "explore_gl_drawn"  # (key, GLView) of the last view this browse
 class GLView:
     """What the WebGL scatter's message holds that depends on the view but not on the selection."""
 
-    extent: Window
     in_window: np.ndarray
     total: int
     colour: dict[str, Any]
-    overview: pd.DataFrame
 
 
 def _gl_scatter(
     session: LakeSession, thumbs: ThumbnailServer, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray,
     roles: dict[int, str], caption: Any,
-) -> tuple[Window, np.ndarray, pd.DataFrame]:
-    """Every filtered point on the GPU (`explorer.scatter_gl`); (extent, in view, overview)."""
+) -> np.ndarray:
+    """Every filtered point on the GPU (`explorer.scatter_gl`); the points in view."""
     key = (id(session), view.embedding, view.rotation, view.window, view.classes, view.sources, view.splits, view.prompt,
            view.color_by, view.palette, tuple(st.session_state.get(HIGHLIGHT_KEY, ())))  # fmt: skip
     cached = st.session_state.get(GL_VIEW_CACHE)
     if cached is not None and cached[0] == key:
         drawn: GLView = cached[1]
     else:
-        extent = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(xy))
         in_window = mask & views.window_mask(xy, view.window)
         colour, column = point_colours(session, frame, view, np.flatnonzero(in_window), tuple(st.session_state.get(HIGHLIGHT_KEY, ())))
         message = explore_gl.gl_colour_message(thumbs, colour, column, frame.size, session.memo, key[1:])
-        overview = charts.cells_frame(views.density_grid(xy, mask, extent, bins=72).cells())
-        drawn = GLView(extent, in_window, int(mask.sum()), message, overview)
+        drawn = GLView(in_window, int(mask.sum()), message)
         st.session_state[GL_VIEW_CACHE] = (key, drawn)
     visible = int(drawn.in_window.sum())
     status = f"{visible:,} of {drawn.total:,} filtered points in view · drawing all {drawn.total:,} on the GPU (WebGL)"
     if frame.n_placed:
         status += f" · {int(mask[frame.n_fitted:].sum()):,} placed samples (diamonds, lines to their parents)"
-    caption.caption(status + " · Shift+drag or 'Lasso a set' to make a set")
+    caption.caption(status + " · wheel to zoom, drag to pan; 'Box zoom' keeps a zoom in the URL; Shift+drag or 'Lasso a set' makes a set")
     scatter_gl.draw(explore_gl.gl_message(session, thumbs, frame, view, xy, mask, drawn.colour, roles))
-    return drawn.extent, drawn.in_window, drawn.overview
+    return drawn.in_window
 
 
 def _neighbours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, row: int) -> queries.Neighbours | None:

@@ -8,7 +8,7 @@ component's data carries only their URLs, the selection's few marks and the lege
 click sends a few hundred bytes and the browser keeps the points it has.
 
 Events come back as component triggers, read at the start of the next run
-(`pending_click`, `pending_lasso`); a browser without WebGL says so in the component's
+(`pending_click`, `pending_lasso`, `pending_zoom`); a browser without WebGL says so in the component's
 state (`webgl_missing`) and the page falls back to the Vega scatter.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from explorer.thumbs import SCRIPT_ROUTE, ThumbnailServer
 COMPONENT = "dmd2viz_scatter_gl"
 KEY = "scatter-gl"  # the component's widget key for its whole life: the browser keeps its points
 SCRIPT = Path(__file__).with_name("static") / "scatter_gl.js"
-SCRIPT_SHA256 = "b897bd3bb2d7a7dc24142c0182e2288bed6ec97de1d6172e68ea1b39e77c54df"  # `make scatter-js` prints the new one
+SCRIPT_SHA256 = "61dbc29fcbbdf1403606990b0076b2851bd5c6635c0aec66ed71550233b73a59"  # `make scatter-js` prints the new one
 HEIGHT = 560
 RAMP_STEPS = 64
 MISSING_COLOUR = "#d4d4d4"  # a NaN value: the grey of "other"
@@ -47,25 +47,6 @@ export default function (component) {
 }
 """
 
-CSS = """
-.dmd2-scatter { font: 13px sans-serif; }
-.dmd2-toolbar { display: flex; gap: 6px; align-items: center; margin-bottom: 4px; }
-.dmd2-toolbar button { border: 1px solid #c8c8c8; background: #fff; border-radius: 6px; padding: 2px 10px; cursor: pointer; }
-.dmd2-toolbar button.active { background: #1452ff; color: #fff; border-color: #1452ff; }
-.dmd2-status { color: #a00; }
-.dmd2-frame { position: relative; width: 100%; }
-.dmd2-frame canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
-.dmd2-overlay { pointer-events: none; }
-.dmd2-tooltip { position: absolute; display: none; pointer-events: none; background: #fff; border: 1px solid #bbb;
-  border-radius: 4px; padding: 6px; max-width: 220px; box-shadow: 0 2px 6px rgba(0,0,0,.2); z-index: 5; }
-.dmd2-tooltip.visible { display: block; }
-.dmd2-thumb { width: 96px; height: 96px; image-rendering: pixelated; display: block; margin-bottom: 4px; }
-.dmd2-fact { overflow-wrap: anywhere; }
-.dmd2-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; align-items: center; }
-.dmd2-legend-title { font-weight: 600; width: 100%; }
-.dmd2-swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px; }
-.dmd2-ramp { display: inline-block; width: 160px; height: 10px; }
-"""
 
 
 @cache
@@ -73,7 +54,7 @@ def _component() -> Any:
     """The registered component (once per process; Streamlit keeps components by name)."""
     import streamlit as st
 
-    return st.components.v2.component(COMPONENT, js=LOADER, css=CSS, isolate_styles=False)
+    return st.components.v2.component(COMPONENT, js=LOADER, isolate_styles=False)  # its CSS ships in the bundle
 
 
 def script_digest() -> str:
@@ -164,7 +145,8 @@ def script_url(server: ThumbnailServer) -> str:
 def draw(message: dict[str, Any]) -> Any:
     """Mount (or update) the scatter with one message; returns the component's result."""
     return _component()(key=KEY, data=message, default={"webgl": True, "failed": ""}, height="content",
-                        on_click_change=_ignore, on_lasso_change=_ignore, on_webgl_change=_ignore, on_failed_change=_ignore)  # fmt: skip
+                        on_click_change=_ignore, on_lasso_change=_ignore, on_zoom_change=_ignore, on_webgl_change=_ignore,
+                        on_failed_change=_ignore)  # fmt: skip
 
 
 def _ignore() -> None:
@@ -207,6 +189,23 @@ def pending_lasso(session_state: Any, token: str) -> np.ndarray | None:
     if polygon.ndim != 2 or polygon.shape[1] != 2 or not 3 <= len(polygon) <= MAX_POLYGON_VERTICES or not np.isfinite(polygon).all():
         return None
     return polygon
+
+
+def pending_zoom(session_state: Any, token: str) -> tuple[bool, tuple[float, float, float, float] | None]:
+    """(whether a box zoom or a reset came this run, the new window: x0, x1, y0, y1, or None to show everything)."""
+    event = _state(session_state).get("zoom")
+    if not isinstance(event, dict) or event.get("token") != token or "window" not in event:
+        return False, None
+    window = event["window"]
+    if window is None:
+        return True, None
+    try:
+        x0, x1, y0, y1 = (float(v) for v in window)
+    except (TypeError, ValueError):
+        return False, None
+    if not all(np.isfinite((x0, x1, y0, y1))) or x1 <= x0 or y1 <= y0:
+        return False, None
+    return True, (x0, x1, y0, y1)
 
 
 def points_in_polygon(xy: np.ndarray, polygon: np.ndarray, candidates: np.ndarray) -> np.ndarray:

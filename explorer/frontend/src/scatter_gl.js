@@ -64,6 +64,35 @@ function maskIndices(buffer, n) {
   return out.subarray(0, k);
 }
 
+// The scatter's styles, added to the page once (not sent with every rerun).
+const STYLE = `
+.dmd2-scatter { font: 13px sans-serif; }
+.dmd2-toolbar { display: flex; gap: 6px; align-items: center; margin-bottom: 4px; }
+.dmd2-toolbar button { border: 1px solid #c8c8c8; background: #fff; border-radius: 6px; padding: 2px 10px; cursor: pointer; }
+.dmd2-toolbar button.active { background: #1452ff; color: #fff; border-color: #1452ff; }
+.dmd2-status { color: #a00; }
+.dmd2-frame { position: relative; width: 100%; }
+.dmd2-frame canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
+.dmd2-overlay { pointer-events: none; }
+.dmd2-tooltip { position: absolute; display: none; pointer-events: none; background: #fff; border: 1px solid #bbb;
+  border-radius: 4px; padding: 6px; max-width: 220px; box-shadow: 0 2px 6px rgba(0,0,0,.2); z-index: 5; }
+.dmd2-tooltip.visible { display: block; }
+.dmd2-thumb { width: 96px; height: 96px; image-rendering: pixelated; display: block; margin-bottom: 4px; }
+.dmd2-fact { overflow-wrap: anywhere; }
+.dmd2-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; margin-top: 6px; align-items: center; }
+.dmd2-legend-title { font-weight: 600; width: 100%; }
+.dmd2-swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 4px; }
+.dmd2-ramp { display: inline-block; width: 160px; height: 10px; }
+`;
+
+function addStyle() {
+  if (document.getElementById('dmd2-scatter-style')) return;
+  const style = document.createElement('style');
+  style.id = 'dmd2-scatter-style';
+  style.textContent = STYLE;
+  document.head.appendChild(style);
+}
+
 const RING = '#e3001b';
 const SELECTED_FILL = '#1452ff';
 const PLACED_OUTLINE = '#111111';
@@ -82,6 +111,7 @@ class Scatter {
     for (const [mode, label, title] of [
       ['panZoom', 'Pan & zoom', 'drag to pan, wheel to zoom, click a point to select it'],
       ['lasso', 'Lasso a set', 'drag around points to make a set of them (or hold Shift while dragging)'],
+      ['zoom', 'Box zoom', 'drag a box to zoom into it (the zoom is kept in the URL)'],
     ]) {
       const button = el('button', 'dmd2-mode', this.toolbar);
       button.type = 'button';
@@ -95,6 +125,7 @@ class Scatter {
     reset.type = 'button';
     reset.textContent = 'Reset view';
     reset.addEventListener('click', () => this.resetView());
+    this.zooms = 0;
     this.status = el('span', 'dmd2-status', this.toolbar);
     this.state = {}; // what is drawn: urls and messages last applied
     this.hovered = -1;
@@ -102,6 +133,7 @@ class Scatter {
     this.clicks = 0;
     this.lassos = 0;
     this.queue = Promise.resolve();
+    this.pending = 0; // messages received but not yet applied
     this.root.__dmd2scatter = this; // the browser tests read the drawn state through this
   }
 
@@ -148,7 +180,9 @@ class Scatter {
 
   setMode(mode) {
     this.mode = mode;
-    if (this.scatterplot) this.scatterplot.set({ mouseMode: mode });
+    if (this.scatterplot) {
+      this.scatterplot.set({ mouseMode: mode === 'panZoom' ? 'panZoom' : 'lasso', lassoType: mode === 'zoom' ? 'rectangle' : 'freeform' });
+    }
     for (const [name, button] of Object.entries(this.modeButtons)) button.classList.toggle('active', name === mode);
   }
 
@@ -158,7 +192,13 @@ class Scatter {
     const { data } = args;
     if (!this.scatterplot) this.start(data.height);
     // Messages apply in order: a colour change never lands before the points it colours.
-    this.queue = this.queue.then(() => this.apply(data)).catch((error) => this.fail(error));
+    this.pending += 1;
+    this.queue = this.queue
+      .then(() => this.apply(data))
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        this.pending -= 1;
+      });
     return this.queue;
   }
 
@@ -253,7 +293,13 @@ class Scatter {
   }
 
   resetView() {
-    this.zoomTo(this.args ? this.args.data.window : null);
+    if (this.args && this.args.data.window) {
+      // The zoom window is Python's (and the URL's): ask it to drop it.
+      this.zooms += 1;
+      this.args.setTriggerValue('zoom', { window: null, token: this.args.data.token, n: this.zooms });
+    } else {
+      this.zoomTo(null);
+    }
   }
 
   toNdc(x, y) {
@@ -418,8 +464,17 @@ class Scatter {
     this.inLasso = false;
     this.scatterplot.deselect({ preventEvent: true });
     if (!coordinates || coordinates.length < 3) return;
-    this.lassos += 1;
     const polygon = coordinates.map(([nx, ny]) => this.toData(nx, ny));
+    if (this.mode === 'zoom') {
+      const xs = polygon.map((p) => p[0]);
+      const ys = polygon.map((p) => p[1]);
+      this.zooms += 1;
+      const window = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+      this.args.setTriggerValue('zoom', { window, token: this.args.data.token, n: this.zooms });
+      this.setMode('panZoom');
+      return;
+    }
+    this.lassos += 1;
     this.args.setTriggerValue('lasso', { polygon, token: this.args.data.token, n: this.lassos });
   }
 
@@ -446,10 +501,12 @@ export function mount(args) {
     args.setStateValue('webgl', false);
     return () => {};
   }
+  addStyle();
   let scatter = instances.get(host);
   if (!scatter || !scatter.root.isConnected) {
     scatter = new Scatter(host);
     instances.set(host, scatter);
+    window.__dmd2scatterMounts = (window.__dmd2scatterMounts || 0) + 1; // a remount refetches nothing (arrays are cached by URL)
   }
   scatter.update(args);
   return () => {
