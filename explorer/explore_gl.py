@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from explorer import charts, prompts, scatter_gl, views
+from explorer import charts, point_sets, prompts, scatter_gl, views
 from explorer.columns import NO_CLASS
 from explorer.frames import EmbeddingFrame
 from explorer.scatter_gl import GLPoints
@@ -85,6 +85,10 @@ def gl_message(
         "window": list(view.window) if view.window else None,
         "marks": scatter_gl.gl_marks(roles),
         "placed": placed,
+        "sets": [
+            {"name": s.name, "colour": charts.OKABE_ITO[i % len(charts.OKABE_ITO)], "polygon": [list(p) for p in s.polygon]}
+            for i, s in enumerate(view.sets) if s.embedding == view.embedding
+        ],
         "thumbs": server.base_url,
         "meta": f"{server.origin}/facts/{points.token}/",
     }
@@ -104,13 +108,13 @@ def gl_click(frame: EmbeddingFrame, session: LakeSession, view: ViewState, sessi
     return None if index is None else str(frame.sample_id[index])
 
 
-def gl_lasso_rows(frame: EmbeddingFrame, session: LakeSession, view: ViewState, session_state: Any, mask: np.ndarray) -> np.ndarray | None:
-    """The filtered rows inside the polygon a lasso drew this run (None: no lasso)."""
+def gl_lasso(frame: EmbeddingFrame, session: LakeSession, view: ViewState, session_state: Any) -> ViewState:
+    """The view with the set a lasso drew on the WebGL scatter this run (unchanged without one)."""
     polygon = scatter_gl.pending_lasso(session_state, points_token(session, view))
     if polygon is None:
-        return None
-    xy = views.plotted_xy(frame.coords, view.rotation)
-    return scatter_gl.points_in_polygon(xy, polygon, mask)
+        return view
+    x0, x1, y0, y1 = session.memo(("extent", view.embedding, view.rotation), lambda: views.data_extent(views.plotted_xy(frame.coords, view.rotation)))
+    return point_sets.add_set(view, polygon, max(x1 - x0, y1 - y0))
 
 
 def gl_zoom(session: LakeSession, view: ViewState, session_state: Any) -> ViewState:

@@ -15,6 +15,7 @@ from explorer.frames import EmbeddingFrame
 from explorer.session import LakeSession
 from explorer.details import details_panel
 from explorer.jobs_panel import jobs_section
+from explorer.sets_panel import sets_section
 from explorer.state import ViewState, Window, brush_window
 from explorer.thumbs import ThumbnailServer
 
@@ -31,6 +32,7 @@ def apply_chart_events(view: ViewState, session: LakeSession, frame: EmbeddingFr
     reruns for other reasons leave it unchanged and click nothing.
     """
     view = explore_gl.gl_zoom(session, view, st.session_state)
+    view = explore_gl.gl_lasso(frame, session, view, st.session_state)
     clicked_gl = explore_gl.gl_click(frame, session, view, st.session_state)
     if clicked_gl is not None:
         view = view.with_click(clicked_gl, st.session_state.get("w_click_mode", "neighbours"))
@@ -239,6 +241,7 @@ def explore_page(
                 st.caption(f"Drawing with Vega instead of WebGL ({gl_problem}): a sample of the points.")
             in_window = _vega_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
         _view_downloads(session, frame, in_window)
+        sets_section(session, frame, view, xy, mask)
     with right:
         details_panel(session, frame, view, selected_row, neighbours)
         if jobs:

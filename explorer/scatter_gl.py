@@ -206,14 +206,3 @@ def pending_zoom(session_state: Any, token: str) -> tuple[bool, tuple[float, flo
     if not all(np.isfinite((x0, x1, y0, y1))) or x1 <= x0 or y1 <= y0:
         return False, None
     return True, (x0, x1, y0, y1)
-
-
-def points_in_polygon(xy: np.ndarray, polygon: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """The rows among `candidates` (a boolean mask) whose 2D coordinates lie inside `polygon`."""
-    from skimage.measure import points_in_poly
-
-    rows = np.flatnonzero(candidates)
-    low, high = polygon.min(axis=0), polygon.max(axis=0)
-    near = rows[np.all((xy[rows, :2] >= low) & (xy[rows, :2] <= high), axis=1)]  # the bounding box first: cheap
-    inside = points_in_poly(np.asarray(xy[near, :2], dtype=np.float64), polygon)
-    return near[inside]

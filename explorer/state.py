@@ -22,8 +22,30 @@ PAGES = ("explore", "compare", "3d", "noise", "prompts")  # "prompts": offered o
 MAX_K = 200
 MAX_POINTS_LIMIT = 200_000
 MAX_PROMPT_SEARCH = 200  # characters of a prompt search (a URL may hold any text)
+MAX_SETS = 8  # named sets of points a view keeps (in its URL)
+MAX_SET_VERTICES = 64  # a lasso's polygon is simplified to at most this many corners before it is kept
+SET_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-.")
 
 Window = tuple[float, float, float, float]  # x0, x1, y0, y1 in plotted coordinates
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """A named set of points: the filtered points of `embedding` inside `polygon` (plotted coordinates).
+
+    Kept as its outline, not its members, so a URL can hold it and it means the same on
+    any machine with the same lake.
+    """
+
+    name: str
+    embedding: str
+    polygon: tuple[tuple[float, float], ...]
+
+
+def set_name(text: str, fallback: str) -> str:
+    """A set name safe in a URL: letters, digits, space, `_-.`; at most 32 characters; `fallback` when nothing is left."""
+    cleaned = "".join(ch for ch in text if ch in SET_NAME_CHARS).strip()[:32]
+    return cleaned or fallback
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,7 @@ class ViewState:
     neighbour_space: str = "activation"
     max_points: int = 50_000
     page: str = "explore"  # one of PAGES: "explore", "compare" (real vs generated), "3d", "noise", "prompts"
+    sets: tuple[PointSet, ...] = ()  # named sets of points (lasso selections), oldest first
 
     def with_click(self, sample_id: str, mode: str = "neighbours") -> ViewState:
         """The state after clicking a point.
@@ -111,6 +134,8 @@ def encode_query_params(state: ViewState) -> dict[str, str]:
         params["pts"] = str(state.max_points)
     if state.page != default.page:
         params["page"] = state.page
+    if state.sets:
+        params["sets"] = "|".join(f"{s.name}~{s.embedding}~{';'.join(f'{_fmt(x)},{_fmt(y)}' for x, y in s.polygon)}" for s in state.sets)
     return params
 
 
@@ -144,7 +169,22 @@ def decode_query_params(params: Mapping[str, Any]) -> ViewState:
     values["max_points"] = _int_in(get("pts"), 100, MAX_POINTS_LIMIT, default.max_points)
     page = get("page")
     values["page"] = page if page in PAGES else default.page
+    values["sets"] = _sets(get("sets"))
     return ViewState(**values)
+
+
+def _sets(text: str) -> tuple[PointSet, ...]:
+    """The sets of a `sets` parameter (`name~embedding~x,y;x,y;...|...`); malformed ones are left out."""
+    found: list[PointSet] = []
+    for part in text.split("|") if text else []:
+        name, _, rest = part.partition("~")
+        embedding, _, corners = rest.partition("~")
+        polygon = [_floats(corner, 2) for corner in corners.split(";")]
+        if name != set_name(name, "") or not embedding or not 3 <= len(polygon) <= MAX_SET_VERTICES or any(p is None for p in polygon):
+            continue
+        if name not in {s.name for s in found}:
+            found.append(PointSet(name, embedding, tuple(polygon)))
+    return tuple(found[:MAX_SETS])
 
 
 def _floats(text: str, count: int, ordered_pairs: bool = False) -> Any:

@@ -141,3 +141,46 @@ def test_colour_changes_recolour_in_the_browser_with_a_matching_legend(app: Expl
 
 def _assert_equal(got: Any, expected: Any) -> None:
     assert got == expected
+
+
+def _lasso(app: Explorer, corners: list[tuple[float, float]]) -> None:
+    """Shift+drag around `corners` (fractions of the scatter's canvas); a rerun follows."""
+    left, top, width, height = app.page.evaluate(
+        "() => { const r = document.querySelector('.dmd2-gl').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }"
+    )
+    page = app.page
+    with app.rerun():
+        page.keyboard.down("Shift")
+        page.mouse.move(left + width * corners[0][0], top + height * corners[0][1])
+        page.mouse.down()
+        for fx, fy in [*corners[1:], corners[0]]:
+            page.mouse.move(left + width * fx, top + height * fy, steps=10)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+
+
+def test_lassoed_sets_hold_the_lake_points_inside_and_compare(app: Explorer, cli_demo_lake: Path) -> None:
+    from skimage.measure import points_in_poly
+
+    from explorer.state import decode_query_params
+
+    scatter = GLScatter(app)
+    scatter.drawn()
+    _lasso(app, [(0.1, 0.25), (0.45, 0.25), (0.45, 0.75), (0.1, 0.75)])
+    _lasso(app, [(0.55, 0.25), (0.9, 0.25), (0.9, 0.75), (0.55, 0.75)])
+    view = decode_query_params(app.query())
+    assert [s.name for s in view.sets] == ["set 1", "set 2"]
+    coords = embedding(cli_demo_lake, app)["embedding"].values.astype(np.float64)
+    tabs = app.page.get_by_role("tab").all_inner_texts()
+    for point_set in view.sets:
+        inside = int(points_in_poly(coords, np.asarray(point_set.polygon)).sum())  # the lake's points inside the kept outline
+        assert inside > 0 and f"{point_set.name} · {inside:,}" in tabs
+    app.page.get_by_role("tab", name="Compare two sets").click()
+    compared = app.page.locator("p", has_text="Frechet distance")
+    compared.wait_for()
+    assert "shared points" in compared.inner_text()
+    app.screenshot("gl_sets")
+    app.page.get_by_role("tab", name=tabs[0]).click()
+    app.page.get_by_role("tabpanel", name=tabs[0]).get_by_role("button", name="Remove set 1").wait_for()
+    app.button("Remove set 1")
+    assert [s.name for s in decode_query_params(app.query()).sets] == ["set 2"]

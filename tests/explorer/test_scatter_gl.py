@@ -12,7 +12,7 @@ import xarray as xr
 
 from apptest import gl_message, open_app
 from conftest import KEY, NAME_2D
-from explorer import scatter_gl
+from explorer import point_sets, scatter_gl
 from explorer.blobs import BlobStore, FactsRegistry, blob_name
 from explorer.thumbs import SCRIPT_ROUTE, allowed_origins, start_thumbnail_server
 
@@ -86,7 +86,7 @@ def test_lasso_polygons_are_checked_and_select_the_points_inside():
         assert scatter_gl.pending_lasso({scatter_gl.KEY: {"lasso": {"token": "t", "polygon": bad}}}, "t") is None
     xy = np.random.default_rng(0).uniform(-1, 3, size=(2000, 2))
     candidates = np.random.default_rng(1).random(2000) < 0.7
-    rows = scatter_gl.points_in_polygon(xy, polygon, candidates)
+    rows = point_sets.points_in_polygon(xy, polygon, candidates)
     inside = (xy[:, 0] > 0) & (xy[:, 0] < 2) & (xy[:, 1] > 0) & (xy[:, 1] < 2) & candidates
     assert np.array_equal(rows, np.flatnonzero(inside))
 
