@@ -233,7 +233,8 @@ def explore_page(
                 placeholder="type to find a class",
             )
         gl_problem = scatter_gl.webgl_missing(st.session_state) if renderer == "webgl" else None
-        if renderer == "webgl" and gl_problem is None:
+        on_gpu = renderer == "webgl" and gl_problem is None
+        if on_gpu:
             # Box zoom and its reset are the scatter's own buttons; no overview chart rides every rerun.
             in_window = _gl_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
         else:
@@ -241,7 +242,7 @@ def explore_page(
                 st.caption(f"Drawing with Vega instead of WebGL ({gl_problem}): a sample of the points.")
             in_window = _vega_scatter(session, thumbs, frame, view, xy, mask, roles, caption)
         _view_downloads(session, frame, in_window)
-        sets_section(session, frame, view, xy, mask)
+        sets_section(session, frame, view, xy, mask, lasso=on_gpu)
     with right:
         details_panel(session, frame, view, selected_row, neighbours)
         if jobs:

@@ -21,11 +21,12 @@ TOP_CLASSES = 10  # classes listed per set; the comparison's histogram shows the
 COMPARE_CLASSES = 15
 
 
-def sets_section(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray) -> None:
-    """The sets drawn on this embedding, under the scatter; a hint when there are none."""
+def sets_section(session: LakeSession, frame: EmbeddingFrame, view: ViewState, xy: np.ndarray, mask: np.ndarray, lasso: bool = True) -> None:
+    """The sets drawn on this embedding, under the scatter; a hint when there are none (`lasso`: the scatter can draw one)."""
     sets = [s for s in view.sets if s.embedding == view.embedding]
     if not sets:
-        st.caption("Sets of points: lasso points on the map (Shift+drag, or 'Lasso a set') to count, compare and export them.")
+        if lasso:
+            st.caption("Sets of points: lasso points on the map (Shift+drag, or 'Lasso a set') to count, compare and export them.")
         return
     st.subheader("Sets of points")
     members = {s.name: _members(session, view, xy, mask, s) for s in sets}

@@ -94,6 +94,7 @@ function addStyle() {
 }
 
 const RING = '#e3001b';
+const LARGE = 500000;
 const SELECTED_FILL = '#1452ff';
 const PLACED_OUTLINE = '#111111';
 
@@ -137,15 +138,16 @@ class Scatter {
     this.root.__dmd2scatter = this; // the browser tests read the drawn state through this
   }
 
-  start(height) {
+  start(height, points) {
     this.frame.style.height = `${height}px`;
     const { width } = this.frame.getBoundingClientRect();
     this.scatterplot = createScatterplot({
       canvas: this.canvas,
       width: Math.max(width, 100),
       height,
-      pointSize: 4,
+      pointSize: points > LARGE ? 2 : 4, // a million 4-pixel points would be one blob
       opacityBy: 'density',
+      pointColorActive: SELECTED_FILL,
       pointSizeSelected: 0,
       pointOutlineWidth: 0,
       pointColorHover: [0.08, 0.32, 1, 1],
@@ -190,7 +192,7 @@ class Scatter {
   update(args) {
     this.args = args;
     const { data } = args;
-    if (!this.scatterplot) this.start(data.height);
+    if (!this.scatterplot) this.start(data.height, data.points.n);
     // Messages apply in order: a colour change never lands before the points it colours.
     this.pending += 1;
     this.queue = this.queue
@@ -257,6 +259,7 @@ class Scatter {
     }
     this.marks = data.marks;
     this.placed = data.placed;
+    this.syncSelection(data.marks.selected);
     this.legendFor(colour);
     this.annotate(data);
     this.drawOverlay();
@@ -457,12 +460,21 @@ class Scatter {
       this.clicks += 1;
       this.args.setTriggerValue('click', { index: points[0], token: this.args.data.token, n: this.clicks });
     }
-    this.scatterplot.deselect({ preventEvent: true }); // highlights are Python's (the overlay), not the library's
+    // The library's selection is brought back to Python's selected point when its marks arrive
+    // (`syncSelection`), not here: every change of it redraws every point.
+  }
+
+  // The library's own selection (drawn in the selected colour) follows Python's selected point.
+  syncSelection(selected) {
+    const sp = this.scatterplot;
+    const current = sp.get('selectedPoints');
+    if (selected >= 0 && !(current.length === 1 && current[0] === selected)) sp.select([selected], { preventEvent: true });
+    else if (selected < 0 && current.length) sp.deselect({ preventEvent: true });
   }
 
   onLassoEnd(coordinates) {
     this.inLasso = false;
-    this.scatterplot.deselect({ preventEvent: true });
+    this.syncSelection(this.marks ? this.marks.selected : -1);
     if (!coordinates || coordinates.length < 3) return;
     const polygon = coordinates.map(([nx, ny]) => this.toData(nx, ny));
     if (this.mode === 'zoom') {
