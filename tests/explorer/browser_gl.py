@@ -61,6 +61,10 @@ class GLScatter:
                 found.append(int(i))
         return found
 
+    def frames(self) -> int:
+        """How many frames the library has drawn (each one draws every point)."""
+        return int(self.page.evaluate(f"() => {HOOK}.frames"))
+
     def marks(self) -> dict[str, Any]:
         self.drawn()
         return dict(self.page.evaluate(f"() => {HOOK}.marks"))

@@ -79,7 +79,10 @@ def test_clicks_select_then_toggle_manual_neighbours_with_rings_at_the_stored_co
     table = embedding(cli_demo_lake, app)
     ids = text(table["sample_id"].values)
     first, second = scatter.isolated(np.ones(len(ids), bool))[:2]
+    frames = scatter.frames()
+    scatter.hover(first)
     scatter.click(first)
+    assert scatter.frames() == frames  # hover and click redraw only the overlay, never the points
     marks = scatter.marks()
     assert marks["selected"] == first and len(marks["knn"]) == K and marks["manual"] == []
     assert app.query()["sel"] == ids[first]

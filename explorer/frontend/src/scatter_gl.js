@@ -95,6 +95,8 @@ function addStyle() {
 
 const RING = '#e3001b';
 const LARGE = 500000;
+const GRID = 1024; // cells per side of the hover index
+const HOVER_PIXELS = 6;
 const SELECTED_FILL = '#1452ff';
 const PLACED_OUTLINE = '#111111';
 
@@ -147,7 +149,6 @@ class Scatter {
       height,
       pointSize: points > LARGE ? 2 : 4, // a million 4-pixel points would be one blob
       opacityBy: 'density',
-      pointColorActive: SELECTED_FILL,
       pointSizeSelected: 0,
       pointOutlineWidth: 0,
       pointColorHover: [0.08, 0.32, 1, 1],
@@ -159,18 +160,124 @@ class Scatter {
       actionKeyMap: { lasso: 'shift' },
     });
     const sp = this.scatterplot;
-    sp.subscribe('pointOver', (i) => this.showTooltip(i));
-    sp.subscribe('pointOut', () => this.hideTooltip());
+    // Hover and click are ours (a grid index over the points, `nearest`), not the library's:
+    // its hover and click redraw every point, which costs a second per frame at a million
+    // points on a machine without a GPU. Mouse moves and clicks on the canvas stop here,
+    // before the library's window listener; drags (pan, lasso, box) pass through.
+    this.pointer = (event) => this.onPointer(event);
+    window.addEventListener('mousemove', this.pointer, { capture: true });
+    window.addEventListener('click', this.pointer, { capture: true });
+    this.canvas.addEventListener('mousedown', (event) => {
+      this.downAt = [event.clientX, event.clientY];
+    });
+    this.canvas.addEventListener('mouseleave', () => this.hover(-1));
     sp.subscribe('lassoStart', () => {
       this.inLasso = true;
     });
     sp.subscribe('select', ({ points }) => this.onSelect(points));
     sp.subscribe('lassoEnd', ({ coordinates }) => this.onLassoEnd(coordinates));
     sp.subscribe('view', () => this.drawOverlay());
-    sp.subscribe('draw', () => this.drawOverlay());
+    this.frames = 0; // frames the library drew (each draws every point): the tests check hover and click draw none
+    sp.subscribe('draw', () => {
+      this.frames += 1;
+      this.drawOverlay();
+    });
     this.resizer = new ResizeObserver(() => this.resize());
     this.resizer.observe(this.frame);
     this.setMode('panZoom');
+  }
+
+  onPointer(event) {
+    if (event.target !== this.canvas || !this.n) return;
+    if (event.type === 'mousemove') {
+      if (event.buttons !== 0 || this.mode !== 'panZoom') return; // a drag: the library pans or lassoes
+      event.stopImmediatePropagation();
+      this.hover(this.nearest(event.clientX, event.clientY));
+      return;
+    }
+    event.stopImmediatePropagation(); // a click: never the library's selection
+    const [x0, y0] = this.downAt || [event.clientX, event.clientY];
+    if (this.mode !== 'panZoom' || Math.hypot(event.clientX - x0, event.clientY - y0) > 4) return; // the end of a drag
+    const index = this.nearest(event.clientX, event.clientY);
+    if (index >= 0) {
+      this.clicks += 1;
+      this.args.setTriggerValue('click', { index, token: this.args.data.token, n: this.clicks });
+    }
+  }
+
+  hover(index) {
+    if (index === this.hovered) return;
+    if (index < 0) this.hideTooltip();
+    else this.showTooltip(index);
+    this.drawOverlay();
+  }
+
+  // A grid over the normalised coordinates: the points of each cell, for `nearest`.
+  buildGrid(nx, ny) {
+    const side = GRID;
+    const cell = new Int32Array(this.n);
+    const start = new Int32Array(side * side + 1);
+    for (let i = 0; i < this.n; i += 1) {
+      const cx = Math.min(side - 1, Math.max(0, Math.floor(((nx[i] + 1) / 2) * side)));
+      const cy = Math.min(side - 1, Math.max(0, Math.floor(((ny[i] + 1) / 2) * side)));
+      cell[i] = cy * side + cx;
+      start[cell[i] + 1] += 1;
+    }
+    for (let c = 0; c < side * side; c += 1) start[c + 1] += start[c];
+    const fill = start.slice(0, side * side);
+    const order = new Int32Array(this.n);
+    for (let i = 0; i < this.n; i += 1) order[fill[cell[i]]++] = i;
+    this.grid = { start, order, nx, ny };
+  }
+
+  // Screen pixels per normalised unit and the offsets, from the screen positions of the
+  // leftmost and rightmost points (x) and the lowest and highest (y): the camera only
+  // scales and moves the map.
+  screenScale() {
+    const sp = this.scatterplot;
+    const { nx, ny } = this.grid;
+    const [left, right, low, high] = this.anchors;
+    const box = this.canvas.getBoundingClientRect();
+    const pl = sp.getScreenPosition(left);
+    const pr = sp.getScreenPosition(right);
+    const pd = sp.getScreenPosition(low);
+    const pu = sp.getScreenPosition(high);
+    const sx = (pr[0] - pl[0]) / (nx[right] - nx[left]);
+    const sy = (pu[1] - pd[1]) / (ny[high] - ny[low]);
+    return { sx, sy, bx: box.left + pl[0] - sx * nx[left], by: box.top + pd[1] - sy * ny[low] };
+  }
+
+  // The visible point nearest the page position (x, y) within HOVER_PIXELS, or -1.
+  nearest(x, y) {
+    if (!this.grid || !this.anchors) return -1;
+    const { sx, sy, bx, by } = this.screenScale();
+    const { start, order, nx, ny } = this.grid;
+    const px = (x - bx) / sx;
+    const py = (y - by) / sy;
+    const rx = Math.abs(HOVER_PIXELS / sx);
+    const ry = Math.abs(HOVER_PIXELS / sy);
+    const side = GRID;
+    const cell = (v) => Math.min(side - 1, Math.max(0, Math.floor(((v + 1) / 2) * side)));
+    let best = -1;
+    let bestDistance = HOVER_PIXELS * HOVER_PIXELS;
+    for (let cy = cell(py - ry); cy <= cell(py + ry); cy += 1) {
+      for (let cx = cell(px - rx); cx <= cell(px + rx); cx += 1) {
+        const c = cy * side + cx;
+        for (let k = start[c]; k < start[c + 1]; k += 1) {
+          const i = order[k];
+          if (this.visible && !this.visible[i]) continue;
+          const dx = (nx[i] - px) * sx;
+          const dy = (ny[i] - py) * sy;
+          const d = dx * dx + dy * dy;
+          // Later points are drawn over earlier ones: on a tie, the one on top wins.
+          if (d < bestDistance || (d === bestDistance && i > best)) {
+            bestDistance = d;
+            best = i;
+          }
+        }
+      }
+    }
+    return best;
   }
 
   resize() {
@@ -230,6 +337,17 @@ class Scatter {
         nx[i] = (this.x[i] - this.centre[0]) / this.half;
         ny[i] = (this.y[i] - this.centre[1]) / this.half;
       }
+      if (pointsChanged) {
+        this.buildGrid(nx, ny);
+        let [left, right, low, high] = [0, 0, 0, 0];
+        for (let i = 1; i < this.n; i += 1) {
+          if (nx[i] < nx[left]) left = i;
+          if (nx[i] > nx[right]) right = i;
+          if (ny[i] < ny[low]) low = i;
+          if (ny[i] > ny[high]) high = i;
+        }
+        this.anchors = nx[right] > nx[left] && ny[high] > ny[low] ? [left, right, low, high] : null;
+      }
       const categorical = colour.kind === 'category';
       this.codes = categorical ? new Uint16Array(codes) : null;
       const values = categorical ? null : new Float32Array(codes);
@@ -237,7 +355,13 @@ class Scatter {
       const zero = new Float32Array(this.n);
       await sp.draw(
         { x: nx, y: ny, z: categorical ? Float32Array.from(this.codes) : zero, w: values || zero },
-        { zDataType: 'categorical', wDataType: 'continuous', preventFilterReset: !pointsChanged },
+        {
+          zDataType: 'categorical',
+          wDataType: 'continuous',
+          preventFilterReset: !pointsChanged,
+          // A new colouring of the same points keeps the library's spatial index (rebuilding it costs ~1 s at 1.28M).
+          spatialIndex: pointsChanged ? undefined : sp.get('spatialIndex'),
+        },
       );
       this.colours = colour.colours;
       this.state = { ...this.state, x: points.x, y: points.y, colourKey: colour.key, filter: pointsChanged ? undefined : this.state.filter };
@@ -246,8 +370,12 @@ class Scatter {
     if (this.state.filter !== data.filter) {
       if (data.filter) {
         const mask = await fetchArray(data.filter);
-        await sp.filter(Array.from(maskIndices(mask, this.n)), { preventEvent: true });
+        const kept = maskIndices(mask, this.n);
+        this.visible = new Uint8Array(this.n);
+        for (const i of kept) this.visible[i] = 1;
+        await sp.filter(Array.from(kept), { preventEvent: true });
       } else {
+        this.visible = null;
         await sp.unfilter({ preventEvent: true });
       }
       this.state.filter = data.filter;
@@ -259,7 +387,6 @@ class Scatter {
     }
     this.marks = data.marks;
     this.placed = data.placed;
-    this.syncSelection(data.marks.selected);
     this.legendFor(colour);
     this.annotate(data);
     this.drawOverlay();
@@ -374,6 +501,16 @@ class Scatter {
         ctx.stroke();
       }
     }
+    if (this.hovered >= 0) {
+      const p = screen(this.hovered);
+      if (p) {
+        ctx.beginPath();
+        ctx.arc(p[0], p[1], 4, 0, 2 * Math.PI);
+        ctx.lineWidth = 2;
+        ctx.strokeStyle = '#1452ff';
+        ctx.stroke();
+      }
+    }
     if (this.marks.selected >= 0) {
       const p = screen(this.marks.selected);
       if (p) {
@@ -454,27 +591,14 @@ class Scatter {
     this.tooltip.classList.remove('visible');
   }
 
-  onSelect(points) {
-    if (this.inLasso) return; // the lasso's own selection: its polygon goes to Python instead
-    if (points.length === 1) {
-      this.clicks += 1;
-      this.args.setTriggerValue('click', { index: points[0], token: this.args.data.token, n: this.clicks });
-    }
-    // The library's selection is brought back to Python's selected point when its marks arrive
-    // (`syncSelection`), not here: every change of it redraws every point.
-  }
-
-  // The library's own selection (drawn in the selected colour) follows Python's selected point.
-  syncSelection(selected) {
-    const sp = this.scatterplot;
-    const current = sp.get('selectedPoints');
-    if (selected >= 0 && !(current.length === 1 && current[0] === selected)) sp.select([selected], { preventEvent: true });
-    else if (selected < 0 && current.length) sp.deselect({ preventEvent: true });
+  onSelect() {
+    // Only a lasso selects in the library (clicks are ours); its polygon goes to Python on
+    // `lassoEnd`, where the library's selection is dropped again.
   }
 
   onLassoEnd(coordinates) {
     this.inLasso = false;
-    this.syncSelection(this.marks ? this.marks.selected : -1);
+    this.scatterplot.deselect({ preventEvent: true });
     if (!coordinates || coordinates.length < 3) return;
     const polygon = coordinates.map(([nx, ny]) => this.toData(nx, ny));
     if (this.mode === 'zoom') {
@@ -498,6 +622,8 @@ class Scatter {
   }
 
   destroy() {
+    window.removeEventListener('mousemove', this.pointer, { capture: true });
+    window.removeEventListener('click', this.pointer, { capture: true });
     if (this.resizer) this.resizer.disconnect();
     if (this.scatterplot) this.scatterplot.destroy();
     this.root.remove();
