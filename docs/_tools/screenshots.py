@@ -8,6 +8,7 @@ Playwright (never `playwright install`) and saves, under --out:
 
     explore.png        the Explore page, a real photograph selected (details, neighbours)
     sidebar.png        the sidebar alone
+    sets.png           two sets of points drawn on the map, compared
     compare.png        Real vs generated
     cloud-3d.png       the 3D view
     noise-levels.png   Noise levels, a multi-step sample's path and its per-step images
@@ -36,10 +37,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 # The suite's browser driver: the same server start, run counter, waits and error checks as the browser tests.
-from tests.explorer.browser import CHROMIUM, POINT_PATHS, Explorer, chromium, read_png, start_explorer  # noqa: E402
+from tests.explorer.browser import CHROMIUM, Explorer, chromium, read_png, start_explorer  # noqa: E402
 
 TIMEOUT_MS = 120_000
-SCATTER = f'[class*="st-key-scatter-"] {POINT_PATHS}'
+# The Explore page's WebGL scatter has drawn and applied the page's last message (its page hook).
+GL_DRAWN = "() => { const s = document.querySelector('.dmd2-scatter')?.__dmd2scatter; return !!s && s.pending === 0 && !!s.n; }"
 NOISE_MAP = '[class*="st-key-noise-map"]'
 PROMPT_MAP = '[class*="st-key-prompt-map"] g.role-mark path'
 IMAGES_LOADED = """(selector) => {
@@ -111,16 +113,39 @@ def views(lake_path: Path) -> dict[str, str]:
     multi = str(lake.joint_embedding(layer, schedule)["sample_id"].values[3])
     t2i_ids = [str(i) for i in lake.result("embeddings", t2i_key, t2i_emb)["sample_id"].values]
     return {"emb": f"{key}/{emb2d}", "emb3d": f"{key}/{emb3d}", "t2i": f"{t2i_key}/{t2i_emb}",
-            "real": real[len(real) // 2], "multi": multi, "t2i_sample": t2i_ids[len(t2i_ids) // 2]}
+            "real": real[len(real) // 2], "multi": multi, "t2i_sample": t2i_ids[len(t2i_ids) // 2],
+            "sets": two_sets(f"{key}/{emb2d}", emb["embedding"].values)}
+
+
+def two_sets(ref: str, coords: Any) -> str:
+    """A `sets=` URL value: the left and the right third of the map, as a lasso would keep them."""
+    from explorer.state import PointSet, ViewState, encode_query_params
+
+    (x0, y0), (x1, y1) = coords.min(axis=0), coords.max(axis=0)
+    third = (x1 - x0) / 3
+
+    def box(left: float) -> tuple[tuple[float, float], ...]:
+        return ((left, y0), (left + third, y0), (left + third, y1), (left, y1))
+
+    view = ViewState(embedding=ref, sets=(PointSet("set 1", ref, box(float(x0))), PointSet("set 2", ref, box(float(x1 - third)))))
+    return encode_query_params(view)["sets"]
 
 
 def explore_pages(shot: Shooter, v: dict[str, str]) -> None:
     """Explore (a photograph selected), the sidebar, Real vs generated and the 3D view."""
     shot.open(emb=v["emb"], sel=v["real"])
-    shot.page.locator(SCATTER).first.wait_for(state="attached")
+    shot.page.wait_for_function(GL_DRAWN)
     shot.images_loaded()
     shot.save("explore.png")
     shot.save("sidebar.png", '[data-testid="stSidebar"]')
+
+    shot.open(emb=v["emb"], sets=v["sets"])
+    shot.page.wait_for_function(GL_DRAWN)
+    shot.page.get_by_role("tab", name="Compare two sets").click()
+    compared = shot.page.locator("p", has_text="Frechet distance")
+    compared.wait_for()
+    compared.evaluate("(e) => e.scrollIntoView({block: 'center'})")  # the sets on the map above, their comparison below
+    shot.save("sets.png")
 
     shot.open(emb=v["emb"], page="compare")
     shot.page.get_by_role("heading", name="Comparison metrics").wait_for()
@@ -192,7 +217,7 @@ def save_animation(frames: list[tuple[str, bytes]], path: Path, width: int = 960
 def t2i_pages(shot: Shooter, v: dict[str, str]) -> None:
     """A text-to-image sample selected (coloured by prompt cluster), then the Prompts page."""
     shot.open(emb=v["t2i"], color="prompt_cluster", sel=v["t2i_sample"])
-    shot.page.locator(SCATTER).first.wait_for(state="attached")
+    shot.page.wait_for_function(GL_DRAWN)
     shot.images_loaded()
     shot.save("t2i-sample.png")
 
@@ -216,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, chromium(extra_args=("--hide-scrollbars",)) as browser:
         # In the lake's folder, the lake named by its folder name: the pages say `demo_lake` as after `make demo`.
         server = start_explorer(Path(lake.name), Path(tmp) / "server.log", timeout=120, cwd=lake.parent,
-                                options=("--client.toolbarMode", "minimal"))
+                                options=("--client.toolbarMode", "minimal"), scatter="webgl")
         try:
             for step in (explore_pages, noise_pages, t2i_pages):
                 context = browser.new_context(viewport={"width": args.width, "height": args.height})
