@@ -160,12 +160,23 @@ def _state(session_state: Any) -> dict[str, Any]:
         return {}
 
 
+NO_WEBGL = "scatter_gl_missing"  # session-state key: why this browser session cannot draw the WebGL scatter
+
+
 def webgl_missing(session_state: Any) -> str | None:
-    """Why the browser cannot draw the WebGL scatter (no WebGL, or the script failed), or None."""
+    """Why the browser cannot draw the WebGL scatter (no WebGL, or the script failed), or None.
+
+    Remembered for the browser session: once the page draws the Vega scatter instead, the
+    component is no longer mounted and its own state goes, so without this every rerun would
+    mount it again, hear again that WebGL is missing, and rerun once more.
+    """
+    if session_state.get(NO_WEBGL):
+        return str(session_state[NO_WEBGL])
     state = _state(session_state)
-    if state.get("webgl") is False:
-        return "this browser has no WebGL"
-    return str(state["failed"]) if state.get("failed") else None
+    reason = "this browser has no WebGL" if state.get("webgl") is False else str(state["failed"]) if state.get("failed") else None
+    if reason:
+        session_state[NO_WEBGL] = reason
+    return reason
 
 
 def pending_click(session_state: Any, token: str, size: int) -> int | None:

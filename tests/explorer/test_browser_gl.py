@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from browser import Explorer, chromium, explorer_page, register_log_plugin, require_chromium, start_explorer
+from browser import CHROMIUM, CHROMIUM_ARGS, Explorer, chromium, explorer_page, register_log_plugin, require_chromium, start_explorer
 from browser_gl import SELECTED_FILL, GLScatter
 
 require_chromium()
@@ -187,3 +187,23 @@ def test_lassoed_sets_hold_the_lake_points_inside_and_compare(app: Explorer, cli
     app.page.get_by_role("tabpanel", name=tabs[0]).get_by_role("button", name="Remove set 1").wait_for()
     app.button("Remove set 1")
     assert [s.name for s in decode_query_params(app.query()).sets] == ["set 2"]
+
+
+def test_a_browser_without_webgl_gets_the_vega_scatter_with_a_note(browser: Any, gl_server: Any, request: pytest.FixtureRequest) -> None:
+    # A second Chromium from the same Playwright (one Playwright per process), WebGL switched off.
+    no_webgl = browser.browser_type.launch(executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, "--disable-3d-apis"])
+    try:
+        with explorer_page(no_webgl, gl_server, request.node.name) as app:
+            app.goto()
+            note = app.page.get_by_text("Drawing with Vega instead of WebGL (this browser has no WebGL)")
+            note.wait_for()
+            app.settle()
+            points = app.points()  # the Vega scatter's marks, clickable as before
+            assert points and app.page.locator(".dmd2-scatter").count() == 0
+            runs = app.runs()
+            app.click(app.free_point(lambda p: p.source == "real"))
+            assert "sel" in app.query()
+            assert app.runs() == runs + 1  # one run per click: the Vega scatter stays, no component comes back to say it again
+            app.screenshot("vega_fallback")
+    finally:
+        no_webgl.close()

@@ -157,3 +157,12 @@ def test_numeric_colourings_send_ramp_positions_with_grey_for_missing(palette):
     assert position[2] == 0 and position[0] == pytest.approx(1 / scatter_gl.RAMP_STEPS) and position[3] == pytest.approx(1)
     assert message["colours"][0] == scatter_gl.MISSING_COLOUR and len(message["colours"]) == scatter_gl.RAMP_STEPS + 1
     assert message["range"] == ["0", "10"]
+
+
+def test_a_missing_webgl_is_remembered_for_the_session():
+    state: dict = {scatter_gl.KEY: {"webgl": False}}
+    assert scatter_gl.webgl_missing(state) == "this browser has no WebGL"
+    del state[scatter_gl.KEY]  # the component is not mounted in the Vega run: its state goes
+    assert scatter_gl.webgl_missing(state) == "this browser has no WebGL"
+    assert scatter_gl.webgl_missing({scatter_gl.KEY: {"webgl": True, "failed": ""}}) is None
+    assert scatter_gl.webgl_missing({scatter_gl.KEY: {"failed": "TypeError: x"}}) == "TypeError: x"
