@@ -50,7 +50,7 @@ def hover_facts(session: LakeSession, frame: EmbeddingFrame, ref: str) -> Any:
         record["source"] = str(frame.sources[frame.source_code[row]])
         record["sample id"] = str(frame.sample_id[row])
         if frame.is_placed(row):
-            record["placement"] = "placed, not fitted"
+            record["placement"] = session.placed_lineage(ref).placement(row - frame.n_fitted)
         return record
 
     return facts

@@ -187,10 +187,7 @@ def _placed_frames(
     lineage = session.placed_lineage(view.embedding)
     table = _table(session, frame, xy, rows, column)
     index = rows - frame.n_fitted
-    table["placement"] = [
-        f"placed, not fitted · {op or 'edit'} of {parents}" if parents else "placed, not fitted"
-        for op, parents in zip(lineage.operation[index], lineage.parent_ids[index])
-    ]
+    table["placement"] = [lineage.placement(int(i)) for i in index]
     links = np.isin(lineage.child_rows, rows)
     child, parent = lineage.child_rows[links], lineage.parent_rows[links]
     lines = pd.DataFrame(

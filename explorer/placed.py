@@ -27,6 +27,11 @@ class PlacedLineage:
     child_rows: np.ndarray  # (links,) int64 embedding row of the placed sample
     parent_rows: np.ndarray  # (links,) int64 embedding row of one of its parents (parents not in the embedding are left out)
 
+    def placement(self, index: int) -> str:
+        """The hover line of placed row `index` (0 = the first placed row): 'placed, not fitted · variations of <parent>'."""
+        operation, parents = self.operation[index], self.parent_ids[index]
+        return f"placed, not fitted · {operation or 'edit'} of {parents}" if parents else "placed, not fitted"
+
 
 def placed_lineage(lake: Any, frame: EmbeddingFrame) -> PlacedLineage:
     """How each placed row of `frame` was made (``lineage``), and the embedding rows of its parents."""

@@ -429,3 +429,27 @@ def test_real_vs_generated_compares_the_fitted_samples_only(placed_lake, monkeyp
     _, data = chart_datasets(at)
     drawn = set(data["points"]["sample_id"])
     assert drawn and not drawn & set(ids)
+
+
+def test_placed_samples_on_the_webgl_scatter_are_listed_with_their_parent_lines_and_hover(placed_lake, monkeypatch):
+    import json
+    import urllib.request
+
+    from apptest import gl_message
+
+    built, parent, ids = placed_lake
+    at = open_app(built.path, monkeypatch, scatter="webgl")
+    message = gl_message(at)
+    placed = message["placed"]
+    n = message["points"]["n"]
+    assert sorted(placed["rows"]) == list(range(n - len(ids), n))  # the placed rows come after the fitted ones
+    assert len(placed["lines"]) == 3 and {child for child, _ in placed["lines"]} == set(placed["rows"])
+    (parent_row,) = {p for _, p in placed["lines"]}
+
+    def facts(row: int) -> dict:
+        with urllib.request.urlopen(f"{message['meta']}{row}.json", timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    assert facts(parent_row)["sample id"] == parent and "placement" not in facts(parent_row)  # every line ends at the parent
+    hovered = facts(placed["rows"][0])
+    assert hovered["sample id"] in ids and hovered["placement"] == f"placed, not fitted · variations of {parent}"
