@@ -177,15 +177,20 @@ def wait_js(page: Any, script: str, arg: Any = None, timeout_s: float = 120.0) -
     return page.wait_for_function(script, arg=arg, timeout=timeout_s * 1000, polling="raf").json_value()
 
 
-def first_map(browser: Any, url: str) -> tuple[Any, Wire, dict[str, Any]]:
-    """Open the page in a new context; time until the scatter shows coloured points."""
+def vega_drawn(page: Any) -> None:
+    """The Vega scatter shows coloured points."""
+    wait_js(page, f"() => ({JS_COLOURED})(400).length >= 400")
+
+
+def first_map(browser: Any, url: str, drawn: Callable[[Any], None] = vega_drawn) -> tuple[Any, Wire, dict[str, Any]]:
+    """Open the page in a new context; time until `drawn` says the scatter shows its points."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     wire = Wire()
     wire.attach(page)
     start = time.perf_counter()
     page.goto(url)
-    wait_js(page, f"() => ({JS_COLOURED})(400).length >= 400")
+    drawn(page)
     seconds = time.perf_counter() - start
     wire.idle(start)
     server, received = wire.since(start)
@@ -263,6 +268,20 @@ def clear_selection(page: Any, wire: Wire) -> None:
     wire.idle(start)
 
 
+def first_maps(browser: Any, url: str, repeat: int, figures: dict[str, Any], drawn: Callable[[Any], None]) -> tuple[Any, Wire]:
+    """The first map on a fresh server, then `repeat` second visits (into `figures`); a page left open for the rest."""
+    page, _, figures["first_map_fresh_server"] = first_map(browser, url, drawn)
+    page.context.close()
+    visits = []
+    for _ in range(repeat):
+        page, _, result = first_map(browser, url, drawn)
+        visits.append(result)
+        page.context.close()
+    figures["first_map_second_visit"] = median(visits)
+    page, wire, _ = first_map(browser, url, drawn)
+    return page, wire
+
+
 def median(results: list[dict[str, Any]]) -> dict[str, Any]:
     def med(key: str) -> Any:
         values = [r[key] for r in results if r.get(key) is not None]
@@ -281,16 +300,7 @@ def drive_vega(lake: Path, repeat: int, log: Path) -> dict[str, Any]:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            page, wire, figures["first_map_fresh_server"] = first_map(browser, url)
-            page.context.close()
-            visits = []
-            for _ in range(repeat):
-                page, wire, result = first_map(browser, url)
-                visits.append(result)
-                page.context.close()
-            figures["first_map_second_visit"] = median(visits)
-
-            page, wire, _ = first_map(browser, url)
+            page, wire = first_maps(browser, url, repeat, figures, vega_drawn)
             candidates = point_candidates(page)
             hovers, points = [], []
             for at in candidates:
@@ -350,12 +360,6 @@ def with_targets(figures: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def _wire(page: Any) -> Wire:
-    wire = Wire()
-    wire.attach(page)
-    return wire
-
-
 def drive_gl(lake: Path, repeat: int, log: Path) -> dict[str, Any]:
     """The same interactions on the WebGL scatter (`explorer_gl_drive`), plus frame time and points drawn."""
     import explorer_gl_drive as gl
@@ -368,15 +372,7 @@ def drive_gl(lake: Path, repeat: int, log: Path) -> dict[str, Any]:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            page, wire, figures["first_map_fresh_server"] = gl.first_map(browser, url, _wire)
-            page.context.close()
-            visits = []
-            for _ in range(repeat):
-                page, wire, result = gl.first_map(browser, url, _wire)
-                visits.append(result)
-                page.context.close()
-            figures["first_map_second_visit"] = median(visits)
-            page, wire, _ = gl.first_map(browser, url, _wire)
+            page, wire = first_maps(browser, url, repeat, figures, gl.wait_ready)
             points = gl.spread_points(page, 4 * repeat + 2)
             hovers = [h for h in (gl.hover(page, i) for i in points[: 2 * repeat + 2]) if h is not None]
             figures["hover_to_tooltip_image"] = {**median([{"browser_s": round(h, 3), "server_s": 0.0, "ws_bytes": 0} for h in hovers]), "hovered": len(hovers)}

@@ -45,19 +45,6 @@ def points_drawn(page: Any) -> int:
     return int(page.evaluate(f"() => {HOOK}.pointsDrawn()"))
 
 
-def first_map(browser: Any, url: str, wire_factory: Callable[[Any], Any]) -> tuple[Any, Any, dict[str, Any]]:
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    page = context.new_page()
-    wire = wire_factory(page)
-    start = time.perf_counter()
-    page.goto(url)
-    wait_ready(page)
-    seconds = time.perf_counter() - start
-    wire.idle(start)
-    server, received = wire.since(start)
-    return page, wire, {"browser_s": round(seconds, 3), "server_s": server, "ws_bytes": received}
-
-
 def spread_points(page: Any, count: int) -> list[int]:
     """`count` point indices spread evenly over the points' order (a click or hover there reaches a point: at 1.28M
     points another may be drawn over it, which is what a user's click reaches too)."""
