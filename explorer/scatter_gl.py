@@ -28,7 +28,7 @@ from explorer.thumbs import SCRIPT_ROUTE, ThumbnailServer
 COMPONENT = "dmd2viz_scatter_gl"
 KEY = "scatter-gl"  # the component's widget key for its whole life: the browser keeps its points
 SCRIPT = Path(__file__).with_name("static") / "scatter_gl.js"
-SCRIPT_SHA256 = "87db8f6f05f5100d5e7a6026a70d61f3612c7205a15577a08f6531c87f068088"  # `make scatter-js` prints the new one
+SCRIPT_SHA256 = "808bb40bf7e0e19021b47449cc740517d14edf260992cc35b139ee8fe8d650c8"  # `make scatter-js` prints the new one
 HEIGHT = 560
 RAMP_STEPS = 64
 MISSING_COLOUR = "#d4d4d4"  # a NaN value: the grey of "other"

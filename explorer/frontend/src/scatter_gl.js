@@ -132,7 +132,6 @@ class Scatter {
     this.status = el('span', 'dmd2-status', this.toolbar);
     this.state = {}; // what is drawn: urls and messages last applied
     this.hovered = -1;
-    this.inLasso = false;
     this.clicks = 0;
     this.lassos = 0;
     this.queue = Promise.resolve();
@@ -171,10 +170,8 @@ class Scatter {
       this.downAt = [event.clientX, event.clientY];
     });
     this.canvas.addEventListener('mouseleave', () => this.hover(-1));
-    sp.subscribe('lassoStart', () => {
-      this.inLasso = true;
-    });
-    sp.subscribe('select', ({ points }) => this.onSelect(points));
+    // Only a lasso selects in the library (clicks are ours): its polygon goes to Python on
+    // `lassoEnd`, where the library's selection is dropped again.
     sp.subscribe('lassoEnd', ({ coordinates }) => this.onLassoEnd(coordinates));
     sp.subscribe('view', () => this.drawOverlay());
     this.frames = 0; // frames the library drew (each draws every point): the tests check hover and click draw none
@@ -401,11 +398,6 @@ class Scatter {
     return p ? [box.left + p[0], box.top + p[1]] : null;
   }
 
-  // The drawn (filtered) points inside the current view.
-  pointsInView() {
-    return this.scatterplot.get('pointsInView');
-  }
-
   pointsDrawn() {
     const sp = this.scatterplot;
     return sp.get('isPointsFiltered') ? sp.get('filteredPoints').length : sp.get('points').length;
@@ -591,13 +583,7 @@ class Scatter {
     this.tooltip.classList.remove('visible');
   }
 
-  onSelect() {
-    // Only a lasso selects in the library (clicks are ours); its polygon goes to Python on
-    // `lassoEnd`, where the library's selection is dropped again.
-  }
-
   onLassoEnd(coordinates) {
-    this.inLasso = false;
     this.scatterplot.deselect({ preventEvent: true });
     if (!coordinates || coordinates.length < 3) return;
     const polygon = coordinates.map(([nx, ny]) => this.toData(nx, ny));
