@@ -418,16 +418,21 @@ class Explorer:
         """The details panel: the column holding the "Selected sample" heading."""
         return self.page.get_by_test_id("stColumn").filter(has=self.page.get_by_role("heading", name="Selected sample"))
 
-    def details_images_loaded(self) -> int:
-        """Wait until every image of the details panel has loaded; return how many there are."""
+    def details_images_loaded(self, at_least: int = 1) -> int:
+        """Wait until the details panel shows `at_least` images and every one has loaded; return how many there are.
+
+        The panel streams in element by element during a rerun, so "all images present have loaded" alone
+        can hold while the later ones are still on their way: the wait needs the count it expects.
+        """
         images = self.details().locator('[data-testid="stImage"] img')
         images.first.wait_for()
         self.page.wait_for_function(
-            """() => {
+            """(atLeast) => {
               const col = [...document.querySelectorAll('[data-testid="stColumn"]')].find((c) => [...c.querySelectorAll('h3')].some((h) => h.innerText.includes('Selected sample')));
               const imgs = col ? [...col.querySelectorAll('[data-testid="stImage"] img')] : [];
-              return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
-            }"""
+              return imgs.length >= atLeast && imgs.every((i) => i.complete && i.naturalWidth > 0);
+            }""",
+            arg=at_least,
         )
         return images.count()
 

@@ -66,7 +66,7 @@ def test_hover_click_neighbours_and_export_in_chromium(app: Explorer, small_lake
     expect(details.get_by_text("10 nearest neighbours")).to_be_visible()
     expect(details.get_by_text(target.sample_id, exact=True)).to_be_visible()
     assert app.query()["sel"] == target.sample_id
-    assert app.details_images_loaded() == 1 + 10
+    assert app.details_images_loaded(1 + 10) == 1 + 10
     assert {p.sample_id for p in app.points()} == set(small_lake.sample_ids)
     app.eventually(lambda: _assert_selected_drawn(app, target.sample_id))
 
@@ -76,7 +76,7 @@ def test_hover_click_neighbours_and_export_in_chromium(app: Explorer, small_lake
     other = app.free_point(lambda p: p.cls != cls and p.sample_id not in highlighted)
     app.click(other)
     expect(details.get_by_text("1 manual neighbours")).to_be_visible()
-    assert app.details_images_loaded() == 1 + 10 + 1
+    assert app.details_images_loaded(1 + 10 + 1) == 1 + 10 + 1
     app.screenshot("selected")
 
     # Export: the CSV holds the selected point, its 10 neighbours and the manual one.

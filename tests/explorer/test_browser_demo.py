@@ -116,7 +116,7 @@ def assert_selected(app: Explorer, sample_id: str, manual: int = 0) -> None:
         expect(details.get_by_text(f"{manual} manual neighbours", exact=True)).to_be_visible()
     else:
         expect(details.get_by_text(re.compile(r"^\d+ manual neighbours"))).to_have_count(0)
-    assert app.details_images_loaded() == 1 + K + manual
+    assert app.details_images_loaded(1 + K + manual) == 1 + K + manual
 
     def drawn() -> None:  # the chart's highlights: the selected point, its K neighbours, the manual ones
         roles = list(app.roles().items())

@@ -114,7 +114,7 @@ def test_click_shows_the_prompt_model_and_every_step(app: Explorer, t2i_cli_lake
     # One preview per step, captioned with its timestep, and every image of the panel loaded.
     for t in TIMESTEPS:
         expect(details.get_by_text(re.compile(rf"^t={t} · σ=")).first).to_be_visible()
-    loaded = app.details_images_loaded()
+    loaded = app.details_images_loaded(1 + len(TIMESTEPS))
     assert loaded >= 1 + len(TIMESTEPS)  # the native image, the steps, then the neighbours
     app.screenshot("details")
     details.get_by_text(re.compile(rf"^t={TIMESTEPS[-1]} · σ=")).first.scroll_into_view_if_needed()
