@@ -25,7 +25,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*(?:\.[\w-]+)*")
 EXTERNAL = {
     "--no-deps": "pip", "--no-build-isolation": "pip", "--multi_gpu": "accelerate launch",
     "--num_processes": "accelerate launch", "--cpu": "accelerate launch", "--nworkers": "dask worker",
-    "--nthreads": "dask worker", "--keep-going": "sphinx-build", "--help": "every command",
+    "--nthreads": "dask worker", "--keep-going": "sphinx-build", "--dist": "pytest-xdist", "--help": "every command",
 }
 STREAMLIT = re.compile(r"--(server|browser|client|global|logger|runner|theme)\.[\w.]+")
 
