@@ -18,6 +18,7 @@ from lake.cli import non_negative_float as _non_negative_float
 from lake.cli import int_at_least
 from lake.cli import positive_int as _positive_int
 
+from .cli_output import print_cka, print_compare, print_outcomes, print_table
 # The flags' defaults come from analysis.params (standard library only, so `--help` stays light).
 from .params import DEFAULT_TRAJECTORY_METHOD, TRAJECTORY_METHODS, UMAP_DEFAULTS
 
@@ -48,9 +49,21 @@ LAYER_HELP = ("activation table: a layer with an activations/<layer> group, an a
 _non_negative_int = int_at_least(0)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated flag's items (tables, models, noise levels), stripped, empty ones dropped."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _model_pair(text: str) -> tuple[str, ...]:
+    """`--models FIRST,SECOND`: exactly two model names."""
+    if len(names := _names(text)) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two registered model names, e.g. micro,teacher-stand-in")
+    return names
+
+
 def _sigma_list(text: str) -> tuple[float, ...]:
     """`--sigmas 0.5,2,10`: non-negative noise levels, comma-separated."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
+    parts = _names(text)
     if not parts:
         raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated noise levels, e.g. 0.5,2,10,80")
     return tuple(_non_negative_float(part) for part in parts)
@@ -133,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trajectory_command(sub)
     _add_query_command(sub)
     _add_place_command(sub)
+    _add_cka_command(sub)
     _add_list_command(sub)
     return parser
 
@@ -265,6 +279,20 @@ def _add_place_command(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
 
+def _add_cka_command(sub: Any) -> None:
+    p = command(sub, "cka", _cka_command, help="layer x layer CKA of two registered models on their shared samples",
+                description="Debiased linear CKA (Kornblith et al. 2019) of every layer of the first model against every layer of the "
+                "second, on the samples both probed at one sigma, into analysis/cka/<first>~<second>@sigma<s>; read a block of rows "
+                "at a time (no n x n Gram matrix). Prints the table.")
+    _add_common(p, table=False)
+    p.add_argument("--models", required=True, type=_model_pair, metavar="FIRST,SECOND",
+                   help="two registered model names (the lake's models table; the first model's tables are unprefixed)")
+    p.add_argument("--sigma", type=_non_negative_float, help="noise level both were probed at (default: the only one they share)")
+    p.add_argument("--first-layers", type=_names, default=(), help="comma-separated tables of the first model (default: all)")
+    p.add_argument("--second-layers", type=_names, default=(), help="comma-separated tables of the second model (default: all)")
+    p.add_argument("--block-rows", type=_positive_int, default=10_000, help="rows read at a time (default 10000); the result does not depend on it")
+
+
 def _add_list_command(sub: Any) -> None:
     """The `list` subcommand and its flags."""
     p = command(sub, "list", _list_command, help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
@@ -299,34 +327,6 @@ def _compare_config(args: argparse.Namespace) -> Any:
     return _from_args(CompareConfig, args, k=args.compare_k)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if value != value else f"{value:.4g}"
-    return str(value)
-
-
-def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
-
-
-def _print_compare(report: dict[str, Any], max_classes: int, all_classes: str = "--json") -> None:
-    overall = report["overall"]
-    print(f"{report['key']}: {overall['n_real']} real, {overall['n_generated']} generated, k={overall['k']}, {report['space']}")
-    columns = ["scope", "n_real", "n_generated", "frechet_distance", "precision", "recall", "density", "coverage"]
-    rows = [{"scope": "overall", **overall}]
-    ranked = sorted(report["classes"], key=lambda r: -(r["frechet_distance"] if r["frechet_distance"] is not None else -1.0))
-    rows += [{"scope": r["class_label"], **r} for r in ranked[: max(0, max_classes)]]
-    print_table(rows, columns)
-    if len(ranked) > max_classes:
-        print(f"... {len(ranked) - max_classes} more classes (--max-classes N, or {all_classes} for all)")
-
-
 def _common(args: argparse.Namespace) -> dict[str, Any]:
     """scheduler, force, log and progress as every step function takes them."""
     from .runner import stderr_log
@@ -344,7 +344,7 @@ def _print_result(args: argparse.Namespace, outcomes: list[Any]) -> int:
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], indent=2))
     else:
-        _print_outcomes(outcomes)
+        print_outcomes(outcomes)
     return 0
 
 
@@ -376,7 +376,7 @@ def _compare_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_compare(report, args.max_classes)
+        print_compare(report, args.max_classes)
     return 0
 
 
@@ -388,9 +388,9 @@ def _run_command(args: argparse.Namespace) -> int:
     compared = [o for o in outcomes if o.analysis == "compare"]
     if not compared or args.json:
         return _print_result(args, outcomes)
-    _print_outcomes(outcomes)
+    print_outcomes(outcomes)
     print()
-    _print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
+    print_compare(compare_report(args.lake, compared[0].key), args.max_classes, "`python -m analysis compare --json`")
     return 0
 
 
@@ -423,6 +423,16 @@ def _place_command(args: argparse.Namespace) -> int:
     from .runner import stderr_log
 
     return _print_result(args, [run_place(args.lake, args.key, args.ids, force=args.force, log=stderr_log)])
+
+
+def _cka_command(args: argparse.Namespace) -> int:
+    from .commands import cka_table, run_cka
+
+    first, second = args.models
+    outcome = run_cka(args.lake, first, second, args.sigma, args.first_layers, args.second_layers, block_rows=args.block_rows, **_common(args))
+    if not args.json:
+        print_cka(*cka_table(args.lake, outcome.group))
+    return _print_result(args, [outcome])
 
 
 def _query_command(args: argparse.Namespace) -> int:
@@ -459,11 +469,6 @@ def _list_command(args: argparse.Namespace) -> int:
     else:
         print("  (none; try `python -m analysis run --lake LAKE`)")
     return 0
-
-
-def _print_outcomes(outcomes: list[Any]) -> None:
-    columns = ["analysis", "group", "reused"]
-    print_table([{**o.as_dict(), "reused": "reused" if o.reused else "computed"} for o in outcomes], columns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
+from .cka import BLOCK_ROWS as CKA_BLOCK_ROWS
 from .errors import AnalysisError
 from lake.layout import T2I_GROUP, split_t2i_layer, t2i_prompts_group, t2i_samples_group
 
@@ -28,10 +31,11 @@ from .metrics import METRIC_NAMES, compare_sets
 from .neighbors import EXACT_BELOW, NeighborIndex
 from .params import UMAP_DEFAULTS, UMAPParams
 from .results import read_labels
-from .runner import Log, Outcome, Step, ensure_pca, resolve, run_step, run_steps
+from .runner import Context, Log, Outcome, Step, ensure_pca, execute, resolve, run_step, run_steps
 from .runner import stderr_log as _stderr
 from .prompts import PromptParams, is_prompts_stale, run_prompts
 from .steps import ClustersConfig, ClustersStep, CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
+from .steps.cka import CkaStep, ModelPair, model_layers
 from .steps.place import placed_is_stale, run_place
 from .steps.trajectory import TrajectoryStep, read_inputs
 from .trajectory import TrajectoryParams
@@ -47,11 +51,13 @@ __all__ = [
     "PromptParams",
     "RunConfig",
     "TrajectoryParams",
+    "cka_table",
     "compare_sets",
     "ensure_pca",
     "list_analyses",
     "query",
     "run_all",
+    "run_cka",
     "run_clusters",
     "run_compare",
     "run_knn",
@@ -111,6 +117,31 @@ def run_trajectory(lake: Any, layer: str | None = None, params: TrajectoryParams
     for note in notes[:-1]:  # the last note is about the single sigma the other steps take; this one takes them all
         log(note)
     return run_step(TrajectoryStep(params or TrajectoryParams()), lake, key.layer, key.sigma, scheduler=scheduler, force=force, log=log, progress=progress)
+
+
+def run_cka(lake: Any, first: str, second: str, sigma: float | None = None, first_layers: tuple[str, ...] = (),
+            second_layers: tuple[str, ...] = (), *, block_rows: int = CKA_BLOCK_ROWS, scheduler: str | None = None,
+            force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
+    """CKA of every (chosen) layer of registered model `first` against every layer of `second` on their shared
+    samples at `sigma` (default: the one sigma all their tables share) into ``analysis/cka/<first>~<second>@sigma<s>``."""
+    lake = as_lake(lake)
+    if sigma is None:
+        per_table = [set(available_sigmas(lake, layer)) for model in (first, second) for layer in model_layers(lake, model)]
+        common = set.intersection(*per_table) if per_table else set()
+        if len(common) != 1:
+            found = ", ".join(format_sigma(s) for s in sorted(common)) or "none"
+            raise AnalysisError(f"{lake.path}: give --sigma; the sigmas both {first} and {second} were probed at: {found}")
+        sigma = common.pop()
+    pair = ModelPair(first, second, float(np.float32(sigma)))
+    step = CkaStep(tuple(first_layers), tuple(second_layers), block_rows).resolved(lake, pair)
+    return execute(step, Context(lake, pair, scheduler, log, progress), force)
+
+
+def cka_table(lake: Any, group: str) -> tuple[list[str], list[str], np.ndarray]:
+    """A stored CKA table: the first model's layers (rows), the second's (columns) and the matrix."""
+    lake = as_lake(lake)
+    return ([str(v) for v in lake.column(group, "first_layer")], [str(v) for v in lake.column(group, "second_layer")],
+            np.asarray(lake.column(group, "cka"), dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -260,6 +291,7 @@ def list_analyses(lake: Any) -> dict[str, Any]:
             results.append(record)
     results.extend(_trajectory_listing(lake))
     results.extend(_placed_listing(lake))
+    results.extend(_cka_listing(lake))
     listing = {"lake": str(lake.path), "activations": tables, "analyses": results}
     if lake.children(T2I_GROUP):
         results.extend(_prompts_listing(lake))
@@ -306,6 +338,20 @@ def _placed_listing(lake: Any) -> list[dict[str, Any]]:
         records.append({"kind": "placed", "group": group, "key": key.name, "created": attrs.get("created"),
                         "run_id": attrs.get("run_id"), "stale": placed_is_stale(lake, key), "n_rows": attrs.get("n_rows"),
                         "method": attrs.get("method"), "embeddings": sorted(attrs.get("embedding_run_ids", {}))})
+    return records
+
+
+def _cka_listing(lake: Any) -> list[dict[str, Any]]:
+    """`list` records of the CKA tables (analysis/cka/<first>~<second>@sigma<s>); stale when a table gained rows."""
+    records = []
+    for group in lake.results("cka"):
+        attrs = lake.attrs(group)
+        if attrs.get("analysis") != CkaStep.kind:
+            continue
+        rows = attrs.get("source_rows", {})
+        stale = any(int((lake.shape(AnalysisKey(layer, 0).activations_group, "sample_id") or (0,))[0]) != count for layer, count in rows.items())
+        records.append({"kind": CkaStep.kind, "group": group, "key": attrs.get("key"), "created": attrs.get("created"),
+                        "run_id": attrs.get("run_id"), "stale": stale, "n_rows": attrs.get("n_shared")})
     return records
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..schema import STRING, ColumnSpec, TableSpec
-from .paths import AnalysisKey, analysis_group, joint_embedding_group
+from .paths import AnalysisKey, analysis_group, cka_group, joint_embedding_group
 from .t2i import check_t2i_name
 
 # --------------------------------------------------------------------------- analysis results
@@ -199,4 +199,22 @@ def prompt_clusters_spec(name: str, attrs: dict[str, Any], n_components: int = 2
         ),
         fixed_coords={"axis": np.array(axes, dtype=np.dtypes.StringDType())},
         attrs={"name": name, **attrs},
+    )
+
+
+def cka_spec(first: str, second: str, sigma: float, first_layers: Sequence[str], second_layers: Sequence[str],
+             attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/cka/<first>~<second>@sigma<s>`` (`cka_group`): one row per layer of model `first`, ``cka``
+    along model `second`'s layers, so ``xr.open_zarr`` gives ``cka`` as a (first_layer, second_layer) matrix."""
+    return TableSpec(
+        path=cka_group(first, second, sigma),
+        row_dim="first_layer",
+        key_column="first_layer",
+        columns=(
+            ColumnSpec("first_layer", STRING, attrs={"description": "layer of the first model (activation table name)"}),
+            ColumnSpec("cka", "float64", inner_shape=(len(second_layers),), inner_dims=("second_layer",), coord=False,
+                       attrs={"description": "debiased linear CKA (Kornblith et al. 2019) on the shared samples"}),
+        ),
+        fixed_coords={"second_layer": np.asarray(list(second_layers), dtype=np.dtypes.StringDType())},  # variable-length UTF-8
+        attrs=attrs,
     )

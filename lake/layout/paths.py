@@ -24,7 +24,9 @@ MODELS_GROUP = "models"
 # `placed` holds samples projected into a key's stored PCA/embeddings without refitting.
 # `clusters` holds k-means clusters of a key's PCA scores; `prompts` (keyed by a text-to-image
 # model name, not an AnalysisKey) the clusters and 2-D map of its prompts' pooled text embeddings.
-ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts")
+# `cka` (keyed by a pair of registered models and a sigma, `model_pair_key`) holds the layer x
+# layer CKA table of the two models on their shared samples.
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts", "cka")
 
 IMAGE_SIZE = 64
 
@@ -66,6 +68,19 @@ def analysis_group(kind: str, key: AnalysisKey | str, name: str | None = None) -
     """``analysis/<kind>/<key>[/<name>]`` (embeddings are named below their key)."""
     path = f"{analysis_prefix(kind)}/{key}"
     return path if name is None else f"{path}/{name}"
+
+
+MODEL_PAIR_SEPARATOR = "~"
+
+
+def model_pair_key(first: str, second: str, sigma: float) -> str:
+    """``<first>~<second>@sigma<s>``: two registered models compared at one noise level (model names hold no ``~``)."""
+    return f"{first}{MODEL_PAIR_SEPARATOR}{second}{KEY_SEPARATOR}{format_sigma(sigma)}"
+
+
+def cka_group(first: str, second: str, sigma: float) -> str:
+    """``analysis/cka/<first>~<second>@sigma<s>``: CKA of every layer of `first` against every layer of `second`."""
+    return analysis_group("cka", model_pair_key(first, second, sigma))
 
 
 def provenance_group(run_id: str | None = None) -> str:

@@ -16,9 +16,9 @@ import lake.layout as layout
 from lake.schema import TableSpec
 
 # Sentinels that pass the layout's name checks, and the placeholder each stands for in the docs.
-LAYER, NAME, MODULE, SCHEDULE = "zzlayer", "zzname", "zzmodule", "sigmas80-20"
+LAYER, NAME, MODULE, SCHEDULE, FIRST, SECOND = "zzlayer", "zzname", "zzmodule", "sigmas80-20", "zzfirst", "zzsecond"
 KEY = layout.AnalysisKey(LAYER, 2.0)
-PLACEHOLDERS = ((str(KEY), "<key>"), (SCHEDULE, "<schedule>"), (LAYER, "<layer>"), (NAME, "<name>"), (MODULE, "<module>"))
+PLACEHOLDERS = ((layout.model_pair_key(FIRST, SECOND, 2.0), "<first>~<second>@sigma<s>"), (str(KEY), "<key>"), (SCHEDULE, "<schedule>"), (LAYER, "<layer>"), (NAME, "<name>"), (MODULE, "<module>"))
 
 ARGUMENTS: dict[str, Any] = {
     "layer": LAYER,
@@ -38,6 +38,11 @@ ARGUMENTS: dict[str, Any] = {
     "height": 64,
     "width": 64,
     "pooled_dim": 4,
+    "first": FIRST,
+    "second": SECOND,
+    "sigma": 2.0,
+    "first_layers": ("enc.8x8_block2",),
+    "second_layers": ("zzsecond.enc.8x8_block2",),
 }
 # Optional parameters that choose another group (each value given is one more table).
 VARIANTS: dict[str, tuple[Any, ...]] = {"schedule": (None, SCHEDULE), "residual": (False, True)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from apptest import markdown_text, open_app, scatter_points, scatter_roles
 from explorer.common import format_value
@@ -188,6 +189,11 @@ def test_the_demo_holds_two_models_probing_the_same_real_images(cli_demo_lake, d
     assert stand_in.attrs["model_id"] == teacher.model_id != student.attrs["model_id"]
     keys = {info.key for info in demo.embeddings}
     assert {"enc.8x8_block2@sigma2", "teacher-stand-in.enc.8x8_block2@sigma2"} <= keys  # analysed like the first
+    # and compared with it: every probed block of the first model against the stand-in's, on the shared samples
+    cka = xr.open_zarr(cli_demo_lake, group="analysis/cka/micro~teacher-stand-in@sigma2")
+    assert list(cka["first_layer"].values) == ["dec.8x8_in0", "enc.8x8_block2"]
+    assert list(cka["second_layer"].values) == ["teacher-stand-in.enc.8x8_block2"]
+    assert cka.attrs["n_shared"] == len(stand_in["sample_id"]) and np.all((cka["cka"].values > 0) & (cka["cka"].values < 1))
 
 
 def test_the_model_picker_groups_the_embeddings_by_model(cli_demo_lake, demo, monkeypatch):
