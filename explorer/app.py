@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from explorer import common, prompts, views
+from explorer import common, page_models, prompts, views
 from explorer.common import NONCE, VIEW, ZOOM_NONCE
 from explorer.config import ExplorerConfig, parse_args
 from explorer.lake_status import LakeDiagnosis, LakeState, diagnose_lake, embedding_of_key, lake_version, random_weights
@@ -32,7 +32,8 @@ from explorer.state import PAGES, ViewState, decode_query_params, encode_query_p
 from explorer.thumbs import ThumbnailServer, start_thumbnail_server
 from lake.layout import split_t2i_layer
 
-PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels", "prompts": "Prompts"}
+PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels", "prompts": "Prompts",
+               "models": "Compare models"}
 
 # The 2D embedding the 3D page switched away from: (3D ref shown, 2D ref to go back to).
 BACK_TO_2D = "back_to_2d"
@@ -115,7 +116,9 @@ def run(config: ExplorerConfig) -> None:
     view = apply_chart_events(view, session, frame)
     st.session_state[VIEW] = view
 
-    pages = [p for p in PAGES if p != "prompts" or prompts.has_t2i(session)]  # the Prompts page needs text-to-image samples
+    # The Prompts page needs text-to-image samples; Compare models, a CKA table or two ImageNet models.
+    offered = {"prompts": prompts.has_t2i(session), "models": page_models.offered(session)}
+    pages = [p for p in PAGES if offered.get(p, True)]
     if st.session_state.get("w_page") not in pages:
         st.session_state["w_page"] = "explore"
     page = st.radio("Page", pages, format_func=PAGE_LABELS.get, horizontal=True, key="w_page", label_visibility="collapsed")
@@ -142,6 +145,8 @@ def run(config: ExplorerConfig) -> None:
         noise_page(session, frame, view)
     elif page == "prompts":
         prompts_page(session, view)
+    elif page == "models":
+        page_models.models_page(session)
     else:
         cloud_page(session, frame, view, mask)
     _sync_url(st.session_state[VIEW])

@@ -82,6 +82,8 @@ def test_compare_and_3d_pages(small_lake, monkeypatch):
     assert any("mean_real_fraction" in t.value.columns for t in tables)
     at = _app(small_lake.path, monkeypatch, {"page": "3d", "emb": f"{KEY}/{NAME_3D}"})
     assert len(at.get("deck_gl_json_chart")) == 1
+    # A lake of one model and no CKA table has nothing to compare models with: the page is not offered.
+    assert "models" not in at.radio(key="w_page").options
 
 
 def test_friendly_pages_for_missing_empty_and_unanalysed_lakes(tmp_path, samples_only_lake, monkeypatch):

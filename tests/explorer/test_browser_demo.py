@@ -381,6 +381,27 @@ def test_real_vs_generated_page(app: Explorer, cli_demo_lake: Path) -> None:
     app.screenshot("compare")
 
 
+def test_compare_models_page_draws_the_cka_heatmap(app: Explorer, cli_demo_lake: Path) -> None:
+    from playwright.sync_api import expect
+
+    app.radio("Compare models")
+    assert app.query()["page"] == "models"
+    stored = xr.open_zarr(cli_demo_lake, group="analysis/cka/micro~teacher-stand-in@sigma2")
+    main = app.page.get_by_test_id("stMain")
+    expect(main.get_by_text(re.compile(rf"on the {stored.attrs['n_shared']} samples both probed at sigma 2"))).to_be_visible()
+    chart = main.get_by_test_id("stVegaLiteChart")
+    cells = chart.locator("g.mark-rect.role-mark path")
+    expect(cells.first).to_be_attached()
+    assert cells.count() == stored["cka"].size  # one cell per layer pair
+    labels = chart.locator("g.mark-text.role-mark text").all_text_contents()
+    assert sorted(labels) == sorted(f"{v:.2f}" for v in stored["cka"].values.ravel())
+    box = cells.first.bounding_box()
+    assert box is not None and box["height"] > 20 and box["width"] > 20  # cells, not collapsed bands
+    csv = app.download("Download this table (CSV)").read_text().splitlines()
+    assert csv[0] == "micro,teacher-stand-in.enc.8x8_block2" and csv[1].startswith("dec.8x8_in0,")
+    app.screenshot("compare-models")
+
+
 def assert_point_cloud_drawn(app: Explorer) -> None:
     """The 3D page's pydeck canvas is on screen and holds many colours (points), not one blank fill."""
     from playwright.sync_api import expect

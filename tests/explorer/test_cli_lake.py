@@ -213,3 +213,22 @@ def test_the_model_picker_groups_the_embeddings_by_model(cli_demo_lake, demo, mo
     opened.selectbox(key="w_model").set_value("").run()
     first = next(g for g in model_groups(LakeSession(cli_demo_lake)) if g.name == "")
     assert opened.session_state["view"].embedding == first.refs[0]
+
+
+def test_compare_models_page_draws_the_stored_cka_table(cli_demo_lake, monkeypatch):
+    from apptest import chart_datasets
+
+    stored = xr.open_zarr(cli_demo_lake, group="analysis/cka/micro~teacher-stand-in@sigma2")
+    at = open_app(cli_demo_lake, monkeypatch, {"page": "models"})
+    assert at.radio(key="w_page").value == "models"
+    assert at.selectbox(key="w_cka_table").options == ["micro vs teacher-stand-in · sigma 2"]
+    caption = " ".join(c.value for c in at.caption)
+    assert f"on the {stored.attrs['n_shared']:,} samples both probed at sigma 2" in caption
+    spec, frames = chart_datasets(at, 0)
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    cells = frames["cells"].set_index(["first_layer", "second_layer"])["cka"]
+    for first in stored["first_layer"].values:
+        for second in stored["second_layer"].values:
+            assert cells[(first, second)] == float(stored["cka"].sel(first_layer=first, second_layer=second))
+    (table,) = [d.value for d in at.dataframe]
+    assert list(table.index) == ["dec.8x8_in0", "enc.8x8_block2"]
