@@ -1,13 +1,13 @@
 """Analyses of the activation tables: Dask PCA, UMAP, k-NN graphs, real-vs-generated metrics.
 
-Command line: ``python -m analysis {pca,umap,knn,compare,run,clusters,prompts,trajectory,place,cka,query,list} --lake LAKE ...``.
+Command line: ``python -m analysis {pca,umap,knn,compare,run,clusters,prompts,trajectory,place,cka,neighbourhood,query,list} --lake LAKE ...``.
 The same as functions (each reads from and writes to the lake; see docs/analysis.md):
 
     from analysis import run_all, run_pca, run_umap, run_knn, run_compare, query, list_analyses
     from analysis import run_trajectory, TrajectoryParams, run_place
     from analysis import run_clusters, ClustersConfig, run_prompts, PromptParams, kmeans, resolve_key
     from analysis import NeighborIndex, project, load_pca_model, UMAPParams, KnnConfig, CompareConfig, RunConfig
-    from analysis import run_cka, cka_table
+    from analysis import run_cka, cka_table, run_neighbourhood, NeighbourhoodConfig
 
     run_all("demo_lake", layer="bottleneck", sigma=2, config=RunConfig(k=15, exact_below=5000))
     index = NeighborIndex.open("demo_lake", "enc.8x8_block2@sigma2")
@@ -17,7 +17,7 @@ The same as functions (each reads from and writes to the lake; see docs/analysis
     run_cka("demo_lake", "dmd2", "teacher-stand-in", sigma=2)          # layer x layer CKA of two registered models
 
 Results are plain xarray datasets: ``xr.open_zarr(lake, group="analysis/pca/enc.8x8_block2@sigma2")``.
-Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare, clusters, trajectory, place, cka) that one runner
+Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare, clusters, trajectory, place, cka, neighbourhood) that one runner
 (``analysis.runner``) resolves, reuses, writes and publishes; ``run_all`` is a list of steps.
 Heavy libraries (dask, umap, pynndescent, sklearn) are imported only when used.
 """
@@ -26,6 +26,7 @@ from .commands import (
     CompareConfig,
     KnnConfig,
     Neighbour,
+    NeighbourhoodConfig,
     Outcome,
     PromptParams,
     RunConfig,
@@ -37,6 +38,7 @@ from .commands import (
     run_clusters,
     run_compare,
     run_knn,
+    run_neighbourhood,
     run_pca,
     run_place,
     run_prompts,
@@ -64,6 +66,7 @@ __all__ = [
     "KnnConfig",
     "NeighborIndex",
     "Neighbour",
+    "NeighbourhoodConfig",
     "Outcome",
     "PCAModel",
     "PromptParams",
@@ -89,6 +92,7 @@ __all__ = [
     "run_clusters",
     "run_compare",
     "run_knn",
+    "run_neighbourhood",
     "run_pca",
     "run_place",
     "run_prompts",

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from lake.cli import command, run_cli
 from lake.cli import non_negative_float as _non_negative_float
-from lake.cli import int_at_least
 from lake.cli import positive_int as _positive_int
 
-from .cli_output import print_cka, print_compare, print_outcomes, print_table
+from .cli_common import LAYER_HELP
+from .cli_common import add_common as _add_common
+from .cli_common import common_args as _common
+from .cli_common import names as _names
+from .cli_common import print_result as _print_result
+from .cli_models import add_cka_command, add_neighbourhood_command
+from .cli_output import print_compare, print_outcomes, print_table
 # The flags' defaults come from analysis.params (standard library only, so `--help` stays light).
 from .params import DEFAULT_TRAJECTORY_METHOD, TRAJECTORY_METHODS, UMAP_DEFAULTS
 
@@ -39,55 +43,12 @@ down2.attn1, mid, up1.attn0, up1.attn1 (sd15). Their noise levels are the steps'
 by its timestep instead. `list` shows every table with its sigmas (and timesteps).
 """
 
-LAYER_HELP = ("activation table: a layer with an activations/<layer> group, an alias (bottleneck, mid), or a "
-              "text-to-image layer <name>.<module> whose module may be a site alias (dmd2-sdxl-4step.mid); "
-              "default: the only/first layer in the lake")
-
-
-
-# argparse type of --timestep: an integer of at least 0.
-_non_negative_int = int_at_least(0)
-
-
-def _names(text: str) -> tuple[str, ...]:
-    """A comma-separated flag's items (tables, models, noise levels), stripped, empty ones dropped."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _model_pair(text: str) -> tuple[str, ...]:
-    """`--models FIRST,SECOND`: exactly two model names."""
-    if len(names := _names(text)) != 2:
-        raise argparse.ArgumentTypeError(f"{text!r}: give two registered model names, e.g. micro,teacher-stand-in")
-    return names
-
-
 def _sigma_list(text: str) -> tuple[float, ...]:
     """`--sigmas 0.5,2,10`: non-negative noise levels, comma-separated."""
     parts = _names(text)
     if not parts:
         raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated noise levels, e.g. 0.5,2,10,80")
     return tuple(_non_negative_float(part) for part in parts)
-
-
-def _add_common(parser: argparse.ArgumentParser, table: bool = True, compute: bool = True, scheduler: bool = True) -> None:
-    parser.add_argument("--lake", required=True, help="lake directory (created by `python -m ingest`)")
-    if table:
-        parser.add_argument("--layer", help=LAYER_HELP)
-        level = parser.add_mutually_exclusive_group()
-        level.add_argument("--sigma", type=_non_negative_float, help="noise level of the table (as stored, e.g. 2); default: the first one")
-        level.add_argument("--timestep", type=_non_negative_int,
-                           help="text-to-image tables only: the noise level of this step's timestep (e.g. 999), instead of --sigma")
-    if compute and scheduler:
-        parser.add_argument(
-            "--scheduler",
-            metavar="ADDRESS",
-            help="where Dask work runs: threads (default), processes, synchronous, or a dask.distributed "
-            "scheduler address such as tcp://head:8786 (workers must see the lake at the same path)",
-        )
-    if compute:
-        parser.add_argument("--force", action="store_true", help="recompute even if a result with the same parameters is stored")
-        parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
 
 def _add_pca_dim(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trajectory_command(sub)
     _add_query_command(sub)
     _add_place_command(sub)
-    _add_cka_command(sub)
+    add_cka_command(sub)
+    add_neighbourhood_command(sub)
     _add_list_command(sub)
     return parser
 
@@ -279,20 +241,6 @@ def _add_place_command(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
 
 
-def _add_cka_command(sub: Any) -> None:
-    p = command(sub, "cka", _cka_command, help="layer x layer CKA of two registered models on their shared samples",
-                description="Debiased linear CKA (Kornblith et al. 2019) of every layer of the first model against every layer of the "
-                "second, on the samples both probed at one sigma, into analysis/cka/<first>~<second>@sigma<s>; read a block of rows "
-                "at a time (no n x n Gram matrix). Prints the table.")
-    _add_common(p, table=False)
-    p.add_argument("--models", required=True, type=_model_pair, metavar="FIRST,SECOND",
-                   help="two registered model names (the lake's models table; the first model's tables are unprefixed)")
-    p.add_argument("--sigma", type=_non_negative_float, help="noise level both were probed at (default: the only one they share)")
-    p.add_argument("--first-layers", type=_names, default=(), help="comma-separated tables of the first model (default: all)")
-    p.add_argument("--second-layers", type=_names, default=(), help="comma-separated tables of the second model (default: all)")
-    p.add_argument("--block-rows", type=_positive_int, default=10_000, help="rows read at a time (default 10000); the result does not depend on it")
-
-
 def _add_list_command(sub: Any) -> None:
     """The `list` subcommand and its flags."""
     p = command(sub, "list", _list_command, help="what activation tables and analyses the lake holds", description="List activation tables (layers, sigmas, rows) and stored analyses (stale ones flagged).")
@@ -327,25 +275,9 @@ def _compare_config(args: argparse.Namespace) -> Any:
     return _from_args(CompareConfig, args, k=args.compare_k)
 
 
-def _common(args: argparse.Namespace) -> dict[str, Any]:
-    """scheduler, force, log and progress as every step function takes them."""
-    from .runner import stderr_log
-
-    progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
-    return {"scheduler": getattr(args, "scheduler", None), "force": getattr(args, "force", False), "log": stderr_log, "progress": progress}
-
-
 def _level(args: argparse.Namespace) -> dict[str, Any]:
     """`--timestep` as the step functions take it (a text-to-image table's noise level by its step)."""
     return {"timestep": getattr(args, "timestep", None)}
-
-
-def _print_result(args: argparse.Namespace, outcomes: list[Any]) -> int:
-    if args.json:
-        print(json.dumps([o.as_dict() for o in outcomes], indent=2))
-    else:
-        print_outcomes(outcomes)
-    return 0
 
 
 def _pca_command(args: argparse.Namespace) -> int:
@@ -423,16 +355,6 @@ def _place_command(args: argparse.Namespace) -> int:
     from .runner import stderr_log
 
     return _print_result(args, [run_place(args.lake, args.key, args.ids, force=args.force, log=stderr_log)])
-
-
-def _cka_command(args: argparse.Namespace) -> int:
-    from .commands import cka_table, run_cka
-
-    first, second = args.models
-    outcome = run_cka(args.lake, first, second, args.sigma, args.first_layers, args.second_layers, block_rows=args.block_rows, **_common(args))
-    if not args.json:
-        print_cka(*cka_table(args.lake, outcome.group))
-    return _print_result(args, [outcome])
 
 
 def _query_command(args: argparse.Namespace) -> int:

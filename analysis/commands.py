@@ -36,6 +36,7 @@ from .runner import stderr_log as _stderr
 from .prompts import PromptParams, is_prompts_stale, run_prompts
 from .steps import ClustersConfig, ClustersStep, CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
 from .steps.cka import CkaStep, ModelPair, model_layers
+from .steps.neighbourhood import KeyPair, NeighbourhoodConfig, NeighbourhoodStep
 from .steps.place import placed_is_stale, run_place
 from .steps.trajectory import TrajectoryStep, read_inputs
 from .trajectory import TrajectoryParams
@@ -46,6 +47,7 @@ __all__ = [
     "ClustersConfig",
     "CompareConfig",
     "KnnConfig",
+    "NeighbourhoodConfig",
     "Neighbour",
     "Outcome",
     "PromptParams",
@@ -61,6 +63,7 @@ __all__ = [
     "run_clusters",
     "run_compare",
     "run_knn",
+    "run_neighbourhood",
     "run_pca",
     "run_place",
     "run_prompts",
@@ -135,6 +138,21 @@ def run_cka(lake: Any, first: str, second: str, sigma: float | None = None, firs
     pair = ModelPair(first, second, float(np.float32(sigma)))
     step = CkaStep(tuple(first_layers), tuple(second_layers), block_rows).resolved(lake, pair)
     return execute(step, Context(lake, pair, scheduler, log, progress), force)
+
+
+def run_neighbourhood(lake: Any, first: str, second: str, config: NeighbourhoodConfig | None = None, *,
+                      scheduler: str | None = None, force: bool = False, log: Log = _stderr, progress: bool = True) -> Outcome:
+    """Per sample both keys hold, the share of its k nearest (shared) samples in `first`'s PCA space that are not
+    among its k nearest in `second`'s, into ``analysis/neighbourhood/<first>~<second>`` (keys as `list` prints them,
+    layer aliases allowed; each key's PCA is computed first when missing)."""
+    keys = []
+    for text in (first, second):
+        given = parse_key(text)
+        lake, key = resolve(lake, given.layer, given.sigma, log)
+        lake = ensure_pca(lake, key, (config or NeighbourhoodConfig()).pca_dim, scheduler, log, progress)
+        keys.append(key)
+    pair = KeyPair(keys[0], keys[1])
+    return execute(NeighbourhoodStep(config or NeighbourhoodConfig()), Context(as_lake(lake), pair, scheduler, log, progress), force)
 
 
 def cka_table(lake: Any, group: str) -> tuple[list[str], list[str], np.ndarray]:
@@ -292,6 +310,7 @@ def list_analyses(lake: Any) -> dict[str, Any]:
     results.extend(_trajectory_listing(lake))
     results.extend(_placed_listing(lake))
     results.extend(_cka_listing(lake))
+    results.extend(_neighbourhood_listing(lake))
     listing = {"lake": str(lake.path), "activations": tables, "analyses": results}
     if lake.children(T2I_GROUP):
         results.extend(_prompts_listing(lake))
@@ -351,6 +370,19 @@ def _cka_listing(lake: Any) -> list[dict[str, Any]]:
         rows = attrs.get("source_rows", {})
         stale = any(int((lake.shape(AnalysisKey(layer, 0).activations_group, "sample_id") or (0,))[0]) != count for layer, count in rows.items())
         records.append({"kind": CkaStep.kind, "group": group, "key": attrs.get("key"), "created": attrs.get("created"),
+                        "run_id": attrs.get("run_id"), "stale": stale, "n_rows": attrs.get("n_shared")})
+    return records
+
+
+def _neighbourhood_listing(lake: Any) -> list[dict[str, Any]]:
+    """`list` records of the neighbourhood changes (analysis/neighbourhood/<first>~<second>); stale when either PCA changed."""
+    records = []
+    for group in lake.results("neighbourhood"):
+        attrs = lake.attrs(group)
+        if attrs.get("analysis") != NeighbourhoodStep.kind:
+            continue
+        stale = any(attrs.get(f"{side}_pca_run_id") != pca_run_id(lake, parse_key(attrs[f"{side}_key"])) for side in ("first", "second"))
+        records.append({"kind": NeighbourhoodStep.kind, "group": group, "key": attrs.get("key"), "created": attrs.get("created"),
                         "run_id": attrs.get("run_id"), "stale": stale, "n_rows": attrs.get("n_shared")})
     return records
 

@@ -13,6 +13,7 @@ from typing import Any
 # Methods of the joint embedding across sigma (`analysis.trajectory`), the first the default.
 TRAJECTORY_METHODS = ("aligned", "joint")
 DEFAULT_TRAJECTORY_METHOD = TRAJECTORY_METHODS[0]
+NEIGHBOURHOOD_K = 10  # neighbours compared per sample by `analysis neighbourhood`
 
 
 @dataclass(frozen=True)

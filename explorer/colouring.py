@@ -55,7 +55,7 @@ def point_colours(
         title = name if not has_other else f"{name} ({'chosen' if chosen else f'top {len(top)} in view'})"
         return charts.legend_colour_spec(title, view.palette, top, has_other), lambda rs: _categorical(labels, codes[rs], top)
     values = session.column_values(view.embedding, view.color_by)
-    title = view.color_by.partition(".")[2]
+    title = view.color_by.rpartition(".")[2]  # refs are "<table>.<array>"; a table may hold dots (a key), an array never
     if values.dtype.kind in "iufb":
         return charts.ColorSpec("value", title, False, view.palette), lambda rs: values[rs].astype(np.float32)
     drawn = _text_labels(values[rows])

@@ -31,7 +31,7 @@ class ColumnInfo:
 
     @property
     def label(self) -> str:
-        table, _, name = self.ref.partition(".")
+        table, _, name = self.ref.rpartition(".")  # a table may hold dots (a key), an array name never
         return f"{name} ({table})"
 
 def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:

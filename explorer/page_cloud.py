@@ -37,7 +37,7 @@ def cloud_colours(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
         present = np.flatnonzero(np.bincount(all_codes, minlength=1))
         return charts.point_colors(np.searchsorted(present, all_codes[rows]), None), _legend([str(all_labels[c]) for c in present]), ""
     values = session.column_values(view.embedding, view.color_by)[rows]
-    name = view.color_by.partition(".")[2]
+    name = view.color_by.rpartition(".")[2]
     if values.dtype.kind in "iuf":
         finite = np.isfinite(values.astype(np.float64))
         span = f"{common.format_value(np.min(values[finite]))} (yellow) to {common.format_value(np.max(values[finite]))} (dark purple)" if finite.any() else "no values"

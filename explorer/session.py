@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lake.layout import SAMPLES_GROUP, analysis_group
+from lake.layout import LABEL_COLUMNS, SAMPLES_GROUP, analysis_group
 
 from .columns import ColumnInfo, categorical_or_numeric, take
 from .compare_summary import compare_summary
@@ -124,17 +124,32 @@ class LakeSession:
 
     # --- per-sample columns -----------------------------------------------------
     def columns(self, ref: str) -> list[ColumnInfo]:
-        """Per-sample columns for colouring: samples labels, the embedding's, and the compare metrics."""
+        """Per-sample columns for colouring: samples labels, the embedding's, the compare metrics, and the
+        neighbourhood change against every key compared with this one (table ``vs <other key>``)."""
         info = self.embedding(ref)
         found: list[ColumnInfo] = []
-        tables = [("samples", SAMPLES_GROUP), ("compare", analysis_group("compare", info.key))]
-        for table, group in tables:
+        tables = [("samples", SAMPLES_GROUP, ()), ("compare", analysis_group("compare", info.key), ()),
+                  *((f"vs {other}", group, LABEL_COLUMNS) for other, group in self.neighbourhoods(info.key))]
+        for table, group, labels in tables:
             for array in self.lake.arrays(group):
-                if not array.per_sample or array.name in ("sample_id", "sample_row"):
+                if not array.per_sample or array.name in ("sample_id", "sample_row") or array.name in labels:
                     continue
                 numeric = array.dtype.kind in "iuf"  # bool columns are read as two categories
                 found.append(ColumnInfo(f"{table}.{array.name}", group, array.name, numeric))
         return found
+
+    def neighbourhoods(self, key: str) -> list[tuple[str, str]]:
+        """(other key, group) of every ``analysis/neighbourhood`` table that compares `key` with another."""
+        def compute() -> list[tuple[str, str]]:
+            found = []
+            for group in self.lake.results("neighbourhood"):
+                attrs = self.lake.attrs(group)
+                first, second = attrs.get("first_key"), attrs.get("second_key")
+                if key in (first, second) and first != second:
+                    found.append((str(second if first == key else first), group))
+            return found
+
+        return self.memo(("neighbourhoods", key), compute)
 
     def column_values(self, ref: str, column_ref: str) -> np.ndarray:
         """A per-sample column aligned to the embedding's rows (NaN / '' where missing).

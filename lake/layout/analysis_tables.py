@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..schema import STRING, ColumnSpec, TableSpec
-from .paths import AnalysisKey, analysis_group, cka_group, joint_embedding_group
+from .paths import AnalysisKey, analysis_group, cka_group, joint_embedding_group, neighbourhood_group
 from .t2i import check_t2i_name
 
 # --------------------------------------------------------------------------- analysis results
@@ -216,5 +216,22 @@ def cka_spec(first: str, second: str, sigma: float, first_layers: Sequence[str],
                        attrs={"description": "debiased linear CKA (Kornblith et al. 2019) on the shared samples"}),
         ),
         fixed_coords={"second_layer": np.asarray(list(second_layers), dtype=np.dtypes.StringDType())},  # variable-length UTF-8
+        attrs=attrs,
+    )
+
+
+def neighbourhood_spec(first: AnalysisKey, second: AnalysisKey, k: int, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/neighbourhood/<first key>~<second key>``: one row per sample both keys hold (the first key's PCA
+    row order), the share of its k nearest shared samples in the first key's PCA space that are not among its k
+    nearest in the second's."""
+    return TableSpec(
+        path=neighbourhood_group(first, second),
+        row_dim="sample",
+        columns=(
+            ColumnSpec("neighbourhood_change", "float32", coord=False,
+                       attrs={"description": f"share of the {k} nearest shared samples (first key) not among the {k} nearest (second key)"}),
+            ColumnSpec("shared_neighbours", "int16", coord=False, attrs={"description": f"how many of the {k} nearest are in both"}),
+            *label_column_specs(),
+        ),
         attrs=attrs,
     )

@@ -25,8 +25,9 @@ MODELS_GROUP = "models"
 # `clusters` holds k-means clusters of a key's PCA scores; `prompts` (keyed by a text-to-image
 # model name, not an AnalysisKey) the clusters and 2-D map of its prompts' pooled text embeddings.
 # `cka` (keyed by a pair of registered models and a sigma, `model_pair_key`) holds the layer x
-# layer CKA table of the two models on their shared samples.
-ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts", "cka")
+# layer CKA table of the two models on their shared samples; `neighbourhood` (keyed by two analysis
+# keys, `key_pair`) how each shared sample's nearest neighbours differ between the two tables.
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts", "cka", "neighbourhood")
 
 IMAGE_SIZE = 64
 
@@ -81,6 +82,16 @@ def model_pair_key(first: str, second: str, sigma: float) -> str:
 def cka_group(first: str, second: str, sigma: float) -> str:
     """``analysis/cka/<first>~<second>@sigma<s>``: CKA of every layer of `first` against every layer of `second`."""
     return analysis_group("cka", model_pair_key(first, second, sigma))
+
+
+def key_pair(first: AnalysisKey | str, second: AnalysisKey | str) -> str:
+    """``<first key>~<second key>``: two (layer, sigma) tables compared sample by sample."""
+    return f"{first}{MODEL_PAIR_SEPARATOR}{second}"
+
+
+def neighbourhood_group(first: AnalysisKey | str, second: AnalysisKey | str) -> str:
+    """``analysis/neighbourhood/<first key>~<second key>``: per shared sample, how its k-NN differ between the keys."""
+    return analysis_group("neighbourhood", key_pair(first, second))
 
 
 def provenance_group(run_id: str | None = None) -> str:

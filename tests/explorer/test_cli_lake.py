@@ -194,6 +194,14 @@ def test_the_demo_holds_two_models_probing_the_same_real_images(cli_demo_lake, d
     assert list(cka["first_layer"].values) == ["dec.8x8_in0", "enc.8x8_block2"]
     assert list(cka["second_layer"].values) == ["teacher-stand-in.enc.8x8_block2"]
     assert cka.attrs["n_shared"] == len(stand_in["sample_id"]) and np.all((cka["cka"].values > 0) & (cka["cka"].values < 1))
+    # and each sample's neighbourhood in both is a colour of the first model's map, aligned by sample id
+    change = xr.open_zarr(cli_demo_lake, group="analysis/neighbourhood/enc.8x8_block2@sigma2~teacher-stand-in.enc.8x8_block2@sigma2")
+    ref = next(e.ref for e in demo.embeddings if e.key == "enc.8x8_block2@sigma2" and e.dims == 2)
+    column = "vs teacher-stand-in.enc.8x8_block2@sigma2.neighbourhood_change"
+    assert column in [c.ref for c in demo.columns(ref)]
+    shown = dict(zip(np.asarray(demo.frame(ref).sample_id, dtype=object).astype(str), demo.column_values(ref, column)))
+    stored = dict(zip(np.asarray(change["sample_id"].values, dtype=object).astype(str), change["neighbourhood_change"].values))
+    assert stored and all(shown[i] == v for i, v in stored.items()) and 0 < np.mean(list(stored.values())) <= 1
 
 
 def test_the_model_picker_groups_the_embeddings_by_model(cli_demo_lake, demo, monkeypatch):
