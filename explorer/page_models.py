@@ -63,13 +63,13 @@ def load_cka_tables(session: LakeSession) -> list[CkaTable]:
 
 
 def imagenet_models(session: LakeSession) -> list[str]:
-    """Names of the lake's registered ImageNet models, first model first."""
-    return [record.name for record in session.lake.models() if record.kind == "imagenet64"]
+    """Names of the lake's registered ImageNet models, first model first (read once per commit)."""
+    return session.memo("imagenet_models", lambda: [record.name for record in session.lake.models() if record.kind == "imagenet64"])
 
 
 def offered(session: LakeSession) -> bool:
     """Whether the page has something to show or to offer: a CKA table, or two ImageNet models to compare."""
-    return bool(session.lake.results("cka")) or len(imagenet_models(session)) > 1
+    return session.memo("cka_offered", lambda: bool(session.lake.results("cka")) or len(imagenet_models(session)) > 1)
 
 
 def heatmap_spec(first_model: str, second_model: str, first_layers: list[str], second_layers: list[str]) -> dict[str, Any]:
