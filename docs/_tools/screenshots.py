@@ -15,6 +15,7 @@ Playwright (never `playwright install`) and saves, under --out:
     noise-levels.webp  the Noise levels map at every noise level in turn (animated, Pillow)
     t2i-sample.png     a text-to-image sample selected, coloured by prompt cluster
     prompts.png        the Prompts page
+    compare-models.png the Compare models page: the CKA heatmap of the demo's two models
 
 Each view is opened from a URL (the explorer keeps its whole view state in the query) and
 waited for by condition: the script run finished (a page-side counter of Streamlit's
@@ -44,6 +45,7 @@ TIMEOUT_MS = 120_000
 GL_DRAWN = "() => { const s = document.querySelector('.dmd2-scatter')?.__dmd2scatter; return !!s && s.pending === 0 && !!s.n; }"
 NOISE_MAP = '[class*="st-key-noise-map"]'
 PROMPT_MAP = '[class*="st-key-prompt-map"] g.role-mark path'
+CKA_CELLS = '[data-testid="stMain"] [data-testid="stVegaLiteChart"] g.mark-rect.role-mark path'  # the page's one chart
 IMAGES_LOADED = """(selector) => {
   const imgs = [...document.querySelectorAll(selector)];
   return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
@@ -226,6 +228,13 @@ def t2i_pages(shot: Shooter, v: dict[str, str]) -> None:
     shot.save("prompts.png")
 
 
+def models_pages(shot: Shooter, v: dict[str, str]) -> None:
+    """The Compare models page: the stored CKA table of the demo's first model and its teacher stand-in."""
+    shot.open(emb=v["emb"], page="models")
+    shot.page.locator(CKA_CELLS).first.wait_for(state="attached")
+    shot.save("compare-models.png", '[data-testid="stMain"]')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Take the documentation's screenshots of the explorer on a lake.")
     parser.add_argument("--lake", type=Path, required=True, help="the lake to show (make docs: the CLI-built demo lake)")
@@ -243,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_explorer(Path(lake.name), Path(tmp) / "server.log", timeout=120, cwd=lake.parent,
                                 options=("--client.toolbarMode", "minimal"), scatter="webgl")
         try:
-            for step in (explore_pages, noise_pages, t2i_pages):
+            for step in (explore_pages, noise_pages, t2i_pages, models_pages):
                 context = browser.new_context(viewport={"width": args.width, "height": args.height})
                 step(Shooter(Explorer(context.new_page(), server, None), args.out), v)
                 context.close()
