@@ -18,6 +18,7 @@ from lake.cli import positive_int as _positive_int
 
 from .cli_common import LAYER_HELP
 from .cli_common import add_common as _add_common
+from .cli_common import add_pca_dim as _add_pca_dim
 from .cli_common import common_args as _common
 from .cli_common import names as _names
 from .cli_common import print_result as _print_result
@@ -49,11 +50,6 @@ def _sigma_list(text: str) -> tuple[float, ...]:
     if not parts:
         raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated noise levels, e.g. 0.5,2,10,80")
     return tuple(_non_negative_float(part) for part in parts)
-
-
-def _add_pca_dim(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pca-dim", type=_positive_int, default=UMAP_DEFAULTS.pca_dim,
-                        help=f"PCA components to compute/use (default {UMAP_DEFAULTS.pca_dim}, fewer if there are fewer channels)")
 
 
 def _add_umap(parser: argparse.ArgumentParser, components: bool = True) -> None:

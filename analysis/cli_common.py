@@ -11,8 +11,10 @@ from typing import Any
 
 from lake.cli import int_at_least
 from lake.cli import non_negative_float as _non_negative_float
+from lake.cli import positive_int as _positive_int
 
 from .cli_output import print_outcomes
+from .params import UMAP_DEFAULTS
 
 LAYER_HELP = ("activation table: a layer with an activations/<layer> group, an alias (bottleneck, mid), or a "
               "text-to-image layer <name>.<module> whose module may be a site alias (dmd2-sdxl-4step.mid); "
@@ -53,6 +55,12 @@ def add_common(parser: argparse.ArgumentParser, table: bool = True, compute: boo
         parser.add_argument("--force", action="store_true", help="recompute even if a result with the same parameters is stored")
         parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (for scripts)")
+
+
+def add_pca_dim(parser: argparse.ArgumentParser) -> None:
+    """`--pca-dim`: the PCA components a step computes or reads."""
+    parser.add_argument("--pca-dim", type=_positive_int, default=UMAP_DEFAULTS.pca_dim,
+                        help=f"PCA components to compute/use (default {UMAP_DEFAULTS.pca_dim}, fewer if there are fewer channels)")
 
 
 def common_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,12 +9,14 @@ from lake.cli import non_negative_float as _non_negative_float
 from lake.cli import positive_int as _positive_int
 
 from .cli_common import add_common as _add_common
+from .cli_common import add_pca_dim as _add_pca_dim
 from .cli_common import common_args as _common
 from .cli_common import model_pair as _model_pair
 from .cli_common import names as _names
 from .cli_common import print_result as _print_result
 from .cli_output import print_cka
 from .params import NEIGHBOURHOOD_K
+
 
 def add_cka_command(sub: Any) -> None:
     p = command(sub, "cka", _cka_command, help="layer x layer CKA of two registered models on their shared samples",
@@ -51,7 +53,7 @@ def add_neighbourhood_command(sub: Any) -> None:
                    help="two analysis keys <layer>@sigma<s> as `list` prints them, e.g. the same block of two models: "
                    "enc.8x8_block2@sigma2,teacher-stand-in.enc.8x8_block2@sigma2 (layer aliases work)")
     p.add_argument("--k", type=_positive_int, default=NEIGHBOURHOOD_K, help=f"neighbours compared per sample (default {NEIGHBOURHOOD_K})")
-    p.add_argument("--pca-dim", type=_positive_int, default=50, help="PCA components each k-NN graph uses (default 50)")
+    _add_pca_dim(p)
     p.add_argument("--exact-below", type=_positive_int, default=20000,
                    help="below this many shared samples the graphs are exact, above NN-descent (default 20000)")
     p.add_argument("--seed", type=int, default=42, help="NN-descent seed (default 42)")

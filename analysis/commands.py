@@ -35,7 +35,7 @@ from .runner import Context, Log, Outcome, Step, ensure_pca, execute, resolve, r
 from .runner import stderr_log as _stderr
 from .prompts import PromptParams, is_prompts_stale, run_prompts
 from .steps import ClustersConfig, ClustersStep, CompareConfig, CompareStep, KnnConfig, KnnStep, PcaStep, UmapStep
-from .steps.cka import CkaStep, ModelPair, model_layers
+from .steps.cka import CkaStep, ModelPair, model_layers, source_rows
 from .steps.neighbourhood import KeyPair, NeighbourhoodConfig, NeighbourhoodStep
 from .steps.place import placed_is_stale, run_place
 from .steps.trajectory import TrajectoryStep, read_inputs
@@ -145,14 +145,14 @@ def run_neighbourhood(lake: Any, first: str, second: str, config: NeighbourhoodC
     """Per sample both keys hold, the share of its k nearest (shared) samples in `first`'s PCA space that are not
     among its k nearest in `second`'s, into ``analysis/neighbourhood/<first>~<second>`` (keys as `list` prints them,
     layer aliases allowed; each key's PCA is computed first when missing)."""
+    config = config or NeighbourhoodConfig()
     keys = []
     for text in (first, second):
         given = parse_key(text)
         lake, key = resolve(lake, given.layer, given.sigma, log)
-        lake = ensure_pca(lake, key, (config or NeighbourhoodConfig()).pca_dim, scheduler, log, progress)
+        lake = ensure_pca(lake, key, config.pca_dim, scheduler, log, progress)
         keys.append(key)
-    pair = KeyPair(keys[0], keys[1])
-    return execute(NeighbourhoodStep(config or NeighbourhoodConfig()), Context(as_lake(lake), pair, scheduler, log, progress), force)
+    return execute(NeighbourhoodStep(config), Context(as_lake(lake), KeyPair(keys[0], keys[1]), scheduler, log, progress), force)
 
 
 def cka_table(lake: Any, group: str) -> tuple[list[str], list[str], np.ndarray]:
@@ -367,10 +367,8 @@ def _cka_listing(lake: Any) -> list[dict[str, Any]]:
         attrs = lake.attrs(group)
         if attrs.get("analysis") != CkaStep.kind:
             continue
-        rows = attrs.get("source_rows", {})
-        stale = any(int((lake.shape(AnalysisKey(layer, 0).activations_group, "sample_id") or (0,))[0]) != count for layer, count in rows.items())
-        records.append({"kind": CkaStep.kind, "group": group, "key": attrs.get("key"), "created": attrs.get("created"),
-                        "run_id": attrs.get("run_id"), "stale": stale, "n_rows": attrs.get("n_shared")})
+        stored = attrs.get("source_rows", {})
+        records.append(_pair_record(group, attrs, stale=source_rows(lake, list(stored)) != stored))
     return records
 
 
@@ -382,9 +380,14 @@ def _neighbourhood_listing(lake: Any) -> list[dict[str, Any]]:
         if attrs.get("analysis") != NeighbourhoodStep.kind:
             continue
         stale = any(attrs.get(f"{side}_pca_run_id") != pca_run_id(lake, parse_key(attrs[f"{side}_key"])) for side in ("first", "second"))
-        records.append({"kind": NeighbourhoodStep.kind, "group": group, "key": attrs.get("key"), "created": attrs.get("created"),
-                        "run_id": attrs.get("run_id"), "stale": stale, "n_rows": attrs.get("n_shared")})
+        records.append(_pair_record(group, attrs, stale))
     return records
+
+
+def _pair_record(group: str, attrs: dict[str, Any], stale: bool) -> dict[str, Any]:
+    """The `list` record of a result comparing two models or keys (cka, neighbourhood): its rows are the shared samples."""
+    return {"kind": attrs["analysis"], "group": group, "key": attrs.get("key"), "created": attrs.get("created"),
+            "run_id": attrs.get("run_id"), "stale": stale, "n_rows": attrs.get("n_shared")}
 
 
 def _trajectory_listing(lake: Any) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analysis import cka_table
 from explorer.session import LakeSession
 from lake.layout import format_sigma
 
@@ -55,8 +56,7 @@ def load_cka_tables(session: LakeSession) -> list[CkaTable]:
             if attrs.get("analysis") != "cka":
                 continue
             tables.append(CkaTable(group, str(attrs["first_model"]), str(attrs["second_model"]), float(attrs["sigma"]),
-                                   [str(v) for v in lake.column(group, "first_layer")], [str(v) for v in lake.column(group, "second_layer")],
-                                   np.asarray(lake.column(group, "cka"), dtype=np.float64), attrs))
+                                   *cka_table(lake, group), attrs))
         return tables
 
     return session.memo("cka_tables", compute)

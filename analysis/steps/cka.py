@@ -79,7 +79,6 @@ class CkaStep(Step):
     reads_pca: ClassVar[bool] = False
     uses_dask: ClassVar[bool] = True
     reuse_reason: ClassVar[str] = "same models, layers and rows"
-    summary_fields: ClassVar[tuple[str, ...]] = ("n_shared", "first_layers", "second_layers")
 
     first_layers: tuple[str, ...] = ()
     second_layers: tuple[str, ...] = ()
@@ -113,7 +112,7 @@ class CkaStep(Step):
         return CkaStep(sides[0], sides[1], self.block_rows)
 
     def reusable(self, ctx: Context, stored: dict[str, Any]) -> bool:
-        return stored.get("parameters") == to_attr(self.parameters()) and stored.get("source_rows") == _row_counts(ctx.lake, self._tables(ctx.key))
+        return stored.get("parameters") == to_attr(self.parameters()) and stored.get("source_rows") == source_rows(ctx.lake, self.tables)
 
     def attributes(self, ctx: Context, computed: Computed) -> dict[str, Any]:
         pair = ctx.key
@@ -125,13 +124,14 @@ class CkaStep(Step):
         return {"n_shared": attrs.get("n_shared"), "first_layers": len(parameters.get("first_layers", [])),
                 "second_layers": len(parameters.get("second_layers", [])), "mean_diagonal": attrs.get("mean_diagonal")}
 
-    def _tables(self, pair: ModelPair) -> list[str]:
-        return [*self.first_layers, *self.second_layers]
+    @property
+    def tables(self) -> list[str]:
+        """Every activation table the step reads, each once."""
+        return list(dict.fromkeys([*self.first_layers, *self.second_layers]))
 
     def compute(self, ctx: Context) -> Computed:
         lake, pair = ctx.lake, ctx.key
-        tables = self._tables(pair)
-        values = {layer: open_activations(lake, AnalysisKey(layer, pair.sigma)).values for layer in dict.fromkeys(tables)}
+        values = {layer: open_activations(lake, AnalysisKey(layer, pair.sigma)).values for layer in self.tables}
         shared, rows = shared_rows(lake, values, self.block_rows)
         if len(shared) < MIN_ROWS:
             raise AnalysisError(f"{lake.path}: {pair.first} and {pair.second} share {len(shared)} samples with finite activations at sigma "
@@ -141,7 +141,7 @@ class CkaStep(Step):
         matrix = cka_matrix([_SharedRows(values[layer], rows[layer]) for layer in self.first_layers],
                             [_SharedRows(values[layer], rows[layer]) for layer in self.second_layers], self.block_rows)
         matched = [matrix[i, j] for i, a in enumerate(self.first_layers) for j, b in enumerate(self.second_layers) if _bare(a) == _bare(b)]
-        attrs = {"n_shared": len(shared), "source_rows": _row_counts(lake, tables), "method": METHOD,
+        attrs = {"n_shared": len(shared), "source_rows": source_rows(lake, self.tables), "method": METHOD,
                  "mean_diagonal": float(np.mean(matched)) if matched else None}
 
         def write(target: StagedGroup, final: dict[str, Any]) -> None:
@@ -160,8 +160,9 @@ def _bare(layer: str) -> str:
     return split_model_layer(layer)[1]
 
 
-def _row_counts(lake: Lake, tables: Sequence[str]) -> dict[str, int]:
-    return {layer: int((lake.shape(activations_group(layer), "sample_id") or (0,))[0]) for layer in dict.fromkeys(tables)}
+def source_rows(lake: Lake, tables: Sequence[str]) -> dict[str, int]:
+    """The rows each activation table holds now (what a stored table's `source_rows` records); 0 for a table that is gone."""
+    return {layer: int((lake.shape(activations_group(layer), "sample_id") or (0,))[0]) for layer in tables}
 
 
 def shared_rows(lake: Lake, values: dict[str, Any], block_rows: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
