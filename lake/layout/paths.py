@@ -71,22 +71,22 @@ def analysis_group(kind: str, key: AnalysisKey | str, name: str | None = None) -
     return path if name is None else f"{path}/{name}"
 
 
-MODEL_PAIR_SEPARATOR = "~"
+PAIR_SEPARATOR = "~"  # between the two names of a comparison (model and layer names hold no "~")
+
+
+def key_pair(first: AnalysisKey | str, second: AnalysisKey | str) -> str:
+    """``<first>~<second>``: two things compared (two analysis keys, or two registered models)."""
+    return f"{first}{PAIR_SEPARATOR}{second}"
 
 
 def model_pair_key(first: str, second: str, sigma: float) -> str:
-    """``<first>~<second>@sigma<s>``: two registered models compared at one noise level (model names hold no ``~``)."""
-    return f"{first}{MODEL_PAIR_SEPARATOR}{second}{KEY_SEPARATOR}{format_sigma(sigma)}"
+    """``<first>~<second>@sigma<s>``: two registered models compared at one noise level."""
+    return f"{key_pair(first, second)}{KEY_SEPARATOR}{format_sigma(sigma)}"
 
 
 def cka_group(first: str, second: str, sigma: float) -> str:
     """``analysis/cka/<first>~<second>@sigma<s>``: CKA of every layer of `first` against every layer of `second`."""
     return analysis_group("cka", model_pair_key(first, second, sigma))
-
-
-def key_pair(first: AnalysisKey | str, second: AnalysisKey | str) -> str:
-    """``<first key>~<second key>``: two (layer, sigma) tables compared sample by sample."""
-    return f"{first}{MODEL_PAIR_SEPARATOR}{second}"
 
 
 def neighbourhood_group(first: AnalysisKey | str, second: AnalysisKey | str) -> str:
