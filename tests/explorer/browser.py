@@ -369,10 +369,25 @@ class Explorer:
         return str(self._combobox(label).input_value())
 
     def multiselect_add(self, label: str, option: str) -> None:
-        """Add `option` to the multiselect labelled `label` (a rerun follows)."""
+        """Add `option` to the multiselect labelled `label` (a rerun follows).
+
+        On a loaded machine the first click can land while the dropdown is still being laid
+        out and select nothing (no rerun, the value absent: seen in CI). Then the dropdown is
+        opened again and the option clicked once more; a click that did select is never repeated.
+        """
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        before = self.runs()
         self._combobox(label).click()
-        with self.rerun():
-            self.page.get_by_role("option", name=option, exact=True).click()
+        self.page.get_by_role("option", name=option, exact=True).click()
+        try:
+            self.page.wait_for_function("(floor) => (window.__dmd2runs || 0) > floor", arg=before, timeout=10_000)
+        except PlaywrightTimeout:
+            if option not in self.multiselect_values(label):
+                self.page.keyboard.press("Escape")
+                self._combobox(label).click()
+                self.page.get_by_role("option", name=option, exact=True).click()
+        self.settle(after=before)
         self.page.keyboard.press("Escape")
 
     def multiselect_values(self, label: str) -> list[str]:
