@@ -24,6 +24,7 @@ lake, so the lake ends exactly as a single-process run leaves it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -33,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core.generation import ONE_STEP, SIGMA_LIMIT, ClassPlan
+from .core.generation import ONE_STEP, ClassPlan
+from .core.sampling import Sampling, parse_sampling
 from .errors import InputError
-from .options import add_lake_flag, add_run_flags, parse_class_list, parse_sigmas, positive
+from .options import add_lake_flag, add_run_flags, parse_class_list, positive
 from .ranks import Failure, split_steps
 
 if TYPE_CHECKING:
@@ -74,57 +76,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", default=None, metavar="LIST",
                         help="comma-separated blocks whose generation-pass activations to store (e.g. bottleneck,mid or "
                         "enc.8x8_block2); default none. An unknown name lists the valid ones")
+    parser.add_argument("--sampler", choices=("dmd2", "heun"), default="dmd2",
+                        help="dmd2 (default): DMD2's sampler, one step or --steps/--sigmas. heun: EDM's Heun sampler "
+                        "(Karras schedule, rho 7, sigma 80 down to 0.002, 2K-1 passes), as DMD2's EDM teacher samples; "
+                        "its samples start from the same noise as the one-step generator's sample of the same seed "
+                        "and index, and every step goes to trajectories/heun<K>[-churn<C>]")
     parser.add_argument("--steps", default=None, metavar="K",
-                        help="sample in K steps on the Karras (rho=7) schedule from 80 down to 0.5 (--steps 4: "
-                        "80, 21.3641, 4.19162, 0.5). Default 1: the one-step generator at 80, exactly as without the flag. "
-                        "Not with --sigmas")
+                        help="sample in K steps. dmd2: on the Karras (rho=7) schedule from 80 down to 0.5 (--steps 4: "
+                        "80, 21.3641, 4.19162, 0.5); default 1, the one-step generator at 80, exactly as without the flag. "
+                        "heun: K Heun steps, default 18 (EDM's deterministic sampler). Not with --sigmas")
+    parser.add_argument("--churn", type=float, default=0.0, metavar="S",
+                        help="with --sampler heun: EDM's S_churn (default 0, deterministic); above 0 the sampler is EDM's "
+                        "stochastic one with its ImageNet-64 S_min 0.05, S_max 50, S_noise 1.003 (EDM's ImageNet-64 "
+                        "setting: --steps 256 --churn 40); every step's noise is keyed by (seed, index, step)")
     parser.add_argument("--sigmas", default=None, metavar="LIST",
                         help="sample with this explicit schedule of input sigmas, comma-separated, strictly decreasing, "
                         "each in (0, 80] (e.g. 80,20,5,1.5); kept to float32 and 6 significant digits, as the schedule id "
                         "sigmas80-20-5-1.5 names it. Not with --steps")
     add_model_flags(parser, multi_process=True)
     add_run_flags(parser, default_batch=256)
-
-
-def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float] | None = None) -> tuple[float, ...]:
-    """The sampling schedule --steps or --sigmas ask for (default: one step at 80), as canonical sigmas.
-
-    Canonical: each sigma is the float32 value of what the schedule id prints
-    (`lake.layout.schedule_id`, 6 significant digits), so one id always means one set of
-    input sigmas, whether it came from --steps or was typed back as --sigmas. Raises
-    InputError (one line naming the flag) for both flags, a K that is not a positive
-    integer, an empty list, a non-number, a sigma outside (0, 80] or a schedule that is
-    not strictly decreasing.
-    """
-    import models
-    from lake.layout import parse_schedule_id, schedule_id
-
-    if steps is not None and sigmas is not None:
-        raise InputError("--steps and --sigmas: give one of them, not both (--steps K picks the Karras schedule)")
-    if sigmas is None:
-        try:
-            k = int(str(steps).strip()) if steps is not None else 1
-        except ValueError:
-            raise InputError(f"--steps must be a positive integer, got {steps!r}") from None
-        if k < 1:
-            raise InputError(f"--steps must be a positive integer, got {k}")
-        values, flag = models.karras_sigmas(k), "--steps"
-    else:
-        tokens = sigmas.split(",") if isinstance(sigmas, str) else [str(t) for t in sigmas]
-        values, flag = [], "--sigmas"
-        for token in (t for t in tokens if t.strip()):
-            # One token at a time: a repeated sigma must stay to be refused, not be dropped as a duplicate.
-            [value] = parse_sigmas(token)  # a number, positive and finite, or a one-line --sigmas error
-            if value > SIGMA_LIMIT:
-                raise InputError(f"--sigmas: every sigma must lie in (0, {SIGMA_LIMIT:g}], got {token.strip()}")
-            values.append(value)
-        if not values:
-            raise InputError("--sigmas: give at least one sigma, e.g. 80,20,5,1.5")
-    canonical = parse_schedule_id(schedule_id(values))
-    if any(b >= a for a, b in zip(canonical, canonical[1:], strict=False)):
-        shown = ",".join(f"{v:g}" for v in canonical)
-        raise InputError(f"{flag}: the schedule must be strictly decreasing (each step less noisy), got {shown}")
-    return canonical
 
 
 def generated_indices(ids: Any, model_id: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,19 +137,23 @@ class GenerationJob:
     blocks_per_rank: int
     noise_shape: tuple[int, int, int]
     channels: dict[str, int] = field(default_factory=dict)
-    sigmas: tuple[float, ...] = ONE_STEP  # canonical (parse_schedule)
+    sampling: Sampling = Sampling()  # canonical (parse_sampling)
+    heun: Any = None  # sampling.config(): the Heun sampler's HeunConfig, built once
+
+    @property
+    def sigmas(self) -> tuple[float, ...]:
+        """The sigma axis of the trajectories (each step's input sigma)."""
+        return self.sampling.sigmas
 
     @property
     def multi_step(self) -> bool:
         """Whether this run samples on a schedule other than one step at 80 (and so writes trajectories)."""
-        return self.sigmas != ONE_STEP
+        return self.sampling.heun is not None or self.sigmas != ONE_STEP
 
     @property
     def sample_model_id(self) -> str:
-        """The model identity of the samples (ids, origins, samples/model_id): `lake.layout.schedule_model_id`."""
-        from lake.layout import schedule_model_id
-
-        return schedule_model_id(self.model_id, self.sigmas)
+        """The model identity of the samples (ids, origins, samples/model_id): `Sampling.model_id`."""
+        return self.sampling.model_id(self.model_id)
 
 
 @dataclass
@@ -212,7 +186,7 @@ def compute_steps(job: GenerationJob, needed: np.ndarray, ranks: Any) -> Iterato
             indices = np.arange(block * job.block, (block + 1) * job.block, dtype=np.int64)
             class_ids = torch.from_numpy(job.classes.classes_of(indices))
             out = generate_indices(job.module, job.device, job.seed, indices, class_ids, job.sigmas, job.layers,
-                                   job.noise_shape)
+                                   job.noise_shape, heun=job.heun)
             outputs.append((indices, out))
         arrays = _pack(job, outputs, size)
         gathered = ranks.gather(arrays)
@@ -271,13 +245,15 @@ def run(args: argparse.Namespace) -> None:
 
     generate(args.lake, ModelSpec.from_args(args), args.num_samples, seed=args.seed,
              samples_per_class=args.samples_per_class, classes=args.classes, layers=args.layers,
-             batch_size=args.batch_size, progress=not args.no_progress, steps=args.steps, sigmas=args.sigmas)
+             batch_size=args.batch_size, progress=not args.no_progress, steps=args.steps, sigmas=args.sigmas,
+             sampler=args.sampler, churn=args.churn)
 
 
 def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *, seed: int = 0,
              samples_per_class: int | None = None, classes: str | Sequence[int | str] | None = None,
              layers: str | Sequence[str] | None = None, batch_size: int = 256, progress: bool = True,
-             steps: int | str | None = None, sigmas: str | Sequence[float] | None = None) -> None:
+             steps: int | str | None = None, sigmas: str | Sequence[float] | None = None, sampler: str = "dmd2",
+             churn: float = 0.0) -> None:
     """Make sure generated samples 0..num_samples-1 of (`seed`, `model`, schedule) are in `lake` (created if missing).
 
     Sample i depends only on (seed, i, model, schedule); only missing samples are made.
@@ -285,8 +261,9 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
     `samples_per_class`; `layers` (names or aliases) also stores their generation-pass
     channel means in ``generation/<layer>``. `steps` (the Karras schedule from 80 to 0.5)
     or `sigmas` (an explicit, strictly decreasing schedule in (0, 80]) sample in several
-    steps (`parse_schedule`); the per-step x0_hat and means then go to
-    ``trajectories/<schedule>[/<layer>]``. Under `accelerate launch`/torchrun every
+    steps (`ingest.core.sampling.parse_schedule`); the per-step x0_hat and means then go to
+    ``trajectories/<schedule>[/<layer>]``. `sampler` "heun" samples with EDM's Heun sampler
+    instead (`steps` Heun steps, `churn` its S_churn; `parse_sampling`). Under `accelerate launch`/torchrun every
     process calls this; rank 0 alone writes. Bad input raises InputError (one line).
     """
     from .core.models import compute_block, layer_shapes, load_model, resolve_layer_flag
@@ -298,7 +275,7 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
         raise InputError(f"--num-samples must be >= 0, got {num_samples}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
-    schedule = parse_schedule(steps, sigmas)
+    sampling = parse_sampling(sampler, steps, sigmas, churn)
     plan = ClassPlan(seed, samples_per_class, parse_class_list(classes))
     layer_text = layers if layers is None or isinstance(layers, str) else ",".join(layers)
 
@@ -317,7 +294,7 @@ def generate(lake: str | os.PathLike[str], model: ModelSpec, num_samples: int, *
         module=loaded.module, device=loaded.device, model_id=identity.model_id, seed=seed, classes=plan,
         layers=chosen, block=block, blocks_per_rank=max(1, math.ceil(batch_size / (block * ranks.count))),
         noise_shape=(config.in_channels, config.img_resolution, config.img_resolution),
-        channels={layer: shape[0] for layer, shape in shapes.items()}, sigmas=schedule,
+        channels={layer: shape[0] for layer, shape in shapes.items()}, sampling=sampling, heun=sampling.config(),
     )
     if not ranks.is_main:
         needed = ranks.broadcast(None)
@@ -335,7 +312,7 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
                ranks: Any) -> None:
     """Rank 0: plan what is missing, tell the other ranks, then append and commit batch after batch."""
     from lake import LakeWriter
-    from lake.layout import generated_sample_id, schedule_id
+    from lake.layout import generated_sample_id
 
     from .activation_store import LayerShape, open_generation_table, open_trajectory_layer_table, open_trajectory_table
     from .core.models import random_weights_note
@@ -344,7 +321,7 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
 
     provenance = generate_provenance(request, job, identity, ranks)
     sample_model_id = job.sample_model_id
-    schedule = schedule_id(job.sigmas)
+    schedule = job.sampling.schedule
     planned = False
     try:
         with LakeWriter.open(request.lake, provenance) as writer:
@@ -353,7 +330,7 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
             attrs = {**identity.attrs(), "compute_block": job.block}
             place.register(writer)
             if job.multi_step:
-                tables = {layer: open_trajectory_layer_table(writer, schedule, layer, LayerShape(*shapes[layer]),
+                tables = {layer: open_trajectory_layer_table(writer, schedule, place.layer(layer), LayerShape(*shapes[layer]),
                                                              job.sigmas, attrs) for layer in job.layers}
                 trajectory = open_trajectory_table(writer, schedule, job.sigmas, attrs)
             else:
@@ -409,20 +386,15 @@ def write_lake(request: GenerateRequest, job: GenerationJob, identity: Any, shap
 
 def place_generator(request: GenerateRequest, job: GenerationJob, identity: Any) -> Any:
     """The registered model the samples come from (ingest.core.registry), read from the committed lake under
-    the writer's lock; several steps stay the first model's (trajectories/<schedule> holds one model)."""
+    the writer's lock; a model other than the first names its tables ``<model>.<layer>``."""
     from .core.registry import place_model_at
 
-    place = place_model_at(request.lake, identity, request.model.name, request.model.checkpoint)
-    if job.multi_step and not place.first:
-        raise InputError(f"--steps: multi-step trajectories (trajectories/<schedule>) hold the lake's first model; "
-                         f"generate --model {place.record.name} in one step")
-    return place
+    return place_model_at(request.lake, identity, request.model.name, request.model.checkpoint)
 
 
 def generate_provenance(request: GenerateRequest, job: GenerationJob, identity: Any, ranks: Any) -> Any:
     """The run's provenance record: the checkpoint file as its input, every parameter that shapes the samples."""
     from lake import InputFile, Provenance
-    from lake.layout import schedule_id
 
     inputs = []
     if request.model.checkpoint:
@@ -437,7 +409,10 @@ def generate_provenance(request: GenerateRequest, job: GenerationJob, identity: 
                     "classes": list(job.classes.classes) if job.classes.classes else None, "layers": job.layers,
                     **identity.attrs(), "dtype": identity.dtype, "device": str(job.device),
                     "compute_block": job.block, "processes": ranks.count,
-                    "sigmas": list(job.sigmas), "steps": len(job.sigmas), "schedule": schedule_id(job.sigmas)},
+                    "sigmas": list(job.sigmas), "steps": len(job.sigmas), "schedule": job.sampling.schedule,
+                    "sampler": "heun" if job.heun is not None else "dmd2",
+                    **({"heun": {k: (None if v == math.inf else v) for k, v in dataclasses.asdict(job.heun).items()}}
+                       if job.heun is not None else {})},
     )
 
 

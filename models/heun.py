@@ -49,6 +49,18 @@ class HeunConfig:
         """EDM's ImageNet-64 sampler (its paper's Table 5): 256 stochastic steps, S_churn 40, S_min 0.05, S_max 50, S_noise 1.003."""
         return cls(steps=steps, s_churn=40.0, s_min=0.05, s_max=50.0, s_noise=1.003)
 
+    @classmethod
+    def from_schedule(cls, steps: int, churn: float = 0.0) -> HeunConfig:
+        """The sampler a ``heun<K>[-churn<C>]`` schedule id names (`lake.layout.HeunSchedule`): EDM's
+        deterministic sampler without churn, else EDM's ImageNet-64 stochastic setting with S_churn `churn`."""
+        if not churn:
+            return cls(steps=steps)
+        return cls(steps=steps, s_churn=float(churn), s_min=0.05, s_max=50.0, s_noise=1.003)
+
+    def step_sigmas(self) -> list[float]:
+        """The sigma each step's first network pass sees (t_hat: t_i raised by the step's churn), in step order."""
+        return [float(t) * (1 + self.gamma(float(t))) for t in self.time_steps()[:-1].tolist()]
+
     def time_steps(self) -> torch.Tensor:
         """t_0 > ... > t_(N-1) on the Karras schedule, then t_N = 0 (float64)."""
         i = torch.arange(self.steps, dtype=torch.float64)

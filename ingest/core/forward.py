@@ -1,5 +1,5 @@
 """The forward passes every job runs, on one compute block at a time (see `ingest.core.models`):
-one-step and K-step generation, probes cut short after the deepest captured layer, full
+one-step and K-step generation (DMD2's, or EDM's Heun sampler), probes cut short after the deepest captured layer, full
 denoiser passes (probe plus reconstruction), and sampling with a block's output replaced.
 
 Each returns what the lake stores, still on the network's device, so blocks queue up
@@ -76,6 +76,32 @@ def generate_steps_block(module: Any, noises: Any, class_ids: Any, sigmas: Seque
     steps = torch.stack(images, dim=1)
     means = {name: torch.stack([step[name] for step in per_step], dim=1) for name in layers}
     return BlockOutput(means=means, spatial={}, images=steps[:, -1], steps=steps)
+
+
+def heun_block(module: Any, seed: int, indices: Sequence[int], class_ids: Any, config: Any,
+               layers: Sequence[str]) -> BlockOutput:
+    """EDM's Heun sampler (`models.heun.heun_steps`, `config` a HeunConfig) over a block, capturing `layers`.
+
+    Every step's first pass (at the step's t_hat) gives that step's x0_hat image and channel
+    means, as `generate_steps_block` gives DMD2's; the image is the sampler's final one.
+    """
+    import models
+    import torch
+    from models.heun import heun_steps
+
+    captured: AbstractContextManager[dict[str, Any]] = models.capture(module, layers) if layers else nullcontext({})
+    per_step: list[dict[str, Any]] = []
+    images = []
+    final = None
+    with torch.inference_mode(), captured as acts:
+        for step in heun_steps(module, seed, indices, class_ids, config):
+            images.append(models.to_uint8_nhwc(step.denoised.to(torch.float32)))
+            per_step.append(reduce_block(acts, layers, keep_spatial=False)[0])
+            final = step.image
+    assert final is not None  # the last step carries the image
+    means = {name: torch.stack([step[name] for step in per_step], dim=1) for name in layers}
+    return BlockOutput(means=means, spatial={}, images=models.to_uint8_nhwc(final.to(torch.float32)),
+                       steps=torch.stack(images, dim=1))
 
 
 def probe_block(module: Any, x0: Any, eps: Any, sigma: float, class_ids: Any, layers: Sequence[str],

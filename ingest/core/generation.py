@@ -13,7 +13,7 @@ import numpy as np
 
 from lake.layout import ONE_STEP_SCHEDULE
 
-from .forward import BlockOutput, generate_block, generate_steps_block
+from .forward import BlockOutput, generate_block, generate_steps_block, heun_block
 
 NUM_CLASSES = 1000
 ONE_STEP = ONE_STEP_SCHEDULE  # the default schedule: DMD2's one-step generator, today's samples and ids
@@ -42,15 +42,20 @@ class ClassPlan:
 
 
 def generate_indices(module: Any, device: Any, seed: int, indices: np.ndarray, class_ids: Any,
-                     sigmas: Sequence[float], layers: Sequence[str], noise_shape: tuple[int, ...] = NOISE_SHAPE) -> BlockOutput:
+                     sigmas: Sequence[float], layers: Sequence[str], noise_shape: tuple[int, ...] = NOISE_SHAPE,
+                     heun: Any = None) -> BlockOutput:
     """Generate samples `indices` of `seed` (one compute block) with `class_ids` on schedule `sigmas`, capturing `layers`.
 
     One step at 80 is `generate_block` on each index's one-step noise (`models.sample_noise`);
     any other schedule is `generate_steps_block` on every step's noise (`models.step_noise_batch`).
+    With `heun` (a `models.heun.HeunConfig`) it is EDM's sampler instead (`heun_block`; `sigmas` unused),
+    from the same starting noise as the one-step generator's sample.
     """
     import models
     import torch
 
+    if heun is not None:
+        return heun_block(module, seed, [int(i) for i in indices], class_ids.to(device), heun, layers)
     if tuple(sigmas) != ONE_STEP:
         noises = models.step_noise_batch(seed, [int(i) for i in indices], len(sigmas), noise_shape)
         return generate_steps_block(module, noises.to(device), class_ids, sigmas, layers)

@@ -53,7 +53,11 @@ def schedule_of(model_id: str) -> tuple[float, ...]:
     """The sampling schedule a samples/model_id names: ``<model>~<schedule id>``, or one step at 80."""
     from lake.layout import parse_model_id
 
-    return parse_model_id(model_id).schedule if model_id else ONE_STEP
+    parts = parse_model_id(model_id) if model_id else None
+    if parts is not None and parts.heun is not None:
+        raise InputError(f"--from: samples of {model_id} come from EDM's Heun sampler, which edits do not replay; "
+                         "start from a DMD2 sample or a real one")
+    return parts.schedule if parts is not None else ONE_STEP
 
 
 def base_model_of(model_id: str) -> str:

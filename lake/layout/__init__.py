@@ -31,8 +31,12 @@ Noise axis (docs/lake.md):
     analysis/trajectory/<layer>/<schedule>/  the steps of a schedule placed in that same embedding
 
 A *schedule* is the strictly decreasing list of input sigmas of a k-step sampler, named
-by `schedule_id` (``sigmas80-20-5-1.5``). One-step samples (schedule ``[80]``) have no
-trajectory group: ``samples`` and ``generation/<layer>`` already are their single step.
+by `schedule_id` (``sigmas80-20-5-1.5``), or EDM's Heun sampler, named by `HeunSchedule`
+(``heun18``, ``heun256-churn40``; its ``sigma`` axis holds the sigma each step's first
+network pass saw). One-step samples (schedule ``[80]``) have no trajectory group:
+``samples`` and ``generation/<layer>`` already are their single step. A trajectories group
+holds one model; a model other than the lake's first names its layer groups
+``<model>.<layer>``, as everywhere else.
 
 Edits and placement (docs/lake.md):
 
@@ -127,6 +131,7 @@ from .ids import (
     edit_sample_id,
     generated_id_prefix,
     generated_sample_id,
+    heun_model_id,
     jpeg_sample_id,
     npz_sample_id,
     parse_generated_id,
@@ -155,6 +160,9 @@ from .paths import (
     activations_group,
     analysis_group,
     analysis_prefix,
+    HEUN_PREFIX,
+    HeunSchedule,
+    check_schedule_id,
     child_name,
     cka_group,
     format_sigma,
@@ -164,6 +172,7 @@ from .paths import (
     model_pair_key,
     neighbourhood_group,
     parse_key,
+    parse_heun_schedule_id,
     parse_schedule_id,
     provenance_group,
     schedule_id,
@@ -280,6 +289,9 @@ __all__ = [
     "check_model_record",
     "check_t2i_name",
     "checkpoint_model_id",
+    "HEUN_PREFIX",
+    "HeunSchedule",
+    "check_schedule_id",
     "child_name",
     "cka_group",
     "cka_spec",
@@ -290,6 +302,7 @@ __all__ = [
     "format_sigma",
     "generated_id_prefix",
     "generated_sample_id",
+    "heun_model_id",
     "generation_group",
     "generation_spec",
     "joint_embedding_group",
@@ -311,6 +324,7 @@ __all__ = [
     "parse_key",
     "parse_model_id",
     "parse_sample_id",
+    "parse_heun_schedule_id",
     "parse_schedule_id",
     "pca_spec",
     "placed_embedding_spec",

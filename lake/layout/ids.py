@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .paths import T2I_GROUP, parse_schedule_id, schedule_id
+from .paths import T2I_GROUP, HeunSchedule, parse_heun_schedule_id, parse_schedule_id, schedule_id
 
 ONE_STEP_SCHEDULE = (80.0,)  # DMD2's one-step generator: its samples' model id carries no schedule
 SampleKind = Literal["in64", "jpeg", "gen", "edit", "t2i"]
@@ -125,6 +125,11 @@ def schedule_model_id(model_id: str, sigmas: Sequence[float]) -> str:
     return model_id if tuple(sigmas) == ONE_STEP_SCHEDULE else f"{model_id}~{schedule_id(sigmas)}"
 
 
+def heun_model_id(model_id: str, heun: HeunSchedule) -> str:
+    """The model identity of samples made with EDM's Heun sampler: ``<model_id>~heun<K>[-churn<C>]``."""
+    return f"{model_id}~{heun.name}"
+
+
 @dataclass(frozen=True)
 class ModelIdParts:
     """A model id's parts: the weights' identity (`base`) and the sampling schedule.
@@ -138,7 +143,8 @@ class ModelIdParts:
     weights: Literal["random", "checkpoint"] | None
     seed: int | None
     sha12: str | None
-    schedule: tuple[float, ...]
+    schedule: tuple[float, ...]  # DMD2's input sigmas; () for EDM's Heun sampler (see `heun`)
+    heun: HeunSchedule | None = None  # the Heun sampler, for a ``~heun...`` id
 
 
 _RANDOM_MODEL = re.compile(r"^(?P<preset>.+)-random-seed(?P<seed>\d+)$")
@@ -152,11 +158,12 @@ def parse_model_id(text: str) -> ModelIdParts:
     if not base or (tilde and not schedule):
         raise ValueError(f"{text!r}: not a model id; expected <preset>-random-seed<N> or <preset>-<sha256[:12]>, "
                          "optionally followed by ~<schedule id>")
-    sigmas = parse_schedule_id(schedule) if tilde else ONE_STEP_SCHEDULE
+    heun = parse_heun_schedule_id(schedule) if tilde else None
+    sigmas = () if heun else parse_schedule_id(schedule) if tilde else ONE_STEP_SCHEDULE
     random = _RANDOM_MODEL.match(base)
     if random:
-        return ModelIdParts(base, random.group("preset"), "random", int(random.group("seed")), None, sigmas)
+        return ModelIdParts(base, random.group("preset"), "random", int(random.group("seed")), None, sigmas, heun)
     checkpoint = _CHECKPOINT_MODEL.match(base)
     if checkpoint:
-        return ModelIdParts(base, checkpoint.group("preset"), "checkpoint", None, checkpoint.group("sha12"), sigmas)
-    return ModelIdParts(base, None, None, None, None, sigmas)
+        return ModelIdParts(base, checkpoint.group("preset"), "checkpoint", None, checkpoint.group("sha12"), sigmas, heun)
+    return ModelIdParts(base, None, None, None, None, sigmas, heun)

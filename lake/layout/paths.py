@@ -1,6 +1,7 @@
 """Where things go: every group path of the lake, the analysis key and the schedule id."""
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -139,6 +140,47 @@ def parse_schedule_id(text: str) -> tuple[float, ...]:
         return tuple(float(np.float32(t)) for t in body.split("-"))
     except ValueError:
         raise ValueError(f"{text!r}: not a schedule id; expected sigmas<s0>-<s1>-..., e.g. sigmas80-20-5-1.5") from None
+
+
+HEUN_PREFIX = "heun"
+_HEUN_ID = re.compile(r"^heun(?P<steps>[1-9][0-9]*)(?:-churn(?P<churn>[0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?))?$")
+
+
+@dataclass(frozen=True)
+class HeunSchedule:
+    """EDM's Heun sampler as a schedule id names it: its step count and S_churn (0: deterministic).
+
+    The rest of the sampler is EDM's (Karras schedule, rho 7, sigma 0.002-80; with churn, EDM's
+    ImageNet-64 S_min 0.05, S_max 50, S_noise 1.003): `models.heun.HeunConfig.from_schedule`.
+    """
+
+    steps: int
+    churn: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """``heun<K>`` or ``heun<K>-churn<C>``: the trajectories group and the samples' schedule id."""
+        return f"{HEUN_PREFIX}{self.steps}" + (f"-churn{format_sigma(self.churn)}" if self.churn else "")
+
+
+def parse_heun_schedule_id(text: str) -> HeunSchedule | None:
+    """The Heun sampler a schedule id names, or None when it is not a ``heun...`` id (a ``sigmas...`` one).
+
+    ValueError (one line) for a malformed ``heun`` id, so a typo is never read as another sampler.
+    """
+    if not text.startswith(HEUN_PREFIX):
+        return None
+    match = _HEUN_ID.match(text)
+    if match is None or (match.group("churn") is not None and not float(match.group("churn"))):  # churn0 is ``heun<K>``
+        raise ValueError(f"{text!r}: not a Heun schedule id; expected heun<steps> or heun<steps>-churn<S_churn>, e.g. heun18")
+    return HeunSchedule(int(match.group("steps")), float(np.float32(match.group("churn") or 0)))
+
+
+def check_schedule_id(text: str) -> str:
+    """`text` when it names a schedule (``sigmas...`` or ``heun...``); ValueError (one line) otherwise."""
+    if parse_heun_schedule_id(text) is None:
+        parse_schedule_id(text)
+    return text
 
 
 @dataclass(frozen=True)

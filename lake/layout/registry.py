@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..schema import STRING, ColumnSpec, TableSpec
 from .ids import MODEL_NAME_PATTERN
-from .paths import MODELS_GROUP, parse_schedule_id
+from .paths import MODELS_GROUP, check_schedule_id
 
 MODEL_KINDS = ("imagenet64", "t2i")
 MODEL_WEIGHTS = ("random", "checkpoint")
@@ -68,7 +68,7 @@ def check_model_record(record: ModelRecord) -> ModelRecord:
     elif not record.model_id:
         problem = "model_id is empty"
     if problem is None and record.schedule:
-        parse_schedule_id(record.schedule)
+        check_schedule_id(record.schedule)
     if problem is not None:
         raise ValueError(f"model {record.name!r}: {problem}")
     return record
@@ -95,7 +95,7 @@ def models_spec(attrs: dict[str, Any]) -> TableSpec:
             ColumnSpec("weights_sha256", STRING, attrs={"description": "sha256 of the checkpoint; '' for random weights"}),
             ColumnSpec("source", STRING, attrs={"description": "the checkpoint path as given; '' for random weights"}),
             ColumnSpec("label", STRING, attrs={"description": "free text"}),
-            ColumnSpec("schedule", STRING, attrs={"description": "sampling schedule id (sigmas...); '' for one step"}),
+            ColumnSpec("schedule", STRING, attrs={"description": "sampling schedule id (sigmas... or heun...); '' for one step"}),
             ColumnSpec("model_id", STRING, attrs={"description": "the model id (as samples/model_id spells it)"}),
             ColumnSpec("seed", "int64", attrs={"description": "init seed of random weights; -1 otherwise"}),
         ),

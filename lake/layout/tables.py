@@ -15,6 +15,7 @@ from .paths import (
     SAMPLES_GROUP,
     activations_group,
     generation_group,
+    parse_heun_schedule_id,
     trajectory_group,
     trajectory_layer_group,
 )
@@ -133,6 +134,17 @@ def activations_spec(layer: str, shape: LayerShape, sigmas: Sequence[float], kee
 
 TRAJECTORY_PROBE = ("multi-step generation: x = sigma_0 * eps_0; at step i x0_hat_i = D(x, sigma_i, onehot(class)), then "
                     "x = x0_hat_i + sigma_(i+1) * eps_(i+1); eps_i from (seed, index, step i)")
+HEUN_TRAJECTORY_PROBE = ("EDM's Heun sampler (Karras et al. 2022, Algorithm 2): at step i x_hat = x_i + sqrt(t_hat^2 - t_i^2) "
+                         "* S_noise * eps_i, x0_hat_i = D(x_hat, t_hat, onehot(class)) (sigma holds t_hat), then a Heun "
+                         "step to t_(i+1) with its second-order correction; x_0 = 80 * the one-step noise of (seed, index), "
+                         "eps_i from (seed, index, 3, i)")
+
+
+def trajectory_probe(schedule: str) -> str:
+    """How the steps of `schedule` were made, in words: DMD2's multi-step sampler or EDM's Heun sampler."""
+    return HEUN_TRAJECTORY_PROBE if parse_heun_schedule_id(schedule) is not None else TRAJECTORY_PROBE
+
+
 RECONSTRUCTION_PROBE = ("one-step reconstruction of a probe: noisy = x0 + sigma * eps (the probe's input, eps from "
                         "(noise_seed, sample_id)), x0_hat = D(noisy, sigma, onehot(class)); both as uint8 images")
 
@@ -163,7 +175,7 @@ def trajectory_spec(schedule: str, sigmas: Sequence[float], attrs: dict[str, Any
         ),
         fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32)},
         attrs={"schedule": schedule, "sigmas": [float(np.float32(s)) for s in sigmas], "steps": len(sigmas),
-               "probe": TRAJECTORY_PROBE, **attrs},
+               "probe": trajectory_probe(schedule), **attrs},
     )
 
 
@@ -181,7 +193,7 @@ def trajectory_layer_spec(schedule: str, layer: str, shape: LayerShape, sigmas: 
             ColumnSpec("class_id", "int16", attrs={"description": "class the sample was generated for"}),
         ),
         fixed_coords={"sigma": np.asarray(sigmas, dtype=np.float32), "channel": np.arange(c, dtype=np.int32)},
-        attrs={"layer": layer, "schedule": schedule, "probe": TRAJECTORY_PROBE, **attrs},
+        attrs={"layer": layer, "schedule": schedule, "probe": trajectory_probe(schedule), **attrs},
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from ingest.cli import main
 from ingest.errors import InputError
-from ingest.generate import parse_schedule
+from ingest.core.sampling import parse_schedule
 from lake import open_lake
 from lake.layout import schedule_id
 from tests.conftest import REPO, tree_digest

@@ -6,15 +6,19 @@ import pytest
 
 from lake import layout
 from lake.layout import (
+    HeunSchedule,
     ModelIdParts,
     SampleId,
     checkpoint_model_id,
     edit_sample_id,
     generated_id_prefix,
     generated_sample_id,
+    heun_model_id,
     jpeg_sample_id,
     npz_sample_id,
+    check_schedule_id,
     parse_generated_id,
+    parse_heun_schedule_id,
     parse_model_id,
     parse_sample_id,
     random_model_id,
@@ -79,6 +83,28 @@ def test_model_ids_round_trip() -> None:
     assert schedule_model_id(parts.base, parts.schedule) == schedule_model_id(parts.base, sigmas)
     # A text-to-image model name is a model id of unknown weights.
     assert parse_model_id("dmd2-sdxl-4step") == ModelIdParts("dmd2-sdxl-4step", None, None, None, None, (80.0,))
+
+
+def test_heun_schedule_ids_round_trip() -> None:
+    """EDM's Heun sampler is a schedule of its own: ``heun<K>`` (deterministic) or ``heun<K>-churn<C>``."""
+    assert HeunSchedule(18).name == "heun18" and HeunSchedule(256, 40).name == "heun256-churn40"
+    assert HeunSchedule(8, 0.5).name == "heun8-churn0.5"
+    for schedule in (HeunSchedule(18), HeunSchedule(256, 40.0), HeunSchedule(8, 0.5)):
+        assert parse_heun_schedule_id(schedule.name) == schedule
+        model = heun_model_id("tiny-random-seed0", schedule)
+        assert model == f"tiny-random-seed0~{schedule.name}"
+        assert parse_model_id(model) == ModelIdParts("tiny-random-seed0", "tiny", "random", 0, None, (), schedule)
+        assert check_schedule_id(schedule.name) == schedule.name
+    assert parse_heun_schedule_id("sigmas80-20") is None  # DMD2's schedules are not Heun ones
+    assert parse_model_id("tiny-random-seed0~sigmas80-20").heun is None
+
+
+@pytest.mark.parametrize("text", ["heun", "heun0", "heun-4", "heun4-churn", "heun4-churn-1", "heun4x", "heun04", "heun4-churn0"])
+def test_bad_heun_schedule_ids_are_one_line_value_errors(text: str) -> None:
+    for parse in (parse_heun_schedule_id, check_schedule_id, lambda t: parse_model_id(f"m~{t}")):
+        with pytest.raises(ValueError) as info:
+            parse(text)
+        assert "\n" not in str(info.value) and "heun" in str(info.value)
 
 
 @pytest.mark.parametrize("text", ["", "~sigmas80", "m~", "m~sigmas", "m~80-20"])
