@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from explorer import common, page_models, prompts, views
+from explorer import common, page_ab, page_models, prompts, views
 from explorer.common import NONCE, VIEW, ZOOM_NONCE
 from explorer.config import ExplorerConfig, parse_args
 from explorer.lake_status import LakeDiagnosis, LakeState, diagnose_lake, embedding_of_key, lake_version, random_weights
@@ -33,7 +33,7 @@ from explorer.thumbs import ThumbnailServer, start_thumbnail_server
 from lake.layout import split_t2i_layer
 
 PAGE_LABELS = {"explore": "Explore", "compare": "Real vs generated", "3d": "3D view", "noise": "Noise levels", "prompts": "Prompts",
-               "models": "Compare models"}
+               "models": "Compare models", "ab": "A/B"}
 
 # The 2D embedding the 3D page switched away from: (3D ref shown, 2D ref to go back to).
 BACK_TO_2D = "back_to_2d"
@@ -116,8 +116,9 @@ def run(config: ExplorerConfig) -> None:
     view = apply_chart_events(view, session, frame)
     st.session_state[VIEW] = view
 
-    # The Prompts page needs text-to-image samples; Compare models, a CKA table or two ImageNet models.
-    offered = {"prompts": prompts.has_t2i(session), "models": page_models.offered(session)}
+    # The Prompts page needs text-to-image samples; Compare models, a CKA table or two ImageNet models;
+    # A/B, two generated models' samples of the same noise and class.
+    offered = {"prompts": prompts.has_t2i(session), "models": page_models.offered(session), "ab": page_ab.offered(session)}
     pages = [p for p in PAGES if offered.get(p, True)]
     if st.session_state.get("w_page") not in pages:
         st.session_state["w_page"] = "explore"
@@ -147,6 +148,8 @@ def run(config: ExplorerConfig) -> None:
         prompts_page(session, view)
     elif page == "models":
         page_models.models_page(session)
+    elif page == "ab":
+        page_ab.ab_page(session)
     else:
         cloud_page(session, frame, view, mask)
     _sync_url(st.session_state[VIEW])

@@ -36,7 +36,8 @@ def details_panel(session: LakeSession, frame: EmbeddingFrame, view: ViewState, 
         width: Literal["stretch"] | int = "stretch" if max(t2i.image.shape[:2]) > FIT_MIN else FIT_MIN
         st.image(fit_image(t2i.image), width=width, caption=f"{t2i.model} · {t2i.image.shape[1]}×{t2i.image.shape[0]}")
     elif sample_row >= 0:
-        st.image(upscale(session.images(np.array([sample_row]))[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]))
+        st.image(upscale(session.images(np.array([sample_row]))[0], 4), width=256, caption=common.class_label(session, frame.class_id[row]),
+                 output_format="PNG")
     facts = sample_facts(session, frame, view.embedding, row, record)
     if t2i is not None:
         facts = t2i_facts(t2i) + [f for f in facts if f[0] not in T2I_REPLACED]
@@ -169,7 +170,7 @@ def _thumb_grid(session: LakeSession, frame: EmbeddingFrame, rows: np.ndarray, d
         f"{prompts.row_label(session, frame, ref, int(r))} · {frame.sources[frame.source_code[r]]} · d={float(d):.3g}"
         for r, d in zip(rows[ok], np.asarray(distances)[ok])
     ]
-    st.image([upscale(img, 2) for img in images], width=112, caption=captions)
+    st.image([upscale(img, 2) for img in images], width=112, caption=captions, output_format="PNG")
 
 
 def _safe(text: str | None) -> str:

@@ -111,7 +111,7 @@ def draw_strip(session: LakeSession, path: Trajectory, joint: JointEmbedding) ->
         return
     for title, images, captions in strip.rows:
         st.caption(title)
-        st.image([upscale(img, 2) if img.shape[0] <= 64 else img for img in images], width=112, caption=list(captions))
+        st.image([upscale(img, 2) if img.shape[0] <= 64 else img for img in images], width=112, caption=list(captions), output_format="PNG")
 
 
 def _reconstruct_button(session: LakeSession, sample_id: str, sigmas: list[float], layer: str) -> None:

@@ -77,7 +77,8 @@ def _summary(session: LakeSession, frame: EmbeddingFrame, view: ViewState, summa
         central = summary.central_rows[frame.sample_row[summary.central_rows] >= 0]
         st.caption(f"most central members (nearest the set's mean in {summary.central_space} space)")
         if len(central):
-            st.image(list(session.images(frame.sample_row[central])), width=72, caption=[str(frame.sample_id[r]) for r in central])
+            st.image(list(session.images(frame.sample_row[central])), width=72, caption=[str(frame.sample_id[r]) for r in central],
+                     output_format="PNG")
     extra = prompts.export_columns(session, frame, frame.info.ref)
     left, middle, right = st.columns(3)
     left.download_button(f"Export {summary.name} as CSV", data=lambda: export.to_csv(export.points_frame(frame, rows, session.classes, extra)),

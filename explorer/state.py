@@ -18,7 +18,7 @@ DEFAULT_CATEGORICAL = "okabe-ito"  # colour-blind safe (Okabe & Ito 2008)
 DEFAULT_CONTINUOUS = "viridis"  # perceptually uniform and colour-blind safe
 NEIGHBOUR_SPACES = ("activation", "projection")
 CLICK_MODES = ("neighbours", "select")
-PAGES = ("explore", "compare", "3d", "noise", "prompts", "models")  # "prompts", "models": offered only in lakes that have them
+PAGES = ("explore", "compare", "3d", "noise", "prompts", "models", "ab")  # "prompts", "models", "ab": offered only in lakes that have them
 MAX_K = 200
 MAX_POINTS_LIMIT = 200_000
 MAX_PROMPT_SEARCH = 200  # characters of a prompt search (a URL may hold any text)
@@ -66,7 +66,7 @@ class ViewState:
     k: int = 10
     neighbour_space: str = "activation"
     max_points: int = 50_000
-    page: str = "explore"  # one of PAGES: "explore", "compare" (real vs generated), "3d", "noise", "prompts", "models"
+    page: str = "explore"  # one of PAGES: "explore", "compare" (real vs generated), "3d", "noise", "prompts", "models", "ab"
     sets: tuple[PointSet, ...] = ()  # named sets of points (lasso selections), oldest first
 
     def with_click(self, sample_id: str, mode: str = "neighbours") -> ViewState:

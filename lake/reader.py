@@ -20,6 +20,7 @@ from .layout import (
     RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
     T2I_GROUP,
+    RATINGS_GROUP,
     TRAJECTORIES_GROUP,
     AnalysisKey,
     ModelRecord,
@@ -190,6 +191,10 @@ class Lake:
     def lineage(self, chunks: Any = None) -> Any:
         """``lineage``: how each edited sample was made and from which parents (KeyError when absent)."""
         return self.dataset(LINEAGE_GROUP, chunks)
+
+    def ratings(self, chunks: Any = None) -> Any:
+        """``ratings``: A/B judgements of two models' images (`lake.ratings`; KeyError when absent)."""
+        return self.dataset(RATINGS_GROUP, chunks)
 
     # --- the model registry ----------------------------------------------------------------
 

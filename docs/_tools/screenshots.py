@@ -111,7 +111,7 @@ def views(lake_path: Path) -> dict[str, str]:
     real = [str(i) for i, c, s in zip(ids, classes, sources) if s == "real" and int(c) == 281]  # a tabby cat
     real = real or [str(i) for i, s in zip(ids, sources) if s == "real"]
     layer = key.split("@")[0]
-    schedule = lake.schedules()[0]
+    schedule = next(s for s in lake.schedules() if s in lake.children(f"analysis/trajectory/{layer}"))  # placed in the map
     multi = str(lake.joint_embedding(layer, schedule)["sample_id"].values[3])
     t2i_ids = [str(i) for i in lake.result("embeddings", t2i_key, t2i_emb)["sample_id"].values]
     return {"emb": f"{key}/{emb2d}", "emb3d": f"{key}/{emb3d}", "t2i": f"{t2i_key}/{t2i_emb}",
@@ -235,6 +235,14 @@ def models_pages(shot: Shooter, v: dict[str, str]) -> None:
     shot.save("compare-models.png", '[data-testid="stMain"]')
 
 
+def ab_pages(shot: Shooter, v: dict[str, str]) -> None:
+    """The A/B page: the first pair of the demo's one-step samples and its teacher stand-in's Heun samples."""
+    shot.open(emb=v["emb"], page="ab")
+    shot.page.get_by_test_id("stMain").get_by_test_id("stImage").nth(1).wait_for(state="visible")
+    shot.images_loaded()
+    shot.save("ab.png", '[data-testid="stMain"]')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Take the documentation's screenshots of the explorer on a lake.")
     parser.add_argument("--lake", type=Path, required=True, help="the lake to show (make docs: the CLI-built demo lake)")
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_explorer(Path(lake.name), Path(tmp) / "server.log", timeout=120, cwd=lake.parent,
                                 options=("--client.toolbarMode", "minimal"), scatter="webgl")
         try:
-            for step in (explore_pages, noise_pages, t2i_pages, models_pages):
+            for step in (explore_pages, noise_pages, t2i_pages, models_pages, ab_pages):
                 context = browser.new_context(viewport={"width": args.width, "height": args.height})
                 step(Shooter(Explorer(context.new_page(), server, None), args.out), v)
                 context.close()

@@ -95,9 +95,15 @@ tables do, so results of both models sit side by side under ``analysis/<kind>/``
 keeps the unprefixed groups (the first) is the ingest side's policy. Lakes made before the
 registry have no ``models`` group and read as having no registered model.
 
+Judgements of two models' images (the explorer's A/B page):
+
+    ratings/                          one row per rating (`ratings_spec`, `lake.ratings`): rating_id,
+                                      first/second_sample_id and _model, choice (first, second,
+                                      tie), left (the side shown first), rater, rated_at
+
 The package, by concept (every name is importable from ``lake.layout`` itself): `paths`
 (group paths, the analysis key, schedule ids), `ids` (sample-id and model-id grammars and
-their parsers), `tables` (samples, generation, activations, trajectories, reconstructions,
+their parsers), `tables` (samples, generation, activations, trajectories, reconstructions, ratings,
 lineage), `analysis_tables` (the analysis results), `t2i` (text-to-image models), `registry`
 (the ``models`` table and model-qualified layer names).
 """
@@ -151,6 +157,7 @@ from .paths import (
     IMAGE_SIZE,
     KEY_SEPARATOR,
     LINEAGE_GROUP,
+    RATINGS_GROUP,
     MODELS_GROUP,
     PROVENANCE_GROUP,
     RECONSTRUCTIONS_GROUP,
@@ -226,6 +233,8 @@ from .tables import (
     activations_spec,
     generation_spec,
     lineage_spec,
+    RATING_CHOICES,
+    ratings_spec,
     reconstructions_spec,
     rows_per_chunk,
     trajectory_layer_spec,
@@ -250,6 +259,8 @@ __all__ = [
     "KEY_SEPARATOR",
     "LABEL_COLUMNS",
     "LINEAGE_GROUP",
+    "RATINGS_GROUP",
+    "RATING_CHOICES",
     "LayerShape",
     "MODELS_GROUP",
     "MODEL_COLUMNS",
@@ -312,6 +323,7 @@ __all__ = [
     "label_column_specs",
     "is_generator_block",
     "lineage_spec",
+    "ratings_spec",
     "model_layer",
     "model_record",
     "models_spec",

@@ -19,6 +19,7 @@ LINEAGE_GROUP = "lineage"
 RECONSTRUCTIONS_GROUP = "reconstructions"
 T2I_GROUP = "t2i"
 MODELS_GROUP = "models"
+RATINGS_GROUP = "ratings"
 
 # Analysis result kinds: the folder below analysis/ of each (and what `list` calls them).
 # `trajectory` results are keyed by layer alone (all sigmas), the others by `AnalysisKey`.

@@ -11,6 +11,7 @@ from ..schema import IMAGE_CODEC, IMAGES_PER_CHUNK, STRING, ColumnSpec, TableSpe
 from .paths import (
     IMAGE_SIZE,
     LINEAGE_GROUP,
+    RATINGS_GROUP,
     RECONSTRUCTIONS_GROUP,
     SAMPLES_GROUP,
     activations_group,
@@ -244,4 +245,34 @@ def lineage_spec(attrs: dict[str, Any]) -> TableSpec:
             ColumnSpec("run_id", STRING, attrs={"description": "the provenance/<run_id> of the job that made it"}),
         ),
         attrs=attrs,
+    )
+
+
+# --------------------------------------------------------------------------- ratings
+
+RATING_CHOICES = ("first", "second", "tie")
+
+
+def ratings_spec() -> TableSpec:
+    """``ratings``: a person's A/B judgements of two models' images of the same noise and class, one row each.
+
+    Append-only: a changed mind is a later row (the latest row of a rater for a pair counts).
+    """
+    return TableSpec(
+        path=RATINGS_GROUP,
+        row_dim="rating",
+        key_column="rating_id",
+        columns=(
+            ColumnSpec("rating_id", STRING, attrs={"description": "this rating's own id: <rated_at>-<8 random hex digits>"}),
+            ColumnSpec("first_sample_id", STRING, attrs={"description": "the first model's sample (joins with samples/sample_id)"}),
+            ColumnSpec("second_sample_id", STRING, attrs={"description": "the second model's sample of the same seed, index and class"}),
+            ColumnSpec("first_model", STRING, attrs={"description": "samples/model_id of the first sample"}),
+            ColumnSpec("second_model", STRING, attrs={"description": "samples/model_id of the second sample"}),
+            ColumnSpec("choice", STRING, attrs={"description": "which looked better: " + ", ".join(RATING_CHOICES)}),
+            ColumnSpec("left", STRING, attrs={"description": "which sample was shown on the left (first or second): sides "
+                                                            "are shuffled per pair so a rater cannot tell the models apart"}),
+            ColumnSpec("rater", STRING, attrs={"description": "who rated (as they typed their name)"}),
+            ColumnSpec("rated_at", STRING, attrs={"description": "when, ISO 8601 UTC"}),
+        ),
+        attrs={"description": "A/B ratings of two models' images of the same noise and class (the explorer's A/B page)"},
     )
