@@ -18,6 +18,17 @@ from ..options import parse_sigmas
 from .generation import ONE_STEP, SIGMA_LIMIT
 
 
+def step_count(steps: int | str | None, default: int) -> int:
+    """--steps as a positive integer (`default` when not given); InputError (one line) otherwise."""
+    try:
+        k = int(str(steps).strip()) if steps is not None else default
+    except ValueError:
+        raise InputError(f"--steps must be a positive integer, got {steps!r}") from None
+    if k < 1:
+        raise InputError(f"--steps must be a positive integer, got {k}")
+    return k
+
+
 def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float] | None = None) -> tuple[float, ...]:
     """The sampling schedule --steps or --sigmas ask for (default: one step at 80), as canonical sigmas.
 
@@ -34,13 +45,7 @@ def parse_schedule(steps: int | str | None = None, sigmas: str | Sequence[float]
     if steps is not None and sigmas is not None:
         raise InputError("--steps and --sigmas: give one of them, not both (--steps K picks the Karras schedule)")
     if sigmas is None:
-        try:
-            k = int(str(steps).strip()) if steps is not None else 1
-        except ValueError:
-            raise InputError(f"--steps must be a positive integer, got {steps!r}") from None
-        if k < 1:
-            raise InputError(f"--steps must be a positive integer, got {k}")
-        values, flag = models.karras_sigmas(k), "--steps"
+        values, flag = models.karras_sigmas(step_count(steps, default=1)), "--steps"
     else:
         tokens = sigmas.split(",") if isinstance(sigmas, str) else [str(t) for t in sigmas]
         values, flag = [], "--sigmas"
@@ -103,17 +108,10 @@ def parse_sampling(sampler: str = "dmd2", steps: int | str | None = None, sigmas
         return Sampling(parse_schedule(steps, sigmas))
     if sigmas is not None:
         raise InputError("--sigmas: --sampler heun samples on EDM's Karras schedule; give --steps K instead")
-    try:
-        k = int(str(steps).strip()) if steps is not None else 18
-    except ValueError:
-        raise InputError(f"--steps must be a positive integer, got {steps!r}") from None
-    if k < 1:
-        raise InputError(f"--steps must be a positive integer, got {k}")
     from lake.layout import parse_heun_schedule_id
-
-    heun = parse_heun_schedule_id(HeunSchedule(k, churn).name)  # the id's float32 churn, as a rerun reads it back
     from models.heun import HeunConfig
 
+    heun = parse_heun_schedule_id(HeunSchedule(step_count(steps, default=18), churn).name)  # churn as a rerun reads it back
     assert heun is not None
     step_sigmas = HeunConfig.from_schedule(heun.steps, heun.churn).step_sigmas()
     return Sampling(tuple(float(np.float32(s)) for s in step_sigmas), heun)
