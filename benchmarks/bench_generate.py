@@ -7,6 +7,9 @@ Baselines, on the same device, preset and compute blocks as the jobs:
   deepest requested layer exactly as the job cuts it, no capture, no lake.
 - K-step generation: the K forward passes of each block (`multi_step_generate`'s
   recurrence, x = x0_hat + sigma * eps, on pre-drawn noise), no hooks, no uint8, no lake.
+- EDM's Heun sampler (the teacher's, `--parts heun`): the 2K-1 bare forward passes of each
+  block on pre-drawn inputs (the network alone), and `models.heun.heun_generate` (the sampler
+  alone: its float64 updates and keyed churn noise, no hooks, no lake).
 Then the real jobs (in-process `ingest.generate.generate` (also with --steps K) and
 `ingest.activations.probe_activations`, what `python -m ingest generate|activations` calls;
 fresh lake in a temporary directory) make the same number of images/probes. A ratio of 1.10 means
@@ -94,6 +97,46 @@ def bare_steps(module, device, indices: np.ndarray, block: int, seed: int, sigma
     return time.perf_counter() - began
 
 
+def bare_heun_passes(module, device, indices: np.ndarray, block: int, steps: int) -> float:  # noqa: ANN001
+    """Seconds for the 2K-1 forward passes of EDM's Heun sampler on every compute block, inputs drawn beforehand."""
+    import torch
+    from torch.nn import functional as F
+
+    from models.heun import HeunConfig
+
+    sigmas = HeunConfig(steps=steps).time_steps()[:-1].tolist()
+    passes = [*sigmas, *sigmas[1:]]  # each step's first pass, and the correction at every next sigma
+    blocks = []
+    for start in range(0, len(indices), block):
+        part = indices[start : start + block]
+        x = torch.randn((len(part), 3, 64, 64), generator=torch.Generator().manual_seed(int(start))).to(device)
+        blocks.append((x, F.one_hot(torch.zeros(len(part), dtype=torch.int64), module.label_dim).float().to(device)))
+    synchronize(device)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for x, labels in blocks:
+            for sigma in passes:
+                module(x * sigma, torch.full((x.shape[0],), sigma, device=device), labels)
+    synchronize(device)
+    return time.perf_counter() - began
+
+
+def bare_heun_sampler(module, indices: np.ndarray, block: int, steps: int) -> float:  # noqa: ANN001
+    """Seconds for `models.heun.heun_generate` on every compute block: the sampler alone, no hooks, no lake."""
+    import torch
+
+    from models.heun import HeunConfig, heun_generate
+
+    device = next(module.parameters()).device
+    synchronize(device)
+    began = time.perf_counter()
+    for start in range(0, len(indices), block):
+        part = indices[start : start + block].tolist()
+        heun_generate(module, 0, part, torch.zeros(len(part), dtype=torch.int64), HeunConfig(steps=steps))
+    synchronize(device)
+    return time.perf_counter() - began
+
+
 def bare_probe(module, device, images: np.ndarray, class_ids: np.ndarray, sigmas: list[float],  # noqa: ANN001
                block: int, layers: list[str]) -> float:
     """Seconds for the cut denoiser forward of every (image, sigma), in compute blocks.
@@ -137,8 +180,8 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=64, help="images generated, and probed at every sigma")
     parser.add_argument("--layers", default="bottleneck,mid")
     parser.add_argument("--sigmas", default="0.5,2,10,80")
-    parser.add_argument("--steps", type=int, default=4, help="K of the K-step generation (the Karras schedule of --steps K)")
-    parser.add_argument("--parts", default="generate,activations,steps",
+    parser.add_argument("--steps", type=int, default=4, help="K of the K-step generation (the Karras schedule of --steps K) and of the Heun sampler")
+    parser.add_argument("--parts", default="generate,activations,steps,heun",
                         help="which comparisons to run, comma-separated: generate (one step), activations, steps (K-step)")
     parser.add_argument("--batch-size", type=int, default=None, help="job --batch-size (default: the jobs' defaults)")
     parser.add_argument("--warmup", type=int, default=3,
@@ -149,15 +192,16 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where the temporary lakes go (default: system temp)")
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    if not parts <= {"generate", "activations", "steps"}:
-        parser.error(f"--parts: unknown part(s) {sorted(parts - {'generate', 'activations', 'steps'})}")
+    known = {"generate", "activations", "steps", "heun"}
+    if not parts <= known:
+        parser.error(f"--parts: unknown part(s) {sorted(parts - known)}")
     if "activations" in parts:
         parts.add("generate")  # the probes read the images the one-step job generates
 
     import torch
 
     import models
-    from ingest.generate import parse_schedule
+    from ingest.core.sampling import parse_schedule
     from ingest.options import parse_sigmas
     from ingest.core.models import ModelSpec, compute_block, load_model, resolve_layer_flag
 
@@ -188,7 +232,7 @@ def main() -> None:
 
     batch = {"batch_size": args.batch_size} if args.batch_size else {}
     names = {"generate": ["bare_generate", "job_generate"], "activations": ["bare_probe", "job_probe"],
-             "steps": ["bare_steps", "job_steps"]}
+             "steps": ["bare_steps", "job_steps"], "heun": ["bare_heun_passes", "bare_heun_sampler", "job_heun"]}
     results: dict[str, list[float]] = {name: [] for part in sorted(parts) for name in names[part]}
     images = class_ids = None
     probe_flops = 0.0
@@ -200,6 +244,12 @@ def main() -> None:
                 results["job_steps"].append(timed_job(
                     generate, Path(tmp) / f"steps{repeat}", model, n, seed=0, layers=args.layers, progress=False,
                     steps=args.steps, **batch))
+            if "heun" in parts:
+                results["bare_heun_passes"].append(bare_heun_passes(module, device, indices, block, args.steps))
+                results["bare_heun_sampler"].append(bare_heun_sampler(module, indices, block, args.steps))
+                results["job_heun"].append(timed_job(
+                    generate, Path(tmp) / f"heun{repeat}", model, n, seed=0, layers=args.layers, progress=False,
+                    steps=args.steps, sampler="heun", **batch))
             if not parts & {"generate", "activations"}:
                 continue
             results["bare_generate"].append(bare_generation(module, device, indices, block, seed=0))
@@ -251,6 +301,18 @@ def main() -> None:
             "bare_forward_passes_per_s": round(n * args.steps / best["bare_steps"], 2),
             "ratio": round(best["job_steps"] / best["bare_steps"], 3),
             "gflops_per_image": round(gen_flops * args.steps / 1e9, 2),
+        }
+    if "heun" in parts:
+        # EDM's Heun sampler (2K-1 passes per image): the job (hooks, per-step uint8 and means, trajectories)
+        # and the sampler's own arithmetic against the bare passes.
+        passes = 2 * args.steps - 1
+        report["generate_heun"] = {
+            "steps": args.steps, "forward_passes_per_image": passes,
+            "bare_forward_passes_per_s": round(n * passes / best["bare_heun_passes"], 2),
+            "sampler_images_per_s": round(n / best["bare_heun_sampler"], 2),
+            "job_images_per_s": round(n / best["job_heun"], 2),
+            "sampler_over_passes": round(best["bare_heun_sampler"] / best["bare_heun_passes"], 3),
+            "ratio": round(best["job_heun"] / best["bare_heun_passes"], 3),
         }
     report["seconds"] = {k: [round(s, 3) for s in v] for k, v in results.items()}
     if device.type == "cuda":

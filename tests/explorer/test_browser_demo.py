@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from lake import open_lake
-from lake.layout import T2I_SPLIT, parse_key, split_t2i_layer
+from lake.layout import T2I_SPLIT, parse_key, parse_model_id, split_t2i_layer
 from browser import (
     OVERVIEW,
     Explorer,
@@ -70,10 +70,12 @@ def embedding_table(lake: Path, ref: str) -> pd.DataFrame:
 
 def sample_counts(lake: Path) -> tuple[int, int, int]:
     """(all, generated, real) samples of the demo lake's ImageNet keys: its samples table without the
-    text-to-image rows (those have their own key). The demo's size is the Makefile's business."""
+    text-to-image rows (those have their own key) and without the teacher stand-in's Heun samples (made
+    after the probes, for the A/B page). The demo's size is the Makefile's business."""
     samples = xr.open_zarr(lake, group="samples")
     source = np.asarray(samples["source"].values, dtype=object).astype(str)
-    source = source[np.asarray(samples["split"].values, dtype=object).astype(str) != T2I_SPLIT]
+    heun = np.array([bool(m) and parse_model_id(str(m)).heun is not None for m in samples["model_id"].values])
+    source = source[(np.asarray(samples["split"].values, dtype=object).astype(str) != T2I_SPLIT) & ~heun]
     return len(source), int((source == "generated").sum()), int((source == "real").sum())
 
 
