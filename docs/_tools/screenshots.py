@@ -233,6 +233,10 @@ def models_pages(shot: Shooter, v: dict[str, str]) -> None:
     shot.open(emb=v["emb"], page="models")
     shot.page.locator(CKA_CELLS).first.wait_for(state="attached")
     shot.save("compare-models.png", '[data-testid="stMain"]')
+    maps = shot.page.locator('[class*="st-key-linked-second"]')
+    maps.locator("g.mark-symbol.role-mark path").first.wait_for(state="attached")
+    maps.scroll_into_view_if_needed()
+    shot.save("linked-maps.png", '[class*="st-key-linked-first"] >> xpath=../../..')
 
 
 def ab_pages(shot: Shooter, v: dict[str, str]) -> None:

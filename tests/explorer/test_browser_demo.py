@@ -490,3 +490,67 @@ def test_copied_url_restores_the_view_and_selection(app: Explorer, browser: Any,
         roles = fresh.roles()  # assert_selected waited for the highlights
         assert roles[selected.sample_id] == "selected" and roles[other.sample_id] == "manual"
         fresh.screenshot("restored")
+
+
+LINKED = ('[class*="st-key-linked-first"]', '[class*="st-key-linked-second"]')
+
+
+def _linked_inputs(lake: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The stored neighbourhood change, and each compared key's 2-D map as sample id -> (x, y), read with xarray."""
+    [group] = open_lake(lake).results("neighbourhood")
+    table = xr.open_zarr(lake, group=group)
+    change = pd.DataFrame({"sample_id": table.sample_id.values.tolist(), "change": table.neighbourhood_change.values})
+    maps = []
+    for key in (table.attrs["first_key"], table.attrs["second_key"]):
+        name = next(n for n in sorted(open_lake(lake).children(f"analysis/embeddings/{key}")) if n.startswith("umap2d"))
+        emb = xr.open_zarr(lake, group=f"analysis/embeddings/{key}/{name}")
+        maps.append(dict(zip(emb.sample_id.values.tolist(), emb.embedding.values.astype(np.float64), strict=True)))
+    return change, maps[0], maps[1]
+
+
+def _similarity_fit(reference: np.ndarray, moving: np.ndarray) -> Any:
+    """Umeyama's least-squares similarity transform (rotation or reflection, scale, shift), from the SVD directly."""
+    a0, b0 = reference - reference.mean(0), moving - moving.mean(0)
+    u, s, vt = np.linalg.svd(b0.T @ a0)
+    rotation, scale = u @ vt, s.sum() / (b0 ** 2).sum()
+    return lambda points: scale * (points - moving.mean(0)) @ rotation + reference.mean(0)
+
+
+def test_linked_maps_follow_a_sample_through_both_models(app: Explorer, cli_demo_lake: Path) -> None:
+    change, first, second = _linked_inputs(cli_demo_lake)
+    shared = [i for i in change.sample_id if i in first and i in second]
+    align = _similarity_fit(np.array([first[i] for i in shared]), np.array([second[i] for i in shared]))
+    app.radio("Compare models")
+    label = "Follow a sample (the 50 most changed first; or click one in either map)"
+    most = change.sort_values("change", ascending=False, kind="stable").sample_id.iloc[0]
+    assert app.selected_option(label).split(" · ")[0] == most  # the most changed sample is followed first
+
+    def rings(chart: str) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for point in app.points(chart):
+            if point.role in ("selected", "knn"):
+                found.setdefault(point.role, []).append(point)
+        return found
+
+    def check(sample_id: str) -> None:
+        # Each highlighted sample is drawn twice (its point, and the ring over it): the same datum.
+        on_first, on_second = rings(LINKED[0]), rings(LINKED[1])
+        assert {p.sample_id for p in on_first["selected"]} == {p.sample_id for p in on_second["selected"]} == {sample_id}
+        for mark in on_first["selected"]:
+            assert (mark.data_x, mark.data_y) == pytest.approx(tuple(first[sample_id]), abs=1e-5)
+        for mark in on_second["selected"]:  # where it lands in the other model's map, aligned onto the first
+            assert (mark.data_x, mark.data_y) == pytest.approx(tuple(align(second[sample_id][None])[0]), abs=1e-4)
+        assert len({p.sample_id for p in on_first["knn"]}) == len({p.sample_id for p in on_second["knn"]}) == 10
+
+    check(most)
+    app.choose(label, app.selectbox_options(label)[5])  # the sixth most changed
+    chosen = app.selected_option(label).split(" · ")[0]
+    assert chosen == change.sort_values("change", ascending=False, kind="stable").sample_id.iloc[5]
+    app.eventually(lambda: check(chosen))
+    # A click on a point of the second map follows that sample in both.
+    target = app.free_point(lambda p: p.role == "point" and p.sample_id not in (chosen, most), chart=LINKED[1])
+    with app.rerun():
+        app.page.mouse.click(target.x, target.y)
+    assert app.selected_option(label).split(" · ")[0] == target.sample_id
+    app.eventually(lambda: check(target.sample_id))
+    app.screenshot("linked-maps")
