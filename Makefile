@@ -92,6 +92,7 @@ demo-lake-steps:
 	$(PY) -m ingest generate --lake $(LAKE) --model teacher-stand-in --preset micro --checkpoint $(DEMO_DATA)/teacher_stand_in.pt --sampler heun --steps 8 --num-samples 64 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck
 	$(PY) -m analysis cka --lake $(LAKE) --models micro,teacher-stand-in --sigma 2
 	$(PY) -m analysis neighbourhood --lake $(LAKE) --keys bottleneck@sigma2,teacher-stand-in.bottleneck@sigma2
+	$(PY) -m analysis sets --lake $(LAKE) --layer bottleneck --sigma 2 --models micro,micro~sigmas80-21.3641-4.19162-0.5
 	$(PY) -m ingest generate-t2i --lake $(LAKE) --base $(DEMO_DATA)/t2i/base --checkpoint $(DEMO_DATA)/t2i/dmd2_unet.safetensors --steps 4 --prompts examples/prompts.txt --prompts-from-classes $(DEMO_CLASSES) --samples-per-prompt 4 --seed 0
 	$(PY) -m analysis run --lake $(LAKE) --layer dmd2-sdxl-4step.mid --timestep 499
 	$(PY) -m analysis trajectory --lake $(LAKE) --layer dmd2-sdxl-4step.mid

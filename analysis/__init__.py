@@ -17,7 +17,7 @@ The same as functions (each reads from and writes to the lake; see docs/analysis
     run_cka("demo_lake", "dmd2", "teacher-stand-in", sigma=2)          # layer x layer CKA of two registered models
 
 Results are plain xarray datasets: ``xr.open_zarr(lake, group="analysis/pca/enc.8x8_block2@sigma2")``.
-Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare, clusters, trajectory, place, cka, neighbourhood) that one runner
+Each analysis is a step (``analysis/steps/``: pca, umap, knn, compare, clusters, trajectory, place, cka, neighbourhood, sets) that one runner
 (``analysis.runner``) resolves, reuses, writes and publishes; ``run_all`` is a list of steps.
 Heavy libraries (dask, umap, pynndescent, sklearn) are imported only when used.
 """
@@ -30,6 +30,7 @@ from .commands import (
     Outcome,
     PromptParams,
     RunConfig,
+    SetsConfig,
     cka_table,
     list_analyses,
     query,
@@ -42,8 +43,10 @@ from .commands import (
     run_pca,
     run_place,
     run_prompts,
+    run_sets,
     run_trajectory,
     run_umap,
+    sets_table,
 )
 from .errors import AnalysisError
 from .keys import LAYER_ALIASES, T2I_SITE_ALIASES, AnalysisKey, parse_key, resolve_key, resolve_layer
@@ -72,6 +75,7 @@ __all__ = [
     "PromptParams",
     "RowSource",
     "RunConfig",
+    "SetsConfig",
     "TrajectoryParams",
     "UMAPParams",
     "build_knn_graph",
@@ -96,6 +100,8 @@ __all__ = [
     "run_pca",
     "run_place",
     "run_prompts",
+    "run_sets",
     "run_trajectory",
     "run_umap",
+    "sets_table",
 ]

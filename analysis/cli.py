@@ -22,7 +22,7 @@ from .cli_common import add_pca_dim as _add_pca_dim
 from .cli_common import common_args as _common
 from .cli_common import names as _names
 from .cli_common import print_result as _print_result
-from .cli_models import add_cka_command, add_neighbourhood_command
+from .cli_models import add_cka_command, add_neighbourhood_command, add_sets_command
 from .cli_output import print_compare, print_outcomes, print_table
 # The flags' defaults come from analysis.params (standard library only, so `--help` stays light).
 from .params import DEFAULT_TRAJECTORY_METHOD, TRAJECTORY_METHODS, UMAP_DEFAULTS
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_place_command(sub)
     add_cka_command(sub)
     add_neighbourhood_command(sub)
+    add_sets_command(sub)
     _add_list_command(sub)
     return parser
 

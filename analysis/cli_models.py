@@ -1,4 +1,5 @@
-"""`python -m analysis cka` and `neighbourhood`: two models (or two tables) compared, as command-line commands."""
+"""`python -m analysis cka`, `neighbourhood` and `sets`: two models (two tables, two generated sets) compared, as
+command-line commands."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ from .cli_common import common_args as _common
 from .cli_common import model_pair as _model_pair
 from .cli_common import names as _names
 from .cli_common import print_result as _print_result
-from .cli_output import print_cka
+from .cli_output import print_cka, print_sets
 from .params import NEIGHBOURHOOD_K
 
 
@@ -72,3 +73,39 @@ def _neighbourhood_command(args: argparse.Namespace) -> int:
     config = NeighbourhoodConfig(k=args.k, pca_dim=args.pca_dim, exact_below=args.exact_below, seed=args.seed)
     first, second = args.keys
     return _print_result(args, [run_neighbourhood(args.lake, first, second, config, **_common(args))])
+
+
+def add_sets_command(sub: Any) -> None:
+    p = command(sub, "sets", _sets_command, help="two models' generated samples compared in one key's feature space",
+                description="Frechet distance and precision/recall/density/coverage of the second generated set against the first "
+                "(the reference, as real is in `compare`), overall and per class, in one key's PCA space (the key picks whose "
+                "features: e.g. the student's or the teacher's layer), into analysis/sets/<key>/<first>__vs__<second>. "
+                "Both sets must be probed in the key's table (`ingest activations --source generated`).")
+    _add_common(p)
+    p.add_argument("--models", required=True, type=_set_pair, metavar="FIRST,SECOND",
+                   help="two generated sets: a registered model name for its one-step samples, with ~<schedule> for its "
+                   "multi-step or Heun samples (micro,micro~sigmas80-21.3641-4.19162-0.5 or student,teacher~heun32)")
+    p.add_argument("--k", type=_positive_int, default=5, help="k of the k-NN balls for precision/recall/density/coverage (default 5)")
+    p.add_argument("--max-per-set", type=_positive_int, default=10000,
+                   help="precision/recall/density/coverage use at most this many rows per set, class balanced (default 10000)")
+    p.add_argument("--seed", type=int, default=42, help="seed of that subsample (default 42)")
+    _add_pca_dim(p)
+    p.add_argument("--max-classes", type=int, default=20, help="classes to print, largest Frechet distance first (default 20)")
+
+
+def _set_pair(text: str) -> tuple[str, ...]:
+    """`--models FIRST,SECOND` of `sets`: exactly two generated sets."""
+    if len(given := _names(text)) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two generated sets, e.g. micro,micro~sigmas80-21.3641-4.19162-0.5")
+    return given
+
+
+def _sets_command(args: argparse.Namespace) -> int:
+    from .commands import SetsConfig, run_sets, sets_table
+
+    config = SetsConfig(k=args.k, max_per_set=args.max_per_set, seed=args.seed, pca_dim=args.pca_dim)
+    first, second = args.models
+    outcome = run_sets(args.lake, first, second, args.layer, args.sigma, config, timestep=args.timestep, **_common(args))
+    if not args.json:
+        print_sets(sets_table(args.lake, outcome.group), args.max_classes)
+    return _print_result(args, [outcome])

@@ -36,6 +36,18 @@ def print_compare(report: dict[str, Any], max_classes: int, all_classes: str = "
         print(f"... {len(ranked) - max_classes} more classes (--max-classes N, or {all_classes} for all)")
 
 
+def print_sets(report: dict[str, Any], max_classes: int) -> None:
+    """A sets comparison: the overall metrics, then the classes with the largest Frechet distance."""
+    overall = report["overall"]
+    print(f"{report['key']}: {report['second']} against {report['first']}: {overall['n_first']} and {overall['n_second']} "
+          f"samples, k={overall['k']}, {report['space']}")
+    columns = ["scope", "n_first", "n_second", "frechet_distance", "precision", "recall", "density", "coverage"]
+    ranked = sorted(report["classes"], key=lambda r: -(r["frechet_distance"] if r["frechet_distance"] == r["frechet_distance"] else -1.0))
+    print_table([{"scope": "overall", **overall}, *({"scope": r["class_label"], **r} for r in ranked[: max(0, max_classes)])], columns)
+    if len(ranked) > max_classes:
+        print(f"... {len(ranked) - max_classes} more classes (--max-classes N)")
+
+
 def print_outcomes(outcomes: list[Any]) -> None:
     columns = ["analysis", "group", "reused"]
     print_table([{**o.as_dict(), "reused": "reused" if o.reused else "computed"} for o in outcomes], columns)

@@ -38,6 +38,7 @@ from .steps import ClustersConfig, ClustersStep, CompareConfig, CompareStep, Knn
 from .steps.cka import CkaStep, ModelPair, model_layers, source_rows
 from .steps.neighbourhood import KeyPair, NeighbourhoodConfig, NeighbourhoodStep
 from .steps.place import placed_is_stale, run_place
+from .steps.sets import SetsConfig, SetsStep, resolve_set
 from .steps.trajectory import TrajectoryStep, read_inputs
 from .trajectory import TrajectoryParams
 from .store import as_lake, pca_run_id
@@ -100,6 +101,28 @@ def run_compare(lake: Any, layer: str | None = None, sigma: float | None = None,
                 timestep: int | None = None) -> Outcome:
     """Real vs generated in one key's PCA space into ``analysis/compare/<key>`` (`steps.compare`)."""
     return run_step(CompareStep(config), lake, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress, timestep=timestep)
+
+
+def run_sets(lake: Any, first: str, second: str, layer: str | None = None, sigma: float | None = None,
+             config: SetsConfig | None = None, *, scheduler: str | None = None, force: bool = False, log: Log = _stderr,
+             progress: bool = True, timestep: int | None = None) -> Outcome:
+    """Two generated sets (`first`, `second`: registered model names, ``~<schedule>`` for multi-step or Heun samples)
+    compared in one key's PCA space into ``analysis/sets/<key>/<first>__vs__<second>`` (`steps.sets`)."""
+    opened = as_lake(lake)
+    step = SetsStep(resolve_set(opened, first), resolve_set(opened, second), config or SetsConfig())
+    return run_step(step, opened, layer, sigma, scheduler=scheduler, force=force, log=log, progress=progress, timestep=timestep)
+
+
+def sets_table(lake: Any, group: str) -> dict[str, Any]:
+    """A stored sets comparison as `print_compare` takes it: the overall metrics and one record per class."""
+    lake = as_lake(lake)
+    attrs = lake.attrs(group)
+    columns = {name: lake.column(group, name).tolist() for name in ("class_label", "n_first", "n_second", *METRIC_NAMES)}
+    classes = [{name: values[i] for name, values in columns.items()} for i in range(len(columns["class_label"]))]
+    overall = {"n_first": attrs.get("n_first"), "n_second": attrs.get("n_second"), "k": attrs.get("parameters", {}).get("k"),
+               **{name: attrs.get(name) for name in METRIC_NAMES}}
+    return {"key": attrs.get("key"), "space": attrs.get("space"), "first": attrs.get("first"), "second": attrs.get("second"),
+            "overall": overall, "classes": classes}
 
 
 def run_clusters(lake: Any, layer: str | None = None, sigma: float | None = None, config: ClustersConfig | None = None, *,
@@ -274,7 +297,8 @@ def query(lake: Any, sample_ids: list[str], layer: str | None = None, sigma: flo
 
 
 # Result folders below analysis/ and what `list` calls their kind, with the step that writes them.
-LISTED = (("pca", PcaStep()), ("embeddings", UmapStep()), ("knn", KnnStep()), ("compare", CompareStep()), ("clusters", ClustersStep()))
+LISTED = (("pca", PcaStep()), ("embeddings", UmapStep()), ("knn", KnnStep()), ("compare", CompareStep()), ("clusters", ClustersStep()),
+          ("sets", SetsStep()))
 
 
 def list_analyses(lake: Any) -> dict[str, Any]:

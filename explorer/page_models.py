@@ -5,7 +5,8 @@ CKA of every layer of one model against every layer of another, on the samples b
 at one noise level. The page lists every stored table, draws the chosen one as a heatmap
 (one cell per layer pair, 0 to 1), and says on how many samples and how to compute more.
 Below, the linked maps (`explorer.linked_maps`): two models' maps of the same samples side by
-side, a sample followed through both. It is offered when the lake holds a CKA table or more
+side, a sample followed through both; then the stored generated-set comparisons
+(`explorer.sets_tables`). It is offered when the lake holds a CKA table or more
 than one ImageNet model.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import streamlit as st
 from analysis import cka_table
 from explorer.linked_maps import linked_maps_section
 from explorer.session import LakeSession
+from explorer.sets_tables import generated_sets_section
 from lake.layout import format_sigma
 
 TABLE_KEY = "w_cka_table"
@@ -105,6 +107,7 @@ def models_page(session: LakeSession) -> None:
     if not tables:
         st.info(f"No CKA tables in this lake yet. Compare two of its models ({', '.join(models)}) with `{command}`.")
         linked_maps_section(session)
+        generated_sets_section(session)
         return
     labels = [t.label for t in tables]
     if st.session_state.get(TABLE_KEY) not in labels:
@@ -121,3 +124,4 @@ def models_page(session: LakeSession) -> None:
     st.download_button("Download this table (CSV)", matrix.to_csv().encode(), file_name=f"cka_{chosen.first_model}_{chosen.second_model}"
                        f"_sigma{format_sigma(chosen.sigma)}.csv", mime="text/csv", key="cka_download")
     linked_maps_section(session)
+    generated_sets_section(session)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..schema import STRING, ColumnSpec, TableSpec
-from .paths import AnalysisKey, analysis_group, cka_group, joint_embedding_group, neighbourhood_group
+from .paths import AnalysisKey, analysis_group, cka_group, joint_embedding_group, neighbourhood_group, sets_group
 from .t2i import check_t2i_name
 
 # --------------------------------------------------------------------------- analysis results
@@ -232,6 +232,29 @@ def neighbourhood_spec(first: AnalysisKey, second: AnalysisKey, k: int, attrs: d
                        attrs={"description": f"share of the {k} nearest shared samples (first key) not among the {k} nearest (second key)"}),
             ColumnSpec("shared_neighbours", "int16", coord=False, attrs={"description": f"how many of the {k} nearest are in both"}),
             *label_column_specs(),
+        ),
+        attrs=attrs,
+    )
+
+
+SET_METRICS = ("frechet_distance", "precision", "recall", "density", "coverage")  # as analysis.metrics.METRIC_NAMES
+
+
+def sets_spec(key: AnalysisKey, first: str, second: str, attrs: dict[str, Any]) -> TableSpec:
+    """``analysis/sets/<key>/<first>__vs__<second>`` (`sets_group`): one row per class both sets hold, its counts
+    and the metrics with the first set as the reference (as real is in ``compare``); the overall metrics are attributes."""
+    return TableSpec(
+        path=sets_group(key, first, second),
+        row_dim="class",
+        key_column="class_label",
+        columns=(
+            ColumnSpec("class_label", STRING, attrs={"description": "'<id>: <name>'"}),
+            ColumnSpec("class_id", "int16", attrs={"description": "ImageNet-1k class id"}),
+            ColumnSpec("n_first", "int64", attrs={"description": f"samples of {first} in the class"}),
+            ColumnSpec("n_second", "int64", attrs={"description": f"samples of {second} in the class"}),
+            *(ColumnSpec(name, "float64", coord=False, attrs={"description": f"{name} of {second} against {first} within the "
+                                                                              "class (NaN: too few samples)"})
+              for name in SET_METRICS),
         ),
         attrs=attrs,
     )

@@ -29,7 +29,10 @@ RATINGS_GROUP = "ratings"
 # `cka` (keyed by a pair of registered models and a sigma, `model_pair_key`) holds the layer x
 # layer CKA table of the two models on their shared samples; `neighbourhood` (keyed by two analysis
 # keys, `key_pair`) how each shared sample's nearest neighbours differ between the two tables.
-ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts", "cka", "neighbourhood")
+# `sets` (keyed by an AnalysisKey and two generated sets, `sets_group`) compares two models' generated samples in that
+# key's PCA space.
+ANALYSIS_KINDS = ("pca", "embeddings", "knn", "compare", "trajectory", "placed", "clusters", "prompts", "cka", "neighbourhood",
+                  "sets")
 
 IMAGE_SIZE = 64
 
@@ -94,6 +97,20 @@ def cka_group(first: str, second: str, sigma: float) -> str:
 def neighbourhood_group(first: AnalysisKey | str, second: AnalysisKey | str) -> str:
     """``analysis/neighbourhood/<first key>~<second key>``: per shared sample, how its k-NN differ between the keys."""
     return analysis_group("neighbourhood", key_pair(first, second))
+
+
+SETS_SEPARATOR = "__vs__"  # between two generated sets' names (which may hold "~<schedule>")
+
+
+def sets_name(first: str, second: str) -> str:
+    """``<first>__vs__<second>``: two generated sets compared (a registered model name, ``~<schedule>`` for its
+    multi-step or Heun samples, e.g. ``micro__vs__teacher~heun32``)."""
+    return f"{first}{SETS_SEPARATOR}{second}"
+
+
+def sets_group(key: AnalysisKey | str, first: str, second: str) -> str:
+    """``analysis/sets/<key>/<first>__vs__<second>``: two generated sets compared in one key's PCA space."""
+    return analysis_group("sets", key, sets_name(first, second))
 
 
 def provenance_group(run_id: str | None = None) -> str:

@@ -18,8 +18,10 @@ from lake.schema import TableSpec
 # Sentinels that pass the layout's name checks, and the placeholder each stands for in the docs.
 LAYER, NAME, MODULE, SCHEDULE, FIRST, SECOND = "zzlayer", "zzname", "zzmodule", "sigmas80-20", "zzfirst", "zzsecond"
 KEY = layout.AnalysisKey(LAYER, 2.0)
-# A CKA table names two models and a sigma; a neighbourhood table two keys (`first`/`second` fill both).
+# A CKA table names two models and a sigma; a neighbourhood table two keys; a sets table two generated sets
+# (`first`/`second` fill each).
 PLACEHOLDERS = ((layout.model_pair_key(FIRST, SECOND, 2.0), "<first>~<second>@sigma<s>"),
+                (layout.sets_name(FIRST, SECOND), "<first>__vs__<second>"),
                 (layout.key_pair(FIRST, SECOND), "<first key>~<second key>"), (str(KEY), "<key>"), (SCHEDULE, "<schedule>"), (LAYER, "<layer>"), (NAME, "<name>"), (MODULE, "<module>"))
 
 ARGUMENTS: dict[str, Any] = {

@@ -554,3 +554,24 @@ def test_linked_maps_follow_a_sample_through_both_models(app: Explorer, cli_demo
     assert app.selected_option(label).split(" · ")[0] == target.sample_id
     app.eventually(lambda: check(target.sample_id))
     app.screenshot("linked-maps")
+
+
+def test_generated_sets_show_the_stored_comparison(app: Explorer, cli_demo_lake: Path) -> None:
+    from playwright.sync_api import expect
+
+    lake = open_lake(cli_demo_lake)
+    [group] = [g for g in lake.results("sets") if lake.attrs(g).get("analysis") == "sets"]
+    stored = xr.open_zarr(cli_demo_lake, group=group)
+    app.radio("Compare models")
+    main = app.page.get_by_test_id("stMain")
+    heading = main.get_by_text("Generated sets", exact=True)
+    heading.scroll_into_view_if_needed()
+    expect(main.get_by_text(f"Stored in {group}")).to_be_visible()
+    for name in ("frechet_distance", "precision", "recall", "density", "coverage"):  # the overall metrics, as stored
+        metric = main.get_by_test_id("stMetric").filter(has_text=name.replace("_", " "))
+        expect(metric.get_by_test_id("stMetricValue")).to_have_text(f"{stored.attrs[name]:.3g}")
+    exported = pd.read_csv(app.download("Download the per-class table (CSV)"))
+    by_class = dict(zip(stored.class_label.values.tolist(), stored.frechet_distance.values.tolist(), strict=True))
+    assert exported.frechet_distance.tolist() == sorted(by_class.values(), reverse=True)  # largest distance first
+    assert [by_class[c] for c in exported.class_label] == exported.frechet_distance.tolist()
+    app.screenshot("generated-sets")
