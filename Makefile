@@ -132,7 +132,8 @@ DOCS_OUT := docs/_build/html
 
 .PHONY: docs docs-serve
 docs: setup browser
-	$(MAKE) --no-print-directory demo-lake-steps LAKE=$(DOCS_LAKE)
+	@$(MAKE) --no-print-directory demo-lake-steps LAKE=$(DOCS_LAKE) || { \
+		echo "make docs: building $(DOCS_LAKE) failed (its error is above); if it was made by an older demo, run 'rm -rf $(dir $(DOCS_LAKE)) $(DEMO_DATA)' and then 'make docs'" >&2; exit 2; }
 	$(PY) docs/_tools/screenshots.py --lake $(DOCS_LAKE) --out docs/images
 	DMD2VIZ_LAKE=$(abspath $(DOCS_LAKE)) $(PY) -m sphinx -W --keep-going -n -b html -d docs/_build/doctrees docs $(DOCS_OUT)
 	@echo "docs: open $(DOCS_OUT)/index.html, or run make docs-serve"
