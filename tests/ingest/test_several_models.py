@@ -131,8 +131,17 @@ def test_a_second_model_generates_one_step_samples_into_its_own_tables(two_model
     teacher_id = opened.model("teacher").model_id
     made = [parse_sample_id(str(s)) for s in opened.sample_ids()]
     assert sum(s.kind == "gen" and s.model_id == teacher_id for s in made) == 4
-    with pytest.raises(InputError, match="--steps: "):
-        generate(lake, teacher, 4, seed=1, steps=2, progress=False)
+    # Several steps: the second model's per-step tables carry its name, as its one-step ones do.
+    generate(lake, teacher, 4, seed=1, steps=2, layers="bottleneck", progress=False)
+    opened = open_lake(lake)
+    [schedule] = opened.schedules()
+    assert opened.trajectory_layers(schedule) == ["teacher.enc.8x8_block2"]
+    assert opened.attrs(f"trajectories/{schedule}")["model_id"] == teacher_id
+    # A trajectories group holds one model: the first model on the same schedule is refused, in one line.
+    before = tree_digest(lake)
+    with pytest.raises(InputError, match=f"trajectories/{schedule}.*one model per schedule") as caught:
+        generate(lake, ModelSpec(preset="micro", device="cpu"), 4, seed=1, steps=2, progress=False)
+    assert "\n" not in str(caught.value) and tree_digest(lake) == before
 
 
 def test_a_lake_made_before_the_registry_registers_its_first_model_when_a_second_arrives(
