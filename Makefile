@@ -89,7 +89,7 @@ demo-lake-steps:
 	$(PY) -m analysis trajectory --lake $(LAKE) --layer bottleneck
 	$(PY) -m ingest activations --lake $(LAKE) --model teacher-stand-in --preset micro --checkpoint $(DEMO_DATA)/teacher_stand_in.pt --layers bottleneck --sigmas 2 --source all
 	$(PY) -m analysis run --lake $(LAKE) --layer teacher-stand-in.bottleneck --sigma 2
-	$(PY) -m ingest generate --lake $(LAKE) --model teacher-stand-in --preset micro --checkpoint $(DEMO_DATA)/teacher_stand_in.pt --sampler heun --steps 8 --num-samples 64 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck
+	$(PY) -m ingest generate --lake $(LAKE) --model teacher-stand-in --preset micro --checkpoint $(DEMO_DATA)/teacher_stand_in.pt --sampler heun --steps 4 --num-samples 64 --seed 0 --samples-per-class 32 --classes $(DEMO_CLASSES) --layers bottleneck
 	$(PY) -m analysis cka --lake $(LAKE) --models micro,teacher-stand-in --sigma 2
 	$(PY) -m analysis neighbourhood --lake $(LAKE) --keys bottleneck@sigma2,teacher-stand-in.bottleneck@sigma2
 	$(PY) -m analysis sets --lake $(LAKE) --layer bottleneck --sigma 2 --models micro,micro~sigmas80-21.3641-4.19162-0.5

@@ -44,7 +44,7 @@ def expected_pairs(lake: Path) -> list[tuple[str, str, int]]:
     """(student id, teacher id, class) of the demo's pairs, from the samples table alone."""
     samples = read(lake, "samples")
     ids, classes = samples.sample_id.values.tolist(), samples.class_id.values.tolist()
-    teacher = {i.rsplit("/", 1)[1]: (i, c) for i, c in zip(ids, classes, strict=True) if "~heun8/" in i}
+    teacher = {i.rsplit("/", 1)[1]: (i, c) for i, c in zip(ids, classes, strict=True) if "~heun4/" in i}
     student = {i.rsplit("/", 1)[1]: (i, c) for i, c in zip(ids, classes, strict=True) if i.startswith("gen/micro-random-seed0/s0/")}
     return [(student[k][0], teacher[k][0], student[k][1]) for k in sorted(teacher, key=int) if student[k][1] == teacher[k][1]]
 
@@ -77,7 +77,7 @@ def test_rate_pairs_blind_then_read_the_win_rate_and_export(ab_lake: Path, tmp_p
             app.radio("A/B")
             assert app.query()["page"] == "ab"
             main = app.page.get_by_test_id("stMain")
-            assert app.selected_option("Models") == "micro (one step) vs teacher-stand-in (heun8) · 64 pairs"
+            assert app.selected_option("Models") == "micro (one step) vs teacher-stand-in (heun4) · 64 pairs"
             better = app.page.get_by_role("button", name="Image 1 is better", exact=True)
             expect(better).to_be_disabled()  # no rating without a name
 

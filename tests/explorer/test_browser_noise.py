@@ -65,7 +65,7 @@ def _blue_pixels(app: Explorer) -> int:
 def noise_tour(app: Explorer, lake_path: Path, shots: Path) -> None:
     """Select a multi-step sample and a real image on the Noise levels page, then play the animation."""
     lake = open_lake(lake_path)
-    # the schedule whose steps are placed in the map's joint embedding (the demo also holds the teacher's heun8)
+    # the schedule whose steps are placed in the map's joint embedding (the demo also holds the teacher's heun4)
     schedule = next(s for s in lake.schedules() if s in lake.children(f"analysis/trajectory/{probe_layer(lake)}"))
     steps = lake.schedule_sigmas(schedule)
     app.goto()
