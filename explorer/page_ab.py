@@ -130,7 +130,8 @@ def ab_page(session: LakeSession) -> None:
                "and class. The sides are shuffled per pair: say which image looks better without knowing which model made "
                "it; the models are named after you rate. Every rating is saved in the lake's `ratings` table at once.")
     st.text_input("Your name (saved with each rating)", key=RATER_KEY, placeholder="e.g. ada")
-    st.session_state.setdefault(PAIR_KEY, 1)
+    if not 1 <= int(st.session_state.get(PAIR_KEY, 1)) <= len(pairing):  # e.g. another pairing with fewer pairs
+        st.session_state[PAIR_KEY] = 1
     pair = int(st.number_input(f"Pair (1 to {len(pairing)})", min_value=1, max_value=len(pairing), step=1, key=PAIR_KEY)) - 1
     note = st.session_state.pop(NOTE_KEY, None)
     if note is not None:

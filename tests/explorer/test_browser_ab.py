@@ -96,7 +96,7 @@ def test_rate_pairs_blind_then_read_the_win_rate_and_export(ab_lake: Path, tmp_p
             for number, name in enumerate(clicks, start=1):
                 app.button(name)
                 expect(main.get_by_text(f"Saved pair {number} for ada")).to_be_visible()
-            assert app.page.get_by_label("Pair (1 to 64)").input_value() == "4"  # on to the next unrated pair
+            assert app.page.get_by_label("Pair (1 to 64)").input_value() == "4"  # on to the next pair after each rating
             app.screenshot("ab")
 
             stored = read(ab_lake, "ratings")
