@@ -147,12 +147,22 @@ def _assert_equal(got: Any, expected: Any) -> None:
 
 
 def _lasso(app: Explorer, corners: list[tuple[float, float]]) -> None:
-    """Shift+drag around `corners` (fractions of the scatter's canvas); a rerun follows."""
-    left, top, width, height = app.page.evaluate(
-        "() => { const r = document.querySelector('.dmd2-gl').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }"
-    )
+    """Shift+drag around `corners` (fractions of the scatter's canvas); a rerun follows.
+
+    The sets panel a previous lasso opened loads its images after its rerun, which can move the
+    canvas: the page settles first and the canvas is measured then. A gesture the component
+    never reported (no rerun within 10 s: made no set, seen once in CI) is drawn once more.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = app.page
-    with app.rerun():
+    page.wait_for_function("() => [...document.images].every((image) => image.complete)")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    before = app.runs()
+    for attempt in range(2):
+        left, top, width, height = page.evaluate(
+            "() => { const r = document.querySelector('.dmd2-gl').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }"
+        )
         page.keyboard.down("Shift")
         page.mouse.move(left + width * corners[0][0], top + height * corners[0][1])
         page.mouse.down()
@@ -160,6 +170,13 @@ def _lasso(app: Explorer, corners: list[tuple[float, float]]) -> None:
             page.mouse.move(left + width * fx, top + height * fy, steps=10)
         page.mouse.up()
         page.keyboard.up("Shift")
+        try:
+            page.wait_for_function("(floor) => (window.__dmd2runs || 0) > floor", arg=before, timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+    app.settle(after=before)
 
 
 def test_lassoed_sets_hold_the_lake_points_inside_and_compare(app: Explorer, cli_demo_lake: Path) -> None:
