@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lake import StagedGroup, imagenet_classes
-from lake.layout import check_schedule_id, parse_generated_id, sets_spec
+from lake.layout import check_schedule_id, parse_generated_id, sets_group, sets_spec
 
 from ..errors import AnalysisError
 from ..metrics import METRIC_NAMES, compare_sets, frechet_distance_of
@@ -77,7 +77,7 @@ class SetsStep(Step):
     config: SetsConfig = field(default_factory=SetsConfig)
 
     def group(self, key: Any) -> str:
-        return str(sets_spec(key, self.first.name, self.second.name, {}).path)
+        return sets_group(key, self.first.name, self.second.name)
 
     def parameters(self) -> dict[str, Any]:
         return {**asdict(self.config), "first": self.first.model_id, "second": self.second.model_id}
